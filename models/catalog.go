@@ -151,8 +151,8 @@ var catalog = map[string]preset{
 	"wide_resnet101_2": {"ImageNet wide ResNet-101-2 (torchvision)", imageNetPreset("wide_resnet101_2", Bottleneck, []int{3, 4, 23, 3}, 1, 128, 126886696, 22.753)},
 }
 
-// Names lists the catalog's preset names in a stable order: CIFAR models by
-// depth, then ImageNet models by depth.
+// Names lists the catalog's preset names in a stable order: CIFAR models,
+// then ImageNet models, each from the smallest to the largest.
 func Names() []string {
 	names := make([]string, 0, len(catalog))
 	for n := range catalog {
@@ -163,8 +163,8 @@ func Names() []string {
 		if a.Family != b.Family {
 			return a.Family == CIFAR
 		}
-		if a.Depth() != b.Depth() {
-			return a.Depth() < b.Depth()
+		if a.Reference.Params != b.Reference.Params {
+			return a.Reference.Params < b.Reference.Params
 		}
 		return names[i] < names[j]
 	})

@@ -27,7 +27,7 @@ func TestEveryPresetIsValid(t *testing.T) {
 			t.Errorf("%s: no published parameter count or description", n)
 		}
 	}
-	if names[0] != "resnet20" || names[len(names)-1] != "resnet152" {
+	if names[0] != "resnet20" || names[len(names)-1] != "wide_resnet101_2" {
 		t.Errorf("Names order: %v", names)
 	}
 }

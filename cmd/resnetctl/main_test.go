@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+func runCLI(args ...string) (code int, stdout, stderr string) {
+	var out, errOut bytes.Buffer
+	code = run(args, &Streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	return code, out.String(), errOut.String()
+}
+
+func TestExitCodesAndErrors(t *testing.T) {
+	tests := []struct {
+		args   []string
+		code   int
+		stderr string
+	}{
+		{[]string{"summary", "--model", "resnet21"}, exitError, "depth 21 is not 6n+2"},
+		{[]string{"summary", "--model", "resnet18", "--groups", "32"}, exitError, "basic blocks support only groups=1"},
+		{[]string{"summary", "--classes", "0"}, exitError, "classes must be at least 1, got 0"},
+		{[]string{"summary", "--model", "nope"}, exitError, `unknown model "nope"`},
+		{[]string{"summary", "--input", "3x32"}, exitUsage, "--input"},
+		{[]string{"summary", "--shortcut", "C"}, exitError, `shortcut "C"`},
+		{[]string{"summary", "--bogus"}, exitUsage, "unknown flag: --bogus"},
+		{[]string{"summary", "resnet20"}, exitUsage, "use --model"},
+		{[]string{"models", "extra"}, exitUsage, "takes no arguments"},
+		{[]string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, out, errOut := runCLI(tt.args...)
+			if code != tt.code || !strings.Contains(errOut, tt.stderr) {
+				t.Fatalf("exit %d, stderr %q; want exit %d and %q", code, errOut, tt.code, tt.stderr)
+			}
+			if out != "" {
+				t.Errorf("stdout on error: %q", out)
+			}
+			if first, _, _ := strings.Cut(errOut, "\n"); !strings.HasPrefix(first, "resnetctl: ") {
+				t.Errorf("error line %q", first)
+			}
+		})
+	}
+}
+
+func TestSummaryJSON(t *testing.T) {
+	tests := []struct {
+		args             []string
+		params, nonTrain int64
+		macs             int64
+		classes          int
+		labels           string
+	}{
+		{[]string{"--model", "resnet20"}, 269722, 1376, 40551040, 10, "cifar10"},
+		{[]string{"--model", "resnet56", "--shortcut", "b"}, 855770, 4256, 125747840, 10, "cifar10"},
+		{[]string{"--model", "resnet20", "--classes", "100"}, 275572, 1376, 40556800, 100, "cifar100"},
+		{[]string{"--model", "resnet20", "--classes", "7"}, 269722 - 650 + 7*65, 1376, 40551040 - 640 + 7*64, 7, ""},
+		{[]string{"--model", "resnet50", "--groups", "32", "--width-per-group", "4"}, 25028904, 68224, 4230479872, 1000, "imagenet"},
+		{[]string{"--model", "resnet50", "--width-per-group", "128"}, 68883240, 68224, 11398021120, 1000, "imagenet"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, out, errOut := runCLI(append([]string{"summary", "--json"}, tt.args...)...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			var s summaryJSON
+			if err := json.Unmarshal([]byte(out), &s); err != nil {
+				t.Fatal(err)
+			}
+			if s.Totals.Trainable != tt.params || s.Totals.NonTrainable != tt.nonTrain || s.Totals.MACs != tt.macs {
+				t.Errorf("totals %+v, want %d/%d/%d", s.Totals, tt.params, tt.nonTrain, tt.macs)
+			}
+			if s.Model.Classes != tt.classes || s.Model.Labels != tt.labels {
+				t.Errorf("classes %d labels %q", s.Model.Classes, s.Model.Labels)
+			}
+			var sum int64
+			for _, l := range s.Layers {
+				sum += l.Params
+			}
+			if sum != s.Totals.Params || s.Totals.Bytes != 4*s.Totals.Params {
+				t.Errorf("layers add up to %d params, totals say %d", sum, s.Totals.Params)
+			}
+			if last := s.Layers[len(s.Layers)-1]; last.Name != "fc" || len(last.OutputShape) != 1 || last.OutputShape[0] != tt.classes {
+				t.Errorf("last layer %+v", last)
+			}
+		})
+	}
+}
+
+func TestSummaryInputChannels(t *testing.T) {
+	code, out, errOut := runCLI("summary", "--json", "--model", "resnet20", "--input", "1x28x28")
+	if code != 0 {
+		t.Fatal(errOut)
+	}
+	var s summaryJSON
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Model.Input.C != 1 || len(s.Model.Preprocess.Mean) != 1 || s.Layers[0].Params != 16*9 {
+		t.Errorf("input %v mean %v conv1 params %d", s.Model.Input, s.Model.Preprocess.Mean, s.Layers[0].Params)
+	}
+	if got := s.Layers[len(s.Layers)-4].OutputShape; got[1] != 7 || got[2] != 7 {
+		t.Errorf("last stage at 28x28 input: %v, want 64x7x7", got)
+	}
+}
+
+// TestGolden compares the human-readable output with testdata/*.golden;
+// run `go test ./cmd/resnetctl -update` after an intended change.
+func TestGolden(t *testing.T) {
+	for name, args := range map[string][]string{
+		"summary_resnet20.golden":   {"summary", "--model", "resnet20"},
+		"summary_resnet50.golden":   {"summary", "--model", "resnet50"},
+		"models.golden":             {"models"},
+		"summary_preact_wrn.golden": {"summary", "--model", "resnet20", "--preact", "--widen", "2", "--shortcut", "B"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			code, out, errOut := runCLI(args...)
+			if code != 0 {
+				t.Fatal(errOut)
+			}
+			path := filepath.Join("testdata", name)
+			if *update {
+				if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out != string(want) {
+				t.Errorf("output differs from %s; run with -update if the change is intended\n%s", path, out)
+			}
+		})
+	}
+}
+
+func TestHelpHasExamples(t *testing.T) {
+	for _, c := range NewCmdRoot(&Streams{}).Commands() {
+		if c.Name() == "help" || c.Name() == "completion" {
+			continue
+		}
+		if c.Example == "" || c.Long == "" {
+			t.Errorf("%s: --help lacks a long description or examples", c.Name())
+		}
+	}
+	code, out, _ := runCLI("summary", "--help")
+	if code != 0 || !strings.Contains(out, "--classes") || !strings.Contains(out, "Examples:") {
+		t.Errorf("summary --help: %d %q", code, out)
+	}
+}
