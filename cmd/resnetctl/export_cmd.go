@@ -1,0 +1,106 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/resnetctl/resnetctl/build"
+	"github.com/resnetctl/resnetctl/export"
+	"github.com/resnetctl/resnetctl/models"
+	"github.com/spf13/cobra"
+)
+
+// ExportOptions are the inputs of `resnetctl export`.
+type ExportOptions struct {
+	Streams *Streams
+	Spec    models.Spec
+	Path    string
+	Seed    uint64
+	Export  export.Options
+	JSON    bool
+}
+
+// NewCmdExport makes `resnetctl export`; runF replaces the run function in tests.
+func NewCmdExport(s *Streams, runF func(*ExportOptions) error) *cobra.Command {
+	opts := &ExportOptions{Streams: s}
+	var flags specFlags
+	c := &cobra.Command{
+		Use:   "export [flags] MODEL.onnx",
+		Short: "Write a model as an ONNX file",
+		Long: fmt.Sprintf(`Write a model as an ONNX file that ONNX Runtime, onnx-go, TensorRT and
+resnetctl's own runtime can load.
+
+The file has one input "input" (N, C, H, W) and the output "logits" (N, classes),
+plus "probabilities" with --softmax; the batch dimension N is dynamic. Initializers
+carry torchvision's parameter names. Class names, preprocessing (scale, mean,
+std, layout, input size) and the architecture are stored in metadata_props.
+
+Opsets %d to %d are written, each in its own op forms, with the matching IR
+version (default opset %d). --fold-bn folds every BatchNorm that follows a
+convolution into it. The file is written atomically: it appears complete or not
+at all. Until a checkpoint is given, weights are freshly initialised from --seed.`, export.MinOpset, export.MaxOpset, export.DefaultOpset),
+		Example: `  resnetctl export --model resnet20 resnet20.onnx
+  resnetctl export --model resnet50 --opset 13 --fold-bn --softmax resnet50.onnx
+  resnetctl export --model resnet56 --shortcut B --classes 100 --json r56.onnx`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageErrorf(c, "export takes one argument, the output path (got %d)", len(args))
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			spec, err := flags.resolve(c)
+			if err != nil {
+				return err
+			}
+			if o := opts.Export.Opset; o < export.MinOpset || o > export.MaxOpset {
+				return usageErrorf(c, "--opset %d: choose %d to %d", o, export.MinOpset, export.MaxOpset)
+			}
+			opts.Spec, opts.Path = spec, args[0]
+			opts.Export.ProducerVersion = version
+			if runF != nil {
+				return runF(opts)
+			}
+			return exportRun(opts)
+		},
+	}
+	flags.register(c, "resnet20")
+	fs := c.Flags()
+	fs.IntVar(&opts.Export.Opset, "opset", export.DefaultOpset, "ONNX opset to write")
+	fs.BoolVar(&opts.Export.FoldBN, "fold-bn", false, "fold BatchNorm into the preceding convolution")
+	fs.BoolVar(&opts.Export.Softmax, "softmax", false, `append a Softmax with output "probabilities"`)
+	fs.Uint64Var(&opts.Seed, "seed", 1, "seed of the initial weights")
+	fs.BoolVar(&opts.JSON, "json", false, "print what was written as JSON")
+	return c
+}
+
+func exportRun(opts *ExportOptions) error {
+	g, err := build.New(opts.Spec, build.Options{Seed: opts.Seed})
+	if err != nil {
+		return err
+	}
+	info, err := export.WriteFile(opts.Path, g, opts.Export)
+	if err != nil {
+		return err
+	}
+	if opts.JSON {
+		enc := json.NewEncoder(opts.Streams.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(info)
+	}
+	w := opts.Streams.Out
+	fmt.Fprintf(w, "wrote %s (%s bytes)\n", info.Path, humanCount(info.Bytes))
+	fmt.Fprintf(w, "  model:   %s, weights from seed %d (untrained)\n", opts.Spec.Name, opts.Seed)
+	fmt.Fprintf(w, "  opset:   %d (IR version %d), %d nodes", info.Opset, info.IRVersion, info.Nodes)
+	if opts.Export.FoldBN {
+		fmt.Fprint(w, ", BatchNorm folded")
+	}
+	fmt.Fprintln(w)
+	in := opts.Spec.Input
+	fmt.Fprintf(w, "  inputs:  %s [N, %d, %d, %d] float32\n", info.Inputs[0], in.C, in.H, in.W)
+	for _, o := range info.Outputs {
+		fmt.Fprintf(w, "  output:  %s [N, %d] float32\n", o, opts.Spec.Classes)
+	}
+	fmt.Fprintf(w, "  params:  %s\n", humanCount(info.Params))
+	return nil
+}

@@ -1,0 +1,299 @@
+// Package export turns a build.Graph into an ONNX model (onnxpb.ModelProto)
+// for any opset from 9 to 21.
+//
+// Op versions and their attribute-versus-input forms differ between opsets;
+// this package writes the form each opset defines (Slice with steps from
+// opset 10, Pad with a pads input from opset 11 …) and sets the IR version
+// the ONNX release of that opset introduced. The batch dimension is dynamic
+// ("N"); tensor and node names follow the graph, so initializers carry
+// torchvision's parameter names. Class names, preprocessing and the
+// architecture spec travel in metadata_props.
+package export
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+
+	"github.com/resnetctl/resnetctl/build"
+	"github.com/resnetctl/resnetctl/internal/atomicfile"
+	"github.com/resnetctl/resnetctl/internal/onnxpb"
+	"github.com/resnetctl/resnetctl/models"
+	"google.golang.org/protobuf/proto"
+)
+
+// Supported opsets.
+const (
+	MinOpset     = 9
+	MaxOpset     = 21
+	DefaultOpset = 17 // the newest the ONNX 1.12 checker knows; ONNX Runtime runs 7–21+
+)
+
+// Output names and metadata keys of an exported model.
+const (
+	InputName         = "input"
+	LogitsName        = "logits"
+	ProbabilitiesName = "probabilities"
+	BatchDim          = "N"
+
+	MetaClasses      = "classes"      // JSON array of class names, in class-index order
+	MetaLabelSet     = "label_set"    // catalog name of the label set (cifar10, imagenet …)
+	MetaPreprocess   = "preprocess"   // JSON Preprocessing
+	MetaArchitecture = "architecture" // JSON models.Spec
+	MetaFoldedBN     = "folded_batchnorm"
+)
+
+// Preprocessing is the JSON stored under MetaPreprocess: how to turn 8-bit
+// RGB pixels into the input tensor, x = (pixel*scale - mean[c]) / std[c].
+type Preprocessing struct {
+	Scale     float32   `json:"scale"`
+	Mean      []float32 `json:"mean"`
+	Std       []float32 `json:"std"`
+	Layout    string    `json:"layout"`     // always NCHW
+	Color     string    `json:"color"`      // RGB
+	InputSize []int     `json:"input_size"` // C, H, W
+	Preset    string    `json:"preset,omitempty"`
+}
+
+// Options control the export.
+type Options struct {
+	// Opset is the ai.onnx opset, MinOpset…MaxOpset; 0 means DefaultOpset.
+	Opset int
+	// FoldBN folds every BatchNorm that directly follows a convolution into
+	// that convolution's weights and bias. BatchNorms that follow anything
+	// else (pre-activation blocks) stay.
+	FoldBN bool
+	// Softmax appends a Softmax node whose output is "probabilities", next
+	// to the "logits" output.
+	Softmax bool
+	// ProducerVersion is written as the model's producer_version.
+	ProducerVersion string
+}
+
+// ErrOpset is wrapped when the requested opset is outside MinOpset…MaxOpset.
+var ErrOpset = errors.New("unsupported opset")
+
+// IRVersion is the IR version of the ONNX release that introduced opset.
+func IRVersion(opset int) int64 {
+	switch {
+	case opset <= 8:
+		return 3
+	case opset == 9:
+		return 4
+	case opset == 10:
+		return 5
+	case opset == 11:
+		return 6
+	case opset <= 14:
+		return 7
+	case opset <= 18:
+		return 8
+	case opset <= 20:
+		return 9
+	default:
+		return 10
+	}
+}
+
+// Model converts g to an ONNX model.
+func Model(g *build.Graph, opts Options) (*onnxpb.ModelProto, error) {
+	if opts.Opset == 0 {
+		opts.Opset = DefaultOpset
+	}
+	if opts.Opset < MinOpset || opts.Opset > MaxOpset {
+		return nil, fmt.Errorf("%w: %d (this exporter writes opsets %d to %d)", ErrOpset, opts.Opset, MinOpset, MaxOpset)
+	}
+	if err := g.Check(); err != nil {
+		return nil, err
+	}
+	for _, p := range g.Params {
+		if p.Data == nil {
+			return nil, fmt.Errorf("export: parameter %s has no data (graph built with ShapesOnly)", p.Name)
+		}
+	}
+	e := &exporter{g: g, opts: opts, graph: &onnxpb.GraphProto{Name: g.Spec.Name}}
+	if err := e.nodes(); err != nil {
+		return nil, err
+	}
+	in := g.Spec.Input
+	e.graph.Input = []*onnxpb.ValueInfoProto{valueInfo(InputName, in.C, in.H, in.W)}
+	e.graph.Output = []*onnxpb.ValueInfoProto{valueInfo(LogitsName, g.Spec.Classes)}
+	if opts.Softmax {
+		e.graph.Output = append(e.graph.Output, valueInfo(ProbabilitiesName, g.Spec.Classes))
+	}
+	meta, err := metadata(g.Spec, opts)
+	if err != nil {
+		return nil, err
+	}
+	producer := opts.ProducerVersion
+	if producer == "" {
+		producer = "dev"
+	}
+	return &onnxpb.ModelProto{
+		IrVersion:       IRVersion(opts.Opset),
+		OpsetImport:     []*onnxpb.OperatorSetIdProto{{Domain: "", Version: int64(opts.Opset)}},
+		ProducerName:    "resnetctl",
+		ProducerVersion: producer,
+		DocString:       fmt.Sprintf("%s (%s) exported by resnetctl", g.Spec.Name, models.About(g.Spec.Name)),
+		Graph:           e.graph,
+		MetadataProps:   meta,
+	}, nil
+}
+
+// Marshal encodes the model of g as ONNX bytes.
+func Marshal(g *build.Graph, opts Options) ([]byte, error) {
+	m, err := Model(g, opts)
+	if err != nil {
+		return nil, err
+	}
+	b, err := proto.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("export: encode: %w", err)
+	}
+	return b, nil
+}
+
+// Info describes a written model.
+type Info struct {
+	Path      string   `json:"path"`
+	Opset     int      `json:"opset"`
+	IRVersion int64    `json:"ir_version"`
+	Inputs    []string `json:"inputs"`
+	Outputs   []string `json:"outputs"`
+	Bytes     int64    `json:"bytes"`
+	Params    int64    `json:"params"` // elements of every initializer
+	Nodes     int      `json:"nodes"`
+}
+
+// WriteFile exports g to path atomically: the file appears complete or not
+// at all, and an existing file is only replaced by a complete new one.
+func WriteFile(path string, g *build.Graph, opts Options) (Info, error) {
+	m, err := Model(g, opts)
+	if err != nil {
+		return Info{}, err
+	}
+	b, err := proto.Marshal(m)
+	if err != nil {
+		return Info{}, fmt.Errorf("export: encode: %w", err)
+	}
+	if err := atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		_, err := w.Write(b)
+		return err
+	}); err != nil {
+		return Info{}, err
+	}
+	info := Info{Path: path, Opset: int(m.OpsetImport[0].Version), IRVersion: m.IrVersion, Bytes: int64(len(b)), Nodes: len(m.Graph.Node)}
+	for _, v := range m.Graph.Input {
+		info.Inputs = append(info.Inputs, v.Name)
+	}
+	for _, v := range m.Graph.Output {
+		info.Outputs = append(info.Outputs, v.Name)
+	}
+	for _, t := range m.Graph.Initializer {
+		n := int64(1)
+		for _, d := range t.Dims {
+			n *= d
+		}
+		if t.DataType == int32(onnxpb.TensorProto_FLOAT) {
+			info.Params += n
+		}
+	}
+	return info, nil
+}
+
+func metadata(s models.Spec, opts Options) ([]*onnxpb.StringStringEntryProto, error) {
+	var meta []*onnxpb.StringStringEntryProto
+	add := func(k string, v any) error {
+		var str string
+		if s, ok := v.(string); ok {
+			str = s
+		} else {
+			b, err := json.Marshal(v)
+			if err != nil {
+				return fmt.Errorf("export: metadata %s: %w", k, err)
+			}
+			str = string(b)
+		}
+		meta = append(meta, &onnxpb.StringStringEntryProto{Key: k, Value: str})
+		return nil
+	}
+	if s.Labels != "" {
+		labels, err := models.Labels(s.Labels)
+		if err != nil {
+			return nil, fmt.Errorf("export: %w", err)
+		}
+		if err := add(MetaClasses, labels); err != nil {
+			return nil, err
+		}
+		if err := add(MetaLabelSet, s.Labels); err != nil {
+			return nil, err
+		}
+	}
+	pre := Preprocessing{
+		Scale: s.Preprocess.Scale, Mean: s.Preprocess.Mean, Std: s.Preprocess.Std,
+		Layout: "NCHW", Color: "RGB", InputSize: []int{s.Input.C, s.Input.H, s.Input.W}, Preset: s.Preprocess.Name,
+	}
+	if err := add(MetaPreprocess, pre); err != nil {
+		return nil, err
+	}
+	if err := add(MetaArchitecture, s); err != nil {
+		return nil, err
+	}
+	if err := add(MetaFoldedBN, fmt.Sprint(opts.FoldBN)); err != nil {
+		return nil, err
+	}
+	return meta, nil
+}
+
+func valueInfo(name string, dims ...int) *onnxpb.ValueInfoProto {
+	shape := &onnxpb.TensorShapeProto{Dim: []*onnxpb.TensorShapeProto_Dimension{
+		{Value: &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: BatchDim}},
+	}}
+	for _, d := range dims {
+		shape.Dim = append(shape.Dim, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: int64(d)}})
+	}
+	return &onnxpb.ValueInfoProto{Name: name, Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{
+		TensorType: &onnxpb.TypeProto_Tensor{ElemType: int32(onnxpb.TensorProto_FLOAT), Shape: shape},
+	}}}
+}
+
+// floatTensor makes a float32 initializer with raw little-endian data.
+func floatTensor(name string, dims []int, data []float32) *onnxpb.TensorProto {
+	raw := make([]byte, 4*len(data))
+	for i, v := range data {
+		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(v))
+	}
+	t := &onnxpb.TensorProto{Name: name, DataType: int32(onnxpb.TensorProto_FLOAT), RawData: raw}
+	for _, d := range dims {
+		t.Dims = append(t.Dims, int64(d))
+	}
+	return t
+}
+
+// int64Tensor makes a 1-D int64 initializer.
+func int64Tensor(name string, data ...int64) *onnxpb.TensorProto {
+	return &onnxpb.TensorProto{Name: name, DataType: int32(onnxpb.TensorProto_INT64), Dims: []int64{int64(len(data))}, Int64Data: data}
+}
+
+func ints(name string, v ...int) *onnxpb.AttributeProto {
+	a := &onnxpb.AttributeProto{Name: name, Type: onnxpb.AttributeProto_INTS}
+	for _, x := range v {
+		a.Ints = append(a.Ints, int64(x))
+	}
+	return a
+}
+
+func intAttr(name string, v int) *onnxpb.AttributeProto {
+	return &onnxpb.AttributeProto{Name: name, Type: onnxpb.AttributeProto_INT, I: int64(v)}
+}
+
+func floatAttr(name string, v float32) *onnxpb.AttributeProto {
+	return &onnxpb.AttributeProto{Name: name, Type: onnxpb.AttributeProto_FLOAT, F: v}
+}
+
+func stringAttr(name, v string) *onnxpb.AttributeProto {
+	return &onnxpb.AttributeProto{Name: name, Type: onnxpb.AttributeProto_STRING, S: []byte(v)}
+}
