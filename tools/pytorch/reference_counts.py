@@ -3,11 +3,8 @@
 
 Writes build/testdata/pytorch_reference.json, the golden file that
 build/reference_test.go compares resnetctl's graphs against. ImageNet models
-come from torchvision itself; CIFAR models from the small PyTorch modules
-below, written the way the common PyTorch CIFAR ResNets are (option A pads
-the subsampled input with zero channels, half before and half after;
-pre-activation projections are a bare 1x1 convolution, as in the
-identity-mappings paper and WRN).
+come from torchvision itself; CIFAR models from the PyTorch modules in
+resnets.py.
 
 MACs are counted with forward hooks on Conv2d and Linear: one multiply-add per
 weight of a filter per output element, the convention of torchvision's
@@ -21,139 +18,9 @@ import sys
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torchvision
 
-
-class PadShortcut(nn.Module):
-    def __init__(self, stride, before, after):
-        super().__init__()
-        self.stride, self.before, self.after = stride, before, after
-
-    def forward(self, x):
-        x = x[:, :, :: self.stride, :: self.stride]
-        return F.pad(x, (0, 0, 0, 0, self.before, self.after))
-
-
-class Basic(nn.Module):
-    expansion = 1
-
-    def __init__(self, cin, planes, stride, option, preact):
-        super().__init__()
-        self.preact = preact
-        # Registration order is state-dict order: norm before conv when pre-activated.
-        if preact:
-            self.bn1 = nn.BatchNorm2d(cin)
-            self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(planes)
-            self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        else:
-            self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(planes)
-            self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(planes)
-        self.shortcut = None
-        self.downsample = None
-        if stride != 1 or cin != planes:
-            if option == "A":
-                extra = planes - cin
-                self.shortcut = PadShortcut(stride, extra // 2, extra - extra // 2)
-            elif preact:
-                self.downsample = nn.Sequential(nn.Conv2d(cin, planes, 1, stride, bias=False))
-            else:
-                self.downsample = nn.Sequential(
-                    nn.Conv2d(cin, planes, 1, stride, bias=False), nn.BatchNorm2d(planes)
-                )
-
-    def forward(self, x):
-        if self.preact:
-            pre = F.relu(self.bn1(x))
-            out = self.conv2(F.relu(self.bn2(self.conv1(pre))))
-            sc = x
-            if self.downsample is not None:
-                sc = self.downsample(pre)
-            elif self.shortcut is not None:
-                sc = self.shortcut(x)
-            return out + sc
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        sc = x
-        if self.downsample is not None:
-            sc = self.downsample(x)
-        elif self.shortcut is not None:
-            sc = self.shortcut(x)
-        return F.relu(out + sc)
-
-
-class Bottleneck(nn.Module):
-    expansion = 4
-
-    def __init__(self, cin, planes, stride, option, preact):
-        super().__init__()
-        out = planes * 4
-        self.preact = preact
-        if preact:
-            self.bn1 = nn.BatchNorm2d(cin)
-            self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(planes)
-            self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
-            self.bn3 = nn.BatchNorm2d(planes)
-            self.conv3 = nn.Conv2d(planes, out, 1, bias=False)
-        else:
-            self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(planes)
-            self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(planes)
-            self.conv3 = nn.Conv2d(planes, out, 1, bias=False)
-            self.bn3 = nn.BatchNorm2d(out)
-        self.downsample = None
-        if stride != 1 or cin != out:
-            if preact:
-                self.downsample = nn.Sequential(nn.Conv2d(cin, out, 1, stride, bias=False))
-            else:
-                self.downsample = nn.Sequential(nn.Conv2d(cin, out, 1, stride, bias=False), nn.BatchNorm2d(out))
-
-    def forward(self, x):
-        if self.preact:
-            pre = F.relu(self.bn1(x))
-            out = self.conv1(pre)
-            out = self.conv2(F.relu(self.bn2(out)))
-            out = self.conv3(F.relu(self.bn3(out)))
-            return out + (self.downsample(pre) if self.downsample is not None else x)
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = F.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return F.relu(out + (self.downsample(x) if self.downsample is not None else x))
-
-
-class CifarResNet(nn.Module):
-    def __init__(self, block, n, option="A", preact=False, widen=1, classes=10):
-        super().__init__()
-        self.preact = preact
-        self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
-        if not preact:
-            self.bn1 = nn.BatchNorm2d(16)
-        cin = 16
-        for i, planes in enumerate([16 * widen if block is Basic else 16, 32 * widen if block is Basic else 32, 64 * widen if block is Basic else 64]):
-            blocks = []
-            for j in range(n):
-                stride = 2 if i > 0 and j == 0 else 1
-                blocks.append(block(cin, planes, stride, option, preact))
-                cin = planes * block.expansion
-            setattr(self, "layer%d" % (i + 1), nn.Sequential(*blocks))
-        if preact:
-            self.bn_final = nn.BatchNorm2d(cin)
-        self.fc = nn.Linear(cin, classes)
-
-    def forward(self, x):
-        x = self.conv1(x)
-        if not self.preact:
-            x = F.relu(self.bn1(x))
-        x = self.layer3(self.layer2(self.layer1(x)))
-        if self.preact:
-            x = F.relu(self.bn_final(x))
-        x = F.adaptive_avg_pool2d(x, 1).flatten(1)
-        return self.fc(x)
+from resnets import Basic, Bottleneck, CifarResNet
 
 
 def count_macs(model, size):
