@@ -2,7 +2,14 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run test fmt-check vet unit build reference-check
+.PHONY: run test setup fmt-check vet unit build reference-check
+
+# The other people's software our tests compare against: the ONNX checker
+# (onnx 1.12), PyTorch 1.13 + torchvision 0.14 from Debian, and ONNX Runtime
+# 1.30 from npm (its CPU runtime ships in the package; the env var skips a
+# GPU download that cannot succeed here).
+APT_PACKAGES := python3-onnx python3-numpy python3-torch python3-torchvision
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 ## run: the main job (today: summarise the default model; `train` once it lands)
 run: build
@@ -11,8 +18,19 @@ run: build
 build:
 	$(GO) build -o bin/resnetctl ./cmd/resnetctl
 
-## test: everything CI runs — formatting, vet, all tests
-test: fmt-check vet unit
+## test: everything CI runs — set-up, formatting, vet, all tests
+test: setup fmt-check vet unit
+
+## setup: install the interop tools (idempotent; apt only for what is missing)
+setup: tools/ort/node_modules/.package-lock.json
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+tools/ort/node_modules/.package-lock.json: tools/ort/package.json tools/ort/package-lock.json
+	cd tools/ort && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
