@@ -158,3 +158,73 @@ func TestHelpHasExamples(t *testing.T) {
 		t.Errorf("summary --help: %d %q", code, out)
 	}
 }
+
+func TestExportCommand(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "r20.onnx")
+	code, stdout, errOut := runCLI("export", "--model", "resnet20", "--shortcut", "B", "--opset", "13", "--fold-bn", "--softmax", "--json", out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var info struct {
+		Path      string   `json:"path"`
+		Opset     int      `json:"opset"`
+		IRVersion int      `json:"ir_version"`
+		Outputs   []string `json:"outputs"`
+		Bytes     int64    `json:"bytes"`
+		Params    int64    `json:"params"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &info); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(out)
+	if err != nil || st.Size() != info.Bytes || info.Opset != 13 || info.IRVersion != 7 || len(info.Outputs) != 2 {
+		t.Fatalf("info %+v, file %v", info, err)
+	}
+	// Folded: BN weights and running stats are gone, conv biases added.
+	if info.Params >= 272474+1568 {
+		t.Errorf("folded export holds %d parameters", info.Params)
+	}
+	code, stdout, _ = runCLI("export", filepath.Join(dir, "plain.onnx"))
+	if code != 0 || !strings.Contains(stdout, "opset:   17 (IR version 8)") || !strings.Contains(stdout, "output:  logits [N, 10]") {
+		t.Errorf("human output: %q", stdout)
+	}
+
+	readOnly := filepath.Join(dir, "ro.onnx")
+	os.WriteFile(readOnly, []byte("keep me"), 0o444)
+	for _, tt := range []struct {
+		args []string
+		code int
+		want string
+		path string
+	}{
+		{[]string{"export", filepath.Join(dir, "no", "such", "dir", "m.onnx")}, exitError, "does not exist", filepath.Join(dir, "no")},
+		{[]string{"export", readOnly}, exitError, "read-only", ""},
+		{[]string{"export", "/proc/m.onnx"}, exitError, "/proc/m.onnx", "/proc/m.onnx"},
+		{[]string{"export", "--model", "resnet19", filepath.Join(dir, "bad.onnx")}, exitError, "depth 19 is not 6n+2", filepath.Join(dir, "bad.onnx")},
+		{[]string{"export", "--model", "alexnet", filepath.Join(dir, "bad.onnx")}, exitError, `unknown model "alexnet"`, filepath.Join(dir, "bad.onnx")},
+		{[]string{"export", "--opset", "22", filepath.Join(dir, "bad.onnx")}, exitUsage, "--opset 22: choose 9 to 21", filepath.Join(dir, "bad.onnx")},
+		{[]string{"export"}, exitUsage, "one argument", ""},
+	} {
+		code, _, errOut := runCLI(tt.args...)
+		if code != tt.code || !strings.Contains(errOut, tt.want) || strings.Count(errOut, "\n") > 2 {
+			t.Errorf("%v: exit %d, stderr %q; want %d and %q", tt.args, code, errOut, tt.code, tt.want)
+		}
+		if tt.path != "" {
+			if _, err := os.Stat(tt.path); err == nil {
+				t.Errorf("%v: %s exists after a failed export", tt.args, tt.path)
+			}
+		}
+	}
+	if b, _ := os.ReadFile(readOnly); string(b) != "keep me" {
+		t.Errorf("read-only file changed")
+	}
+	entries, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != "plain.onnx r20.onnx ro.onnx" {
+		t.Errorf("directory holds %v: a partial or temporary file was left", names)
+	}
+}
