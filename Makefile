@@ -40,7 +40,7 @@ vet:
 	$(GO) vet $(PKGS)
 
 unit:
-	$(GO) test -count=1 $(PKGS)
+	$(GO) test -count=1 -timeout 45m $(PKGS)
 
 ## reference-check: regenerate the PyTorch golden file and fail if it changed
 ## (needs Debian's python3-torch python3-torchvision)
