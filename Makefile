@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run test setup fmt-check vet unit build reference-check
+.PHONY: run test setup fmt-check vet unit build reference-check bench
 
 # The other people's software our tests compare against: the ONNX checker
 # (onnx 1.12), PyTorch 1.13 + torchvision 0.14 from Debian, and ONNX Runtime
@@ -47,3 +47,7 @@ unit:
 reference-check:
 	/usr/bin/python3 tools/pytorch/reference_counts.py /tmp/pytorch_reference.json >/dev/null
 	cmp /tmp/pytorch_reference.json build/testdata/pytorch_reference.json
+
+## bench: our runtime against ONNX Runtime, side by side (not part of test)
+bench: build tools/ort/node_modules/.package-lock.json
+	tools/bench.sh

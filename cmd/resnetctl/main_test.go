@@ -4,10 +4,17 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/resnetctl/resnetctl/cifar"
+	"github.com/resnetctl/resnetctl/models"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -226,5 +233,129 @@ func TestExportCommand(t *testing.T) {
 	}
 	if strings.Join(names, " ") != "plain.onnx r20.onnx ro.onnx" {
 		t.Errorf("directory holds %v: a partial or temporary file was left", names)
+	}
+}
+
+// sampleFiles exports an untrained resnet20 and writes the embedded CIFAR-10
+// test sample as a binary .bin file and its first two images as PNGs.
+func sampleFiles(t *testing.T) (model, bin string, images []string) {
+	t.Helper()
+	dir := t.TempDir()
+	model = filepath.Join(dir, "r20.onnx")
+	if code, _, errOut := runCLI("export", model); code != 0 {
+		t.Fatal(errOut)
+	}
+	ds, err := cifar.EmbeddedSample("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec []byte
+	for i := 0; i < ds.Len(); i++ {
+		rec = append(rec, byte(ds.Labels[i]))
+		rec = append(rec, ds.Image(i).Pix...)
+	}
+	bin = filepath.Join(dir, "test_sample.bin")
+	if err := os.WriteFile(bin, rec, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		img := ds.Image(i)
+		rgba := image.NewRGBA(image.Rect(0, 0, img.W, img.H))
+		for y := 0; y < img.H; y++ {
+			for x := 0; x < img.W; x++ {
+				o := y*img.W + x
+				rgba.Set(x, y, color.RGBA{img.Pix[o], img.Pix[img.W*img.H+o], img.Pix[2*img.W*img.H+o], 255})
+			}
+		}
+		var buf bytes.Buffer
+		png.Encode(&buf, rgba)
+		p := filepath.Join(dir, fmt.Sprintf("img%d.png", i))
+		os.WriteFile(p, buf.Bytes(), 0o644)
+		images = append(images, p)
+	}
+	return model, bin, images
+}
+
+func TestPredictEvaluateBench(t *testing.T) {
+	model, bin, images := sampleFiles(t)
+	code, out, errOut := runCLI(append([]string{"predict", "--json", "--top", "3", model}, images...)...)
+	if code != 0 {
+		t.Fatal(errOut)
+	}
+	var preds []predictResult
+	if err := json.Unmarshal([]byte(out), &preds); err != nil {
+		t.Fatal(err)
+	}
+	cifar10, _ := models.Labels("cifar10")
+	if len(preds) != 2 || len(preds[0].Predictions) != 3 {
+		t.Fatalf("%+v", preds)
+	}
+	for _, p := range preds {
+		sum := 0.0
+		for i, q := range p.Predictions {
+			sum += q.Prob
+			if q.Label != cifar10[q.Index] || (i > 0 && q.Prob > p.Predictions[i-1].Prob) {
+				t.Errorf("prediction %+v", q)
+			}
+		}
+		if sum > 1+1e-9 || sum <= 0.3 {
+			t.Errorf("top-3 probabilities sum to %g", sum)
+		}
+	}
+	code, out, _ = runCLI("predict", model, images[0])
+	if code != 0 || !strings.Contains(out, "  1. ") || !strings.Contains(out, "%") {
+		t.Errorf("human output %q", out)
+	}
+	bad := filepath.Join(t.TempDir(), "broken.jpg")
+	os.WriteFile(bad, []byte("\xff\xd8\xff\xe0 truncated"), 0o644)
+	if code, _, errOut := runCLI("predict", model, images[0], bad); code != exitError || !strings.Contains(errOut, "broken.jpg") {
+		t.Errorf("broken image: exit %d, %q", code, errOut)
+	}
+
+	plot := filepath.Join(t.TempDir(), "confusion.png")
+	code, out, errOut = runCLI("evaluate", model, "--data", bin, "--json", "--plot", plot, "--batch", "50")
+	if code != 0 {
+		t.Fatal(errOut)
+	}
+	var ev struct {
+		Images    int     `json:"images"`
+		Top1      float64 `json:"top1"`
+		Top5      float64 `json:"top5"`
+		Confusion [][]int `json:"confusion"`
+	}
+	if err := json.Unmarshal([]byte(out), &ev); err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, row := range ev.Confusion {
+		for _, v := range row {
+			total += v
+		}
+	}
+	if ev.Images != 200 || total != 200 || ev.Top1 < 0 || ev.Top1 > ev.Top5 || ev.Top5 > 1 {
+		t.Errorf("evaluate %+v", ev)
+	}
+	if f, err := os.Open(plot); err != nil {
+		t.Error(err)
+	} else if _, err := png.Decode(f); err != nil {
+		t.Errorf("plot: %v", err)
+	}
+	if code, _, errOut := runCLI("evaluate", model, "--data", filepath.Join(t.TempDir(), "none")); code != exitError || errOut == "" {
+		t.Errorf("missing data: %d %q", code, errOut)
+	}
+	if code, _, _ := runCLI("evaluate", model); code != exitUsage {
+		t.Errorf("evaluate without --data: exit %d", code)
+	}
+
+	code, out, errOut = runCLI("bench", model, "--iters", "3", "--warmup", "1", "--batch", "2", "--json")
+	if code != 0 {
+		t.Fatal(errOut)
+	}
+	var b benchResult
+	if err := json.Unmarshal([]byte(out), &b); err != nil {
+		t.Fatal(err)
+	}
+	if b.MedianMS <= 0 || b.ImagesPerS <= 0 || b.MinMS > b.MedianMS || b.MedianMS > b.MaxMS || b.Batch != 2 {
+		t.Errorf("bench %+v", b)
 	}
 }

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/resnetctl/resnetctl/cifar"
+	"github.com/resnetctl/resnetctl/infer"
+	"github.com/resnetctl/resnetctl/internal/atomicfile"
+	"github.com/resnetctl/resnetctl/internal/classify"
+	"github.com/resnetctl/resnetctl/internal/imgproc"
+	"github.com/spf13/cobra"
+)
+
+// EvaluateOptions are the inputs of `resnetctl evaluate`.
+type EvaluateOptions struct {
+	Streams   *Streams
+	Model     string
+	Data      string
+	Split     string
+	AutoSplit bool // --split not given: "test", else the only split
+	Batch     int
+	Plot      string
+	JSON      bool
+	Input     inputFlags
+}
+
+// NewCmdEvaluate makes `resnetctl evaluate`; runF replaces the run function in tests.
+func NewCmdEvaluate(s *Streams, runF func(*EvaluateOptions) error) *cobra.Command {
+	opts := &EvaluateOptions{Streams: s}
+	c := &cobra.Command{
+		Use:   "evaluate [flags] MODEL.onnx --data PATH",
+		Short: "Measure a model's accuracy on a labelled data set",
+		Long: `Run a model over a labelled data set and report top-1 and top-5 accuracy,
+per-class accuracy and the confusion matrix (as text, and as a PNG with --plot).
+
+--data takes CIFAR-10/100 in the official binary format (a folder, the release's
+.tar.gz, or single .bin files) or image folders (split/class/*.jpg, a folder or a
+.tar.gz read in place). The test split is used unless --split says otherwise.
+Data classes are matched to the model's class names when both have them.
+Preprocessing follows the same rules and flags as predict.`,
+		Example: `  resnetctl evaluate resnet20.onnx --data ../shared/data/cifar10-jpeg.tar.gz
+  resnetctl evaluate resnet20.onnx --data cifar-10-batches-bin --plot confusion.png
+  resnetctl evaluate resnet50.onnx --data imagenet-val/ --split "" --labels imagenet --json`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageErrorf(c, "evaluate takes one model (got %d arguments)", len(args))
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			if opts.Data == "" {
+				return usageErrorf(c, "--data is required")
+			}
+			if opts.Batch < 1 {
+				return usageErrorf(c, "--batch %d: must be at least 1", opts.Batch)
+			}
+			opts.Model = args[0]
+			opts.AutoSplit = !c.Flags().Changed("split")
+			if runF != nil {
+				return runF(opts)
+			}
+			return evaluateRun(c, opts)
+		},
+	}
+	fs := c.Flags()
+	fs.StringVar(&opts.Data, "data", "", "data set: CIFAR binary folder/archive/.bin, or image folders (folder or .tar.gz)")
+	fs.StringVar(&opts.Split, "split", "test", `split to read ("" for class folders directly under --data)`)
+	fs.IntVar(&opts.Batch, "batch", 64, "images per inference batch")
+	fs.StringVar(&opts.Plot, "plot", "", "write the confusion matrix as a PNG to this file")
+	fs.BoolVar(&opts.JSON, "json", false, "print JSON")
+	opts.Input.register(c)
+	return c
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func evaluateRun(c *cobra.Command, opts *EvaluateOptions) error {
+	ctx := c.Context()
+	sess, setup, err := opts.Input.load(opts.Model)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	transform := func(img *imgproc.Image) (*imgproc.Image, error) {
+		if setup.Resize > 0 {
+			return imgproc.CenterCrop(imgproc.ResizeShorter(img, setup.Resize), setup.W, setup.H), nil
+		}
+		if img.W == setup.W && img.H == setup.H {
+			return img, nil
+		}
+		return imgproc.Resize(img, setup.W, setup.H), nil
+	}
+	bar := isTerminal(opts.Streams.ErrOut)
+	start := time.Now()
+	copts := cifar.Options{Split: opts.Split, Transform: transform}
+	if bar {
+		copts.Progress = func(done, total int64) {
+			if done%256 == 0 || done == total {
+				rate := float64(done) / time.Since(start).Seconds()
+				fmt.Fprintf(opts.Streams.ErrOut, "\revaluating %d/%d images (%.0f img/s)   ", done, total, rate)
+			}
+		}
+	}
+	src, err := cifar.Open(ctx, opts.Data, copts)
+	if err != nil && opts.AutoSplit {
+		copts.Split = ""
+		if s2, err2 := cifar.Open(ctx, opts.Data, copts); err2 == nil {
+			src, err = s2, nil
+		}
+	}
+	if err != nil {
+		return err
+	}
+	// Map data labels to model outputs: by name when both sides have names.
+	mapLabel := make([]int, len(src.Classes))
+	nOut := len(setup.Classes)
+	for i := range mapLabel {
+		mapLabel[i] = i
+	}
+	if setup.Classes != nil {
+		index := map[string]int{}
+		for i, n := range setup.Classes {
+			index[n] = i
+		}
+		for i, n := range src.Classes {
+			j, ok := index[n]
+			if !ok {
+				return fmt.Errorf("data class %q is not one of the model's %d classes", n, len(setup.Classes))
+			}
+			mapLabel[i] = j
+		}
+	}
+	var eval *classify.Eval
+	per := setup.C * setup.H * setup.W
+	batch := make([]float32, opts.Batch*per)
+	labels := make([]int, 0, opts.Batch)
+	flush := func() error {
+		n := len(labels)
+		if n == 0 {
+			return nil
+		}
+		out, err := sess.Run(ctx, map[string]*infer.Tensor{setup.Input: infer.NewFloat32([]int{n, setup.C, setup.H, setup.W}, batch[:n*per])})
+		if err != nil {
+			return err
+		}
+		scores := out[setup.Output]
+		if scores == nil || scores.DType != infer.Float32 || len(scores.Shape) != 2 || scores.Shape[0] != n {
+			return fmt.Errorf("%s: output %s is not [N, classes] float32", opts.Model, setup.Output)
+		}
+		k := scores.Shape[1]
+		if eval == nil {
+			if nOut == 0 {
+				nOut = k
+			}
+			if nOut != k {
+				return fmt.Errorf("%d class names for a model with %d outputs (check --labels)", nOut, k)
+			}
+			eval = classify.NewEval(setup.Classes, k)
+			if setup.Classes == nil {
+				eval.Classes = src.Classes
+			}
+		}
+		for i, l := range labels {
+			if err := eval.Add(l, scores.Float32[i*k:(i+1)*k]); err != nil {
+				return fmt.Errorf("%s: %w", opts.Data, err)
+			}
+		}
+		labels = labels[:0]
+		return nil
+	}
+	err = src.Walk(ctx, func(s cifar.Sample) error {
+		if err := setup.Norm.Write(batch, len(labels), s.Image); err != nil {
+			return fmt.Errorf("%s: %w", s.Name, err)
+		}
+		labels = append(labels, mapLabel[s.Label])
+		if len(labels) == opts.Batch {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if bar {
+		fmt.Fprintln(opts.Streams.ErrOut)
+	}
+	if err != nil {
+		return err
+	}
+	if eval == nil {
+		return fmt.Errorf("%s: no images", opts.Data)
+	}
+	elapsed := time.Since(start)
+	if opts.Plot != "" {
+		if err := atomicfile.Write(opts.Plot, 0o644, eval.WritePNG); err != nil {
+			return err
+		}
+	}
+	w := opts.Streams.Out
+	if opts.JSON {
+		acc, count := eval.PerClass()
+		type class struct {
+			Name     string  `json:"name"`
+			Accuracy float64 `json:"accuracy"`
+			Images   int     `json:"images"`
+		}
+		var classes []class
+		for i := range acc {
+			name := fmt.Sprintf("class %d", i)
+			if i < len(eval.Classes) {
+				name = eval.Classes[i]
+			}
+			classes = append(classes, class{name, acc[i], count[i]})
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{
+			"model": opts.Model, "data": opts.Data, "split": src.Split, "images": eval.Total,
+			"top1": eval.Top1Accuracy(), "top5": eval.Top5Accuracy(), "per_class": classes,
+			"confusion": eval.Confusion, "seconds": elapsed.Seconds(),
+		})
+	}
+	fmt.Fprintf(w, "model: %s\ndata: %s (split %q, %d classes)\n", opts.Model, opts.Data, src.Split, len(src.Classes))
+	eval.WriteText(w)
+	fmt.Fprintf(w, "\n%.1f s, %.0f images/s\n", elapsed.Seconds(), float64(eval.Total)/elapsed.Seconds())
+	return nil
+}

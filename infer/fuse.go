@@ -1,0 +1,193 @@
+package infer
+
+import (
+	"math"
+)
+
+// fuse rewrites the graph for speed, at load:
+//
+//   - a BatchNormalization reading a convolution's output (and nothing else
+//     reading it) is folded into that convolution's weights and bias;
+//   - a convolution whose output only feeds an Add takes the Add's other
+//     operand as its residual, and a Relu that alone reads the result
+//     (of the Add, or of the convolution) becomes its epilogue;
+//   - a standalone BatchNormalization followed by a Relu applies it.
+//
+// A fused node runs at the position of the last node it absorbed, where
+// every operand is ready. Graph outputs are never fused away.
+func fuse(m *model) {
+	uses := make([]int, len(m.values))
+	for _, n := range m.nodes {
+		for _, id := range n.in {
+			if id >= 0 {
+				uses[id]++
+			}
+		}
+	}
+	single := func(id int) bool { return id >= 0 && uses[id] == 1 && !m.values[id].output }
+	consumer := map[int]int{} // value → the index of its only consumer
+	for i, n := range m.nodes {
+		for _, id := range n.in {
+			if id >= 0 && uses[id] == 1 {
+				consumer[id] = i
+			}
+		}
+	}
+	removed := make([]bool, len(m.nodes))
+	emitAt := map[int]int{} // absorbing node → position of the last node absorbed
+	next := func(id int, opType string) (int, bool) {
+		if !single(id) {
+			return 0, false
+		}
+		c, ok := consumer[id]
+		if !ok || removed[c] || m.nodes[c].opType != opType {
+			return 0, false
+		}
+		return c, true
+	}
+	for i, n := range m.nodes {
+		switch o := n.op.(type) {
+		case *convOp:
+			if len(n.out) != 1 {
+				continue
+			}
+			if bi, ok := next(n.out[0], "BatchNormalization"); ok && foldBN(m, n, m.nodes[bi]) {
+				removed[bi] = true
+				n.out[0] = m.nodes[bi].out[0]
+				emitAt[i] = bi
+			}
+			if ai, ok := next(n.out[0], "Add"); ok {
+				add := m.nodes[ai]
+				other := add.in[0]
+				if other == n.out[0] {
+					other = add.in[1]
+				}
+				if other != n.out[0] && m.values[other].dtype == Float32 {
+					for len(n.in) < 3 {
+						n.in = append(n.in, -1)
+					}
+					n.in = append(n.in, other)
+					o.residual = true
+					removed[ai] = true
+					n.out[0] = add.out[0]
+					emitAt[i] = ai
+				}
+			}
+			if ri, ok := next(n.out[0], "Relu"); ok {
+				o.relu = true
+				removed[ri] = true
+				n.out[0] = m.nodes[ri].out[0]
+				emitAt[i] = ri
+			}
+		case *bnOp:
+			if len(n.out) != 1 || removed[i] {
+				continue
+			}
+			if ri, ok := next(n.out[0], "Relu"); ok {
+				o.relu = true
+				removed[ri] = true
+				n.out[0] = m.nodes[ri].out[0]
+				emitAt[i] = ri
+			}
+		}
+	}
+	if len(emitAt) == 0 {
+		return
+	}
+	at := map[int]int{} // position → absorbing node emitted there
+	for n, pos := range emitAt {
+		at[pos] = n
+	}
+	var nodes []*node
+	for i, n := range m.nodes {
+		if _, moved := emitAt[i]; moved {
+			continue
+		}
+		if a, ok := at[i]; ok {
+			nodes = append(nodes, m.nodes[a])
+			continue
+		}
+		if !removed[i] {
+			nodes = append(nodes, n)
+		}
+	}
+	m.nodes = nodes
+	m.setProducers()
+	// Drop the data of constants nothing reads any more (the weights and
+	// statistics folded into new convolution weights).
+	read := make([]bool, len(m.values))
+	for _, n := range m.nodes {
+		for _, id := range n.in {
+			if id >= 0 {
+				read[id] = true
+			}
+		}
+	}
+	for _, v := range m.values {
+		if v.init != nil && !read[v.id] && !v.output {
+			v.init = nil
+		}
+	}
+}
+
+// foldBN folds bn into conv's weights and bias when all are constants:
+// W'[o] = W[o]·γ[o]/√(σ²[o]+ε), b'[o] = (b[o]-μ[o])·γ[o]/√(σ²[o]+ε) + β[o],
+// in float64. It reports whether it did.
+func foldBN(m *model, conv, bn *node) bool {
+	bo, ok := bn.op.(*bnOp)
+	if !ok || bo.relu || len(bn.out) != 1 || len(bn.in) != 5 {
+		return false
+	}
+	w := constant(m, conv.in[1])
+	if w == nil || w.Type() != Float32 || len(w.Shape) < 3 {
+		return false
+	}
+	outC := w.Shape[0]
+	var bias []float32
+	if len(conv.in) > 2 && conv.in[2] >= 0 {
+		b := constant(m, conv.in[2])
+		if b == nil || b.Type() != Float32 || len(b.Float32) != outC {
+			return false
+		}
+		bias = b.Float32
+	}
+	var p [4][]float32
+	for k := range p {
+		t := constant(m, bn.in[k+1])
+		if t == nil || t.Type() != Float32 || len(t.Float32) != outC || len(t.Shape) != 1 {
+			return false
+		}
+		p[k] = t.Float32
+	}
+	gamma, beta, mean, variance := p[0], p[1], p[2], p[3]
+	per := len(w.Float32) / max(outC, 1)
+	wf := make([]float32, len(w.Float32))
+	bf := make([]float32, outC)
+	for o := range outC {
+		scale := float64(gamma[o]) / math.Sqrt(float64(variance[o])+float64(bo.eps))
+		for i := o * per; i < (o+1)*per; i++ {
+			wf[i] = float32(float64(w.Float32[i]) * scale)
+		}
+		b := 0.0
+		if bias != nil {
+			b = float64(bias[o])
+		}
+		bf[o] = float32((b-float64(mean[o]))*scale + float64(beta[o]))
+	}
+	add := func(name string, t *Tensor) int {
+		v := &value{id: len(m.values), name: name, dtype: Float32, init: t, producer: -1, shape: t.Shape, rank: len(t.Shape)}
+		m.values = append(m.values, v)
+		return v.id
+	}
+	wid := add(conv.name+"/bn_folded_weight", &Tensor{Shape: w.Shape, DType: Float32, Float32: wf})
+	bid := add(conv.name+"/bn_folded_bias", &Tensor{Shape: []int{outC}, DType: Float32, Float32: bf})
+	conv.in = []int{conv.in[0], wid, bid}
+	return true
+}
+
+func constant(m *model, id int) *Tensor {
+	if id < 0 {
+		return nil
+	}
+	return m.values[id].init
+}

@@ -1,0 +1,232 @@
+package infer
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/resnetctl/resnetctl/internal/kernels"
+)
+
+// native is the engine built on internal/kernels.
+type native struct {
+	m        *model
+	pool     *kernels.Pool
+	threads  int
+	maxElems int
+	maxPlans int
+
+	mu     sync.Mutex
+	plans  map[string]*plan
+	order  []string // plan keys, oldest first
+	last   atomic.Pointer[plan]
+	closed atomic.Bool
+
+	convMu sync.Mutex
+	convs  map[convKey]*kernels.Conv // packed convolutions shared by plans
+}
+
+func (e *native) close() {
+	if e.closed.CompareAndSwap(false, true) {
+		e.pool.Close()
+	}
+}
+
+// matches reports whether p was planned for these inputs.
+func (p *plan) matches(inputs map[string]*Tensor) bool {
+	m := p.m
+	for i, id := range m.inputs {
+		if !slices.Equal(inputs[m.values[id].name].Shape, p.inShapes[i]) {
+			return false
+		}
+	}
+	for k, id := range m.keyInputs {
+		if !sameValues(inputs[m.values[id].name], p.keyVals[k]) {
+			return false
+		}
+	}
+	return true
+}
+
+func sameValues(a, b *Tensor) bool {
+	if a.Type() != b.Type() {
+		return false
+	}
+	switch a.Type() {
+	case Float32:
+		return slices.Equal(a.Float32, b.Float32)
+	case Float64:
+		return slices.Equal(a.Float64, b.Float64)
+	case Int64:
+		return slices.Equal(a.Int64, b.Int64)
+	case Int32:
+		return slices.Equal(a.Int32, b.Int32)
+	case Bool:
+		return slices.Equal(a.Bool, b.Bool)
+	}
+	return false
+}
+
+// planFor returns the plan for the (already checked) inputs, building
+// and caching it on first use.
+func (e *native) planFor(inputs map[string]*Tensor) (*plan, error) {
+	if p := e.last.Load(); p != nil && p.matches(inputs) {
+		return p, nil
+	}
+	m := e.m
+	shapes := make([][]int, len(m.inputs))
+	for i, id := range m.inputs {
+		shapes[i] = slices.Clone(inputs[m.values[id].name].Shape)
+	}
+	keyVals := make([]*Tensor, len(m.keyInputs))
+	for k, id := range m.keyInputs {
+		keyVals[k] = inputs[m.values[id].name].Clone()
+	}
+	key := planKey(shapes, keyVals)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if p := e.plans[key]; p != nil {
+		e.last.Store(p)
+		return p, nil
+	}
+	p, err := e.buildPlan(shapes, keyVals)
+	if err != nil {
+		return nil, err
+	}
+	p.key = key
+	if len(e.order) >= e.maxPlans {
+		delete(e.plans, e.order[0])
+		e.order = e.order[1:]
+	}
+	e.plans[key] = p
+	e.order = append(e.order, key)
+	e.last.Store(p)
+	return p, nil
+}
+
+func (e *native) runInto(ctx context.Context, inputs, outputs map[string]*Tensor) (err error) {
+	defer func() {
+		if r := recover(); r != nil { // a bug, reported rather than crashing the caller
+			err = fmt.Errorf("infer: internal error: %v", r)
+		}
+	}()
+	if e.closed.Load() {
+		return errClosed
+	}
+	m := e.m
+	if err := m.checkInputs(inputs); err != nil {
+		return err
+	}
+	p, err := e.planFor(inputs)
+	if err != nil {
+		return err
+	}
+	rc := p.getCtx(e.pool)
+	defer p.putCtx(rc)
+
+	for _, id := range m.inputs {
+		rc.bindTensor(id, inputs[m.values[id].name])
+	}
+	for j, id := range m.outputs {
+		v := m.values[id]
+		t := outputs[v.name]
+		if t == nil {
+			t = &Tensor{}
+			outputs[v.name] = t
+		}
+		shapeTensor(t, v.dtype, p.outShapes[j])
+		if p.vals[id].kind == kindOutput {
+			rc.bindTensor(id, t)
+		}
+	}
+	for _, a := range p.runAliases {
+		rc.bindAlias(p.vals[a[0]].dtype, a[0], a[1])
+	}
+	defer p.unbind(rc)
+
+	done := ctx.Done()
+	for i, step := range rc.steps {
+		if done != nil {
+			select {
+			case <-done:
+				return ctx.Err()
+			default:
+			}
+		}
+		if err := step(); err != nil {
+			return nodeError(p.steps[i].n, err)
+		}
+	}
+	for _, c := range p.outCopies {
+		dst := outputs[m.values[c[0]].name]
+		src := p.vals[c[1]]
+		var from *Tensor
+		if src.kind == kindConst {
+			from = src.data
+		} else {
+			from = inputs[m.values[src.id].name]
+		}
+		copyTensorData(dst, from)
+	}
+	return nil
+}
+
+// unbind drops the views of the caller's tensors.
+func (p *plan) unbind(rc *runCtx) {
+	for _, id := range p.m.inputs {
+		rc.unbind(p.vals[id].dtype, id)
+	}
+	for _, id := range p.m.outputs {
+		if p.vals[id].kind == kindOutput {
+			rc.unbind(p.vals[id].dtype, id)
+		}
+	}
+	for _, a := range p.runAliases {
+		rc.unbind(p.vals[a[0]].dtype, a[0])
+	}
+}
+
+// shapeTensor makes t a tensor of type dt and the given shape, reusing
+// its slices when they are large enough.
+func shapeTensor(t *Tensor, dt DType, shape []int) {
+	n, _ := numel(shape)
+	t.DType = dt
+	t.Shape = append(t.Shape[:0], shape...)
+	switch dt {
+	case Float32:
+		t.Float32 = resize(t.Float32, n)
+	case Float64:
+		t.Float64 = resize(t.Float64, n)
+	case Int64:
+		t.Int64 = resize(t.Int64, n)
+	case Int32:
+		t.Int32 = resize(t.Int32, n)
+	case Bool:
+		t.Bool = resize(t.Bool, n)
+	}
+}
+
+func resize[T any](s []T, n int) []T {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]T, n)
+}
+
+// copyTensorData copies src's data into dst (already shaped alike).
+func copyTensorData(dst, src *Tensor) {
+	switch src.Type() {
+	case Float32:
+		copy(dst.Float32, src.Float32)
+	case Float64:
+		copy(dst.Float64, src.Float64)
+	case Int64:
+		copy(dst.Int64, src.Int64)
+	case Int32:
+		copy(dst.Int32, src.Int32)
+	case Bool:
+		copy(dst.Bool, src.Bool)
+	}
+}

@@ -1,0 +1,236 @@
+package infer
+
+import (
+	"slices"
+)
+
+// constOp is Constant: its value is known at load.
+type constOp struct{ t *Tensor }
+
+func (o *constOp) value() *Tensor { return o.t }
+
+func (o *constOp) plan(pc *planCtx, n *pnode) error { return n.setConst(pc, 0, o.t) }
+
+// newConstant implements Constant, versions 1, 9, 11, 12 (value_float(s),
+// value_int(s)), 13, 19 and 21; sparse and string values are not
+// supported:
+// https://onnx.ai/onnx/operators/onnx__Constant.html
+func newConstant(b *nodeBuilder) op {
+	b.arity(0, 0, 1, 1)
+	o := &constOp{}
+	set := 0
+	if b.isSet("value") {
+		set++
+		o.t = b.tensor("value")
+	}
+	if b.since >= 12 {
+		if b.isSet("value_float") {
+			set++
+			o.t = NewFloat32([]int{}, []float32{b.float("value_float", 0)})
+		}
+		if b.isSet("value_floats") {
+			set++
+			f, _ := b.floats("value_floats")
+			o.t = NewFloat32([]int{len(f)}, slices.Clone(f))
+		}
+		if b.isSet("value_int") {
+			set++
+			o.t = NewInt64([]int{}, []int64{b.int("value_int", 0)})
+		}
+		if b.isSet("value_ints") {
+			set++
+			v, _ := b.ints("value_ints")
+			o.t = NewInt64([]int{len(v)}, slices.Clone(v))
+		}
+	}
+	for _, name := range []string{"sparse_value", "value_string", "value_strings"} {
+		if b.isSet(name) {
+			set++
+			b.used[name] = true
+			b.fail("attribute %q is not supported (sparse and string tensors)", name)
+		}
+	}
+	if set != 1 {
+		b.invalid("exactly one value attribute must be set, found %d", set)
+	}
+	if o.t == nil {
+		o.t = NewFloat32([]int{}, []float32{0}) // problem already reported
+	}
+	b.out(0, o.t.Type())
+	return o
+}
+
+// constantOfShapeOp is ConstantOfShape, computed when planning.
+type constantOfShapeOp struct{ fill *Tensor }
+
+// newConstantOfShape implements ConstantOfShape, versions 9, 20 and 21;
+// the shape input must be computable when planning:
+// https://onnx.ai/onnx/operators/onnx__ConstantOfShape.html
+func newConstantOfShape(b *nodeBuilder) op {
+	b.arity(1, 1, 1, 1)
+	b.want(0, "input", Int64)
+	b.needValue(0)
+	o := &constantOfShapeOp{fill: NewFloat32([]int{1}, []float32{0})}
+	if b.isSet("value") {
+		if t := b.tensor("value"); t != nil {
+			if t.Len() != 1 {
+				b.invalid("value has %d elements, want 1", t.Len())
+			} else {
+				o.fill = t
+			}
+		}
+	}
+	b.out(0, o.fill.Type())
+	return o
+}
+
+func (o *constantOfShapeOp) plan(pc *planCtx, n *pnode) error {
+	dims, err := valueInts(n.in[0], "shape")
+	if err != nil {
+		return err
+	}
+	shape := make([]int, len(dims))
+	for i, d := range dims {
+		if d < 0 || d > int64(pc.maxElems) {
+			return errShape("shape %v has an invalid dimension", dims)
+		}
+		shape[i] = int(d)
+	}
+	if err := n.setShape(pc, 0, shape); err != nil {
+		return err
+	}
+	t := newTensor(o.fill.Type(), shape)
+	f := o.fill
+	switch t.Type() {
+	case Float32:
+		fill(t.Float32, f.Float32[0])
+	case Float64:
+		fill(t.Float64, f.Float64[0])
+	case Int64:
+		fill(t.Int64, f.Int64[0])
+	case Int32:
+		fill(t.Int32, f.Int32[0])
+	case Bool:
+		fill(t.Bool, f.Bool[0])
+	}
+	return n.setConst(pc, 0, t)
+}
+
+func fill[T any](s []T, v T) {
+	for i := range s {
+		s[i] = v
+	}
+}
+
+// castOp is Cast.
+type castOp struct{ to DType }
+
+// newCast implements Cast, versions 6, 9, 13, 19 (saturate, which only
+// concerns float8 types) and 21, between float32, float64, int64, int32
+// and bool:
+// https://onnx.ai/onnx/operators/onnx__Cast.html
+func newCast(b *nodeBuilder) op {
+	b.arity(1, 1, 1, 1)
+	o := &castOp{to: DType(b.int("to", 0))}
+	if !b.isSet("to") {
+		b.invalid("attribute to is required")
+	} else if !o.to.supported() {
+		b.fail("cast to %s (supported: float32, float64, int64, int32, bool)", o.to)
+	}
+	if b.since >= 19 {
+		b.int("saturate", 1)
+	}
+	b.out(0, o.to)
+	return o
+}
+
+type castParams struct{ x, y, size int }
+
+func (o *castOp) plan(pc *planCtx, n *pnode) error {
+	x := n.in[0]
+	if err := n.setShape(pc, 0, x.shape); err != nil {
+		return err
+	}
+	if x.dtype == o.to {
+		n.aliasOf = 0
+		return nil
+	}
+	p := castParams{x: x.id, y: n.out[0].id, size: x.size}
+	switch x.dtype {
+	case Float32:
+		n.kernel = castFrom[float32](o.to, p)
+	case Float64:
+		n.kernel = castFrom[float64](o.to, p)
+	case Int64:
+		n.kernel = castFrom[int64](o.to, p)
+	case Int32:
+		n.kernel = castFrom[int32](o.to, p)
+	case Bool:
+		n.kernel = castFromBool(o.to, p)
+	}
+	return nil
+}
+
+func castFrom[S num](to DType, p castParams) kfactory {
+	switch to {
+	case Float64:
+		return castK[S, float64](p)
+	case Int64:
+		return castK[S, int64](p)
+	case Int32:
+		return castK[S, int32](p)
+	case Bool:
+		return func(rc *runCtx) func() error {
+			src := viewsOf[S](rc)
+			return func() error {
+				y, x := rc.b[p.y], src[p.x]
+				for i, s := range x {
+					y[i] = s != 0
+				}
+				return nil
+			}
+		}
+	}
+	return castK[S, float32](p)
+}
+
+func castK[S, D num](p castParams) kfactory {
+	return func(rc *runCtx) func() error {
+		src, dst := viewsOf[S](rc), viewsOf[D](rc)
+		return func() error {
+			y, x := dst[p.y], src[p.x]
+			for i, s := range x {
+				y[i] = D(s)
+			}
+			return nil
+		}
+	}
+}
+
+func castFromBool(to DType, p castParams) kfactory {
+	conv := func(set func(rc *runCtx, i int, one bool)) kfactory {
+		return func(rc *runCtx) func() error {
+			return func() error {
+				for i, b := range rc.b[p.x] {
+					set(rc, i, b)
+				}
+				return nil
+			}
+		}
+	}
+	b2 := func(b bool) int64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	switch to {
+	case Float64:
+		return conv(func(rc *runCtx, i int, b bool) { rc.f64[p.y][i] = float64(b2(b)) })
+	case Int64:
+		return conv(func(rc *runCtx, i int, b bool) { rc.i64[p.y][i] = b2(b) })
+	case Int32:
+		return conv(func(rc *runCtx, i int, b bool) { rc.i32[p.y][i] = int32(b2(b)) })
+	}
+	return conv(func(rc *runCtx, i int, b bool) { rc.f32[p.y][i] = float32(b2(b)) })
+}

@@ -1,0 +1,311 @@
+package infer
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/resnetctl/resnetctl/internal/kernels"
+)
+
+// convOp is a 1-D or 2-D convolution. fuse may give it an epilogue: a
+// residual (input 3) added to the result, then a ReLU.
+type convOp struct {
+	autoPad   string
+	kernel    []int64
+	strides   []int64
+	dilations []int64
+	pads      []int64
+	group     int
+
+	residual bool // input 3 is added (fused Add)
+	relu     bool // fused Relu
+}
+
+// newConv implements Conv, versions 1 and 11, for 1-D and 2-D inputs:
+// https://onnx.ai/onnx/operators/onnx__Conv.html
+func newConv(b *nodeBuilder) op {
+	b.arity(2, 3, 1, 1)
+	b.want(0, "X", Float32)
+	b.want(1, "W", Float32)
+	b.want(2, "B", Float32)
+	b.out(0, Float32)
+	o := &convOp{group: int(b.int("group", 1))}
+	if o.group < 1 {
+		b.invalid("group %d < 1", o.group)
+	}
+	o.autoPad = readAutoPad(b)
+	o.kernel, _ = b.ints("kernel_shape")
+	o.strides, _ = b.ints("strides")
+	o.dilations, _ = b.ints("dilations")
+	o.pads, _ = b.ints("pads")
+	spatial := len(o.kernel)
+	if w := b.constIn(1); w != nil && spatial == 0 {
+		spatial = len(w.Shape) - 2
+	}
+	if spatial > 2 {
+		b.fail("%d-D convolution (this runtime runs 1-D and 2-D)", spatial)
+	}
+	checkWindowAttrs(b, o.autoPad, spatial, o.strides, o.dilations, o.pads)
+	return o
+}
+
+// readAutoPad reads and checks the auto_pad attribute.
+func readAutoPad(b *nodeBuilder) string {
+	p := b.str("auto_pad", "NOTSET")
+	switch p {
+	case "NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID":
+	default:
+		b.invalid("auto_pad %q is not NOTSET, SAME_UPPER, SAME_LOWER or VALID", p)
+	}
+	return p
+}
+
+// checkWindowAttrs checks the lengths and values of strides, dilations
+// and pads against the number of spatial dimensions (when known).
+func checkWindowAttrs(b *nodeBuilder, autoPad string, spatial int, strides, dilations, pads []int64) {
+	for _, a := range []struct {
+		name string
+		v    []int64
+		n    int
+		min  int64
+	}{{"strides", strides, spatial, 1}, {"dilations", dilations, spatial, 1}, {"pads", pads, 2 * spatial, 0}} {
+		if a.v == nil {
+			continue
+		}
+		if spatial > 0 && len(a.v) != a.n {
+			b.invalid("%s has %d values, want %d", a.name, len(a.v), a.n)
+		}
+		for _, x := range a.v {
+			if x < a.min {
+				b.invalid("%s %v: values must be at least %d", a.name, a.v, a.min)
+				break
+			}
+		}
+	}
+	if pads != nil && autoPad != "NOTSET" {
+		b.invalid("pads and auto_pad %s are both set", autoPad)
+	}
+}
+
+// window is one spatial dimension of a convolution or pooling window.
+type window struct {
+	in, k, stride, dil, padBegin, padEnd, out int
+}
+
+// windows computes the output geometry of each spatial dimension from the
+// input size, kernel and attributes, following ONNX's auto_pad rules; with
+// ceil, the output rounds up but a window may not start in the end padding.
+func windows(in, kernel []int, strides, dilations, pads []int64, autoPad string, ceil bool) ([]window, error) {
+	n := len(in)
+	ws := make([]window, n)
+	for i := range n {
+		w := window{in: in[i], k: kernel[i], stride: 1, dil: 1}
+		if strides != nil {
+			w.stride = int(strides[i])
+		}
+		if dilations != nil {
+			w.dil = int(dilations[i])
+		}
+		if pads != nil {
+			w.padBegin, w.padEnd = int(pads[i]), int(pads[i+n])
+		}
+		ek := (w.k-1)*w.dil + 1
+		switch autoPad {
+		case "SAME_UPPER", "SAME_LOWER":
+			w.out = (w.in + w.stride - 1) / w.stride
+			total := max((w.out-1)*w.stride+ek-w.in, 0)
+			if autoPad == "SAME_UPPER" {
+				w.padBegin = total / 2
+			} else {
+				w.padBegin = (total + 1) / 2
+			}
+			w.padEnd = total - w.padBegin
+		case "VALID":
+			w.padBegin, w.padEnd = 0, 0
+			fallthrough
+		default:
+			span := w.in + w.padBegin + w.padEnd - ek
+			if span < 0 {
+				return nil, errShape("input size %d (with pads %d+%d) is smaller than the window %d", w.in, w.padBegin, w.padEnd, ek)
+			}
+			if ceil {
+				w.out = (span+w.stride-1)/w.stride + 1
+				if (w.out-1)*w.stride >= w.in+w.padBegin {
+					w.out--
+				}
+			} else {
+				w.out = span/w.stride + 1
+			}
+		}
+		if w.out < 1 {
+			return nil, errShape("empty output (input %d, window %d, stride %d)", w.in, ek, w.stride)
+		}
+		ws[i] = w
+	}
+	return ws, nil
+}
+
+// convKey identifies a packed convolution: the node and its geometry.
+type convKey struct {
+	n   *node
+	prm kernels.ConvParams
+}
+
+// packedConv returns the node's convolution for prm, packing the weights
+// once per geometry and sharing it between plans.
+func (e *native) packedConv(n *node, prm kernels.ConvParams, w, b []float32) (*kernels.Conv, error) {
+	e.convMu.Lock()
+	defer e.convMu.Unlock()
+	k := convKey{n, prm}
+	if c := e.convs[k]; c != nil {
+		return c, nil
+	}
+	c, err := kernels.NewConv(prm, w, b)
+	if err != nil {
+		return nil, err
+	}
+	if e.convs == nil {
+		e.convs = map[convKey]*kernels.Conv{}
+	}
+	e.convs[k] = c
+	return c, nil
+}
+
+func (o *convOp) plan(pc *planCtx, n *pnode) error {
+	x, w := n.in[0], n.in[1]
+	var bias, res *pval
+	if len(n.in) > 2 {
+		bias = n.in[2]
+	}
+	if o.residual {
+		res = n.in[3]
+	}
+	rank := len(x.shape)
+	if rank != 3 && rank != 4 {
+		return fmt.Errorf("%w: input of rank %d (this runtime convolves 1-D and 2-D inputs)", ErrUnsupported, rank)
+	}
+	if len(w.shape) != rank {
+		return errShape("weight shape %v does not match input shape %v", w.shape, x.shape)
+	}
+	batch, c, m := x.shape[0], x.shape[1], w.shape[0]
+	if w.shape[1]*o.group != c || m%o.group != 0 {
+		return errShape("input has %d channels, weight %v with group %d wants %d", c, w.shape, o.group, w.shape[1]*o.group)
+	}
+	if bias != nil && (len(bias.shape) != 1 || bias.shape[0] != m) {
+		return errShape("bias shape %v, want [%d]", bias.shape, m)
+	}
+	kernel := w.shape[2:]
+	if o.kernel != nil && !slices.Equal(int64s(kernel), o.kernel) {
+		return errShape("kernel_shape %v does not match weight shape %v", o.kernel, w.shape)
+	}
+	ws, err := windows(x.shape[2:], kernel, o.strides, o.dilations, o.pads, o.autoPad, false)
+	if err != nil {
+		return err
+	}
+	if len(ws) == 1 { // 1-D as 2-D with height 1
+		ws = []window{{in: 1, k: 1, stride: 1, dil: 1, out: 1}, ws[0]}
+	}
+	prm := kernels.ConvParams{
+		InC: c, InH: ws[0].in, InW: ws[1].in, OutC: m,
+		KH: ws[0].k, KW: ws[1].k, StrideH: ws[0].stride, StrideW: ws[1].stride,
+		DilationH: ws[0].dil, DilationW: ws[1].dil,
+		PadTop: ws[0].padBegin, PadLeft: ws[1].padBegin, PadBottom: ws[0].padEnd, PadRight: ws[1].padEnd,
+		Group: o.group,
+	}
+	if err := prm.Validate(); err != nil {
+		return errShape("%v", err)
+	}
+	outShape := []int{batch, m, prm.OutH(), prm.OutW()}
+	if rank == 3 {
+		outShape = []int{batch, m, prm.OutW()}
+	}
+	if err := n.setShape(pc, 0, outShape); err != nil {
+		return err
+	}
+	y := n.out[0]
+	direct := false // residual passed to the kernel's epilogue
+	var resBC *bcast
+	if res != nil {
+		bs, err := broadcastShapes(outShape, res.shape)
+		if err != nil || !slices.Equal(bs, outShape) {
+			return errShape("residual shape %v does not broadcast to the convolution's output %v", res.shape, outShape)
+		}
+		if slices.Equal(res.shape, outShape) {
+			direct = true
+			// The kernel may accumulate onto the residual in place (unless
+			// the residual is the convolution's own input).
+			n.inplace, n.inplaceAlone = 3, true
+		} else {
+			resBC = newBcast(outShape, res.shape, outShape)
+		}
+	}
+
+	xi, wi, yi := x.id, w.id, y.id
+	bi, ri := -1, -1
+	if bias != nil {
+		bi = bias.id
+	}
+	if res != nil {
+		ri = res.id
+	}
+	relu := o.relu
+	epilogueRelu := relu && resBC == nil
+	var packed *kernels.Conv
+	if w.data != nil && (bias == nil || bias.data != nil) {
+		var bd []float32
+		if bias != nil {
+			bd = bias.data.Float32
+		}
+		packed, err = pc.e.packedConv(n.n, prm, w.data.Float32, bd)
+		if err != nil {
+			return errShape("%v", err)
+		}
+		n.ws = packed.WorkspaceSize(batch, pc.threads)
+	} else {
+		// Weights computed at run time (rare): packed on every run.
+		tmp, err := kernels.NewConv(prm, make([]float32, w.size), nil)
+		if err != nil {
+			return errShape("%v", err)
+		}
+		n.ws = tmp.WorkspaceSize(batch, pc.threads)
+	}
+	wsSize := n.ws
+	n.kernel = func(rc *runCtx) func() error {
+		v := rc.f32
+		return func() error {
+			k := packed
+			if k == nil {
+				var bd []float32
+				if bi >= 0 {
+					bd = v[bi]
+				}
+				var err error
+				if k, err = kernels.NewConv(prm, v[wi], bd); err != nil {
+					return err
+				}
+			}
+			var r []float32
+			if direct {
+				r = v[ri]
+			}
+			out := v[yi]
+			k.Forward(rc.pool, batch, v[xi], r, epilogueRelu, out, rc.ws[:wsSize])
+			if resBC != nil {
+				bcastRun(binAdd, resBC, out, v[ri], out)
+				if relu {
+					reluSlice(out, out)
+				}
+			}
+			return nil
+		}
+	}
+	return nil
+}
+
+func int64s(s []int) []int64 {
+	out := make([]int64, len(s))
+	for i, v := range s {
+		out[i] = int64(v)
+	}
+	return out
+}

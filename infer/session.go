@@ -1,0 +1,294 @@
+package infer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+
+	"github.com/resnetctl/resnetctl/internal/kernels"
+	"github.com/resnetctl/resnetctl/internal/onnxpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// Engine names for Options.Engine.
+const (
+	EngineNative   = "native"
+	EngineGorgonnx = "gorgonnx"
+)
+
+// Options control loading and running a model.
+type Options struct {
+	// Engine is EngineNative (the default when empty) or EngineGorgonnx
+	// (onnx-go with its gorgonia backend, for cross-checking; one float32
+	// input, a subset of the ops, see internal/gorgonnx).
+	Engine string
+	// Threads is the number of worker threads of the native engine;
+	// 0 means runtime.NumCPU().
+	Threads int
+	// ExternalDataDir is the folder holding external tensor data files.
+	// Load defaults it to the model's folder; LoadBytes refuses external
+	// data unless it is set. Locations must stay inside this folder.
+	ExternalDataDir string
+	// MaxPlans bounds the execution plans cached (one per distinct set of
+	// input shapes); 0 means 16. The oldest plan is dropped first.
+	MaxPlans int
+	// MaxElements bounds the element count of any one tensor a plan may
+	// create (a guard against absurd shapes); 0 means 1<<31.
+	MaxElements int
+}
+
+// Session is a loaded model, ready to run. Its methods are safe for
+// concurrent use.
+type Session struct {
+	meta   Metadata
+	engine engine
+	name   string
+}
+
+// engine runs a model.
+type engine interface {
+	runInto(ctx context.Context, inputs, outputs map[string]*Tensor) error
+	close()
+}
+
+// Load reads an ONNX model file. External tensor data is looked up next to
+// it.
+func Load(path string, opts Options) (*Session, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("infer: %w", err)
+	}
+	if opts.ExternalDataDir == "" {
+		opts.ExternalDataDir = filepath.Dir(path)
+	}
+	s, err := LoadBytes(b, opts)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
+
+// LoadBytes decodes and validates an ONNX model. A model the runtime
+// cannot run fully is refused here, with a *LoadError listing every
+// problem, rather than failing at Run.
+func LoadBytes(b []byte, opts Options) (*Session, error) {
+	if len(b) == 0 {
+		return nil, fmt.Errorf("infer: %w: empty file", ErrInvalidModel)
+	}
+	mp := &onnxpb.ModelProto{}
+	if err := proto.Unmarshal(b, mp); err != nil {
+		return nil, fmt.Errorf("infer: %w: cannot decode the ONNX protobuf (truncated or not an ONNX file?): %v", ErrInvalidModel, err)
+	}
+	switch opts.Engine {
+	case "", EngineNative:
+		e, err := newNative(mp, opts)
+		if err != nil {
+			return nil, err
+		}
+		return &Session{meta: e.m.meta, engine: e, name: EngineNative}, nil
+	case EngineGorgonnx:
+		e, meta, err := newGorgonnx(mp, b)
+		if err != nil {
+			return nil, err
+		}
+		return &Session{meta: meta, engine: e, name: EngineGorgonnx}, nil
+	}
+	return nil, fmt.Errorf("infer: unknown engine %q (want %q or %q)", opts.Engine, EngineNative, EngineGorgonnx)
+}
+
+// Engine returns the name of the engine running the model.
+func (s *Session) Engine() string { return s.name }
+
+// Metadata describes the model.
+func (s *Session) Metadata() Metadata { return s.meta }
+
+// Close releases the worker threads. It must not be called while a Run is
+// in progress; runs after Close fail.
+func (s *Session) Close() error {
+	s.engine.close()
+	return nil
+}
+
+// Run computes every graph output for the given inputs, keyed by graph
+// input name. The returned tensors are new and belong to the caller.
+func (s *Session) Run(ctx context.Context, inputs map[string]*Tensor) (map[string]*Tensor, error) {
+	out := make(map[string]*Tensor, len(s.meta.Outputs))
+	for _, o := range s.meta.Outputs {
+		out[o.Name] = &Tensor{}
+	}
+	if err := s.engine.runInto(ctx, inputs, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RunInto is Run writing into caller-owned tensors: each graph output is
+// stored in outputs[name], reusing that tensor's Shape and data slices
+// when they are large enough (a missing or nil entry gets a new tensor).
+// With the same input shapes and reused outputs it does not allocate.
+func (s *Session) RunInto(ctx context.Context, inputs, outputs map[string]*Tensor) error {
+	if outputs == nil {
+		return fmt.Errorf("infer: RunInto needs an outputs map")
+	}
+	return s.engine.runInto(ctx, inputs, outputs)
+}
+
+// newNative builds the native engine: validation, graph rewrites (BN
+// folding, conv fusion), and an eager plan when the input shapes are fixed.
+func newNative(mp *onnxpb.ModelProto, opts Options) (*native, error) {
+	var ext *externalData
+	if opts.ExternalDataDir != "" {
+		ext = &externalData{dir: opts.ExternalDataDir}
+		defer ext.close()
+	}
+	m, err := buildModel(mp, ext)
+	if err != nil {
+		return nil, err
+	}
+	fuse(m)
+	threads := opts.Threads
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	e := &native{m: m, threads: threads, maxElems: opts.MaxElements, maxPlans: opts.MaxPlans, plans: map[string]*plan{}, pool: kernels.NewPool(threads)}
+	if e.maxElems <= 0 {
+		e.maxElems = 1 << 31
+	}
+	if e.maxPlans <= 0 {
+		e.maxPlans = 16
+	}
+	// Plan now when the input shapes are fixed (or dynamic in the batch
+	// dimension only, planned at batch 1), so that shape errors are load
+	// errors and the first run finds its plan ready.
+	if shapes, ok := m.probeShapes(e.maxElems); ok && len(m.keyInputs) == 0 {
+		p, err := e.buildPlan(shapes, nil)
+		if err != nil {
+			e.close()
+			pr := Problem{Msg: trimSentinel(err) + fmt.Sprintf(" (planning input shapes %v)", shapes), Invalid: !isUnsupported(err)}
+			var ne *NodeError
+			if errors.As(err, &ne) {
+				pr.Node, pr.OpType = ne.Node, ne.OpType
+				pr.Msg = strings.TrimPrefix(trimSentinel(ne.Err), ErrInput.Error()+": ") + fmt.Sprintf(" (planning input shapes %v)", shapes)
+			}
+			return nil, &LoadError{Problems: []Problem{pr}}
+		}
+		p.key = planKey(shapes, nil)
+		e.plans[p.key] = p
+		e.order = append(e.order, p.key)
+		e.last.Store(p)
+	}
+	return e, nil
+}
+
+// probeShapes returns the declared input shapes when every dimension is
+// known except possibly the first (the batch, then taken as 1), and the
+// inputs are of a plausible size.
+func (m *model) probeShapes(maxElems int) ([][]int, bool) {
+	var shapes [][]int
+	for _, id := range m.inputs {
+		v := m.values[id]
+		if v.rank < 0 {
+			return nil, false
+		}
+		shape := slices.Clone(v.shape)
+		for i, d := range shape {
+			switch {
+			case d >= 0:
+			case i == 0:
+				shape[i] = 1
+			default:
+				return nil, false
+			}
+		}
+		if n, err := numel(shape); err != nil || n > maxElems {
+			return nil, false
+		}
+		shapes = append(shapes, shape)
+	}
+	return shapes, true
+}
+
+// checkInputs validates the caller's inputs against the model. It does
+// not allocate unless there is an error.
+func (m *model) checkInputs(inputs map[string]*Tensor) error {
+	missing := 0
+	for _, id := range m.inputs {
+		v := m.values[id]
+		t := inputs[v.name]
+		if t == nil {
+			missing++
+			continue
+		}
+		if t.Type() != v.dtype {
+			return fmt.Errorf("infer: %w: input %q is %s, the model wants %s", ErrInput, v.name, t.Type(), v.dtype)
+		}
+		if err := t.check(); err != nil {
+			return fmt.Errorf("infer: %w: input %q: %v", ErrInput, v.name, err)
+		}
+		if v.rank >= 0 {
+			ok := len(t.Shape) == v.rank
+			for i := 0; ok && i < v.rank; i++ {
+				ok = v.shape[i] < 0 || v.shape[i] == t.Shape[i]
+			}
+			if !ok {
+				return fmt.Errorf("infer: %w: input %q has shape %v, the model wants %s", ErrInput, v.name, t.Shape, shapeText(v.shape, v.dimNames))
+			}
+		}
+	}
+	if missing > 0 || len(inputs) != len(m.inputs) {
+		return m.inputNameError(inputs)
+	}
+	return nil
+}
+
+func (m *model) inputNameError(inputs map[string]*Tensor) error {
+	var missing, unknown, want []string
+	for _, id := range m.inputs {
+		name := m.values[id].name
+		want = append(want, fmt.Sprintf("%q", name))
+		if inputs[name] == nil {
+			missing = append(missing, fmt.Sprintf("%q", name))
+		}
+	}
+	for name := range inputs {
+		id, ok := m.byName[name]
+		if !ok || !m.values[id].input {
+			unknown = append(unknown, fmt.Sprintf("%q", name))
+		}
+	}
+	slices.Sort(unknown)
+	var parts []string
+	if len(missing) > 0 {
+		parts = append(parts, "missing "+strings.Join(missing, ", "))
+	}
+	if len(unknown) > 0 {
+		parts = append(parts, "unknown "+strings.Join(unknown, ", "))
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "nil tensor")
+	}
+	return fmt.Errorf("infer: %w: inputs: %s (the model's inputs are %s)", ErrInput, strings.Join(parts, "; "), strings.Join(want, ", "))
+}
+
+// shapeText renders a declared shape, dynamic dimensions by name.
+func shapeText(shape []int, names []string) string {
+	parts := make([]string, len(shape))
+	for i, d := range shape {
+		switch {
+		case d >= 0:
+			parts[i] = fmt.Sprint(d)
+		case i < len(names) && names[i] != "":
+			parts[i] = names[i]
+		default:
+			parts[i] = "?"
+		}
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}
+
+var errClosed = errors.New("infer: session is closed")

@@ -1,0 +1,142 @@
+package infer
+
+import (
+	"slices"
+)
+
+// broadcastShapes returns the numpy broadcast of the shapes.
+func broadcastShapes(shapes ...[]int) ([]int, error) {
+	rank := 0
+	for _, s := range shapes {
+		rank = max(rank, len(s))
+	}
+	out := make([]int, rank)
+	for i := range out {
+		out[i] = 1
+	}
+	for _, s := range shapes {
+		off := rank - len(s)
+		for i, d := range s {
+			switch o := out[off+i]; {
+			case d == o || d == 1:
+			case o == 1:
+				out[off+i] = d
+			default:
+				return nil, errShape("shapes %v cannot be broadcast together", shapes)
+			}
+		}
+	}
+	return out, nil
+}
+
+// stridesOf returns row-major strides of shape.
+func stridesOf(shape []int) []int {
+	st := make([]int, len(shape))
+	s := 1
+	for i := len(shape) - 1; i >= 0; i-- {
+		st[i] = s
+		s *= shape[i]
+	}
+	return st
+}
+
+// broadcastStrides returns the strides of a tensor of shape s read as the
+// (broadcast) shape out: 0 along broadcast dimensions.
+func broadcastStrides(s, out []int) []int {
+	st := make([]int, len(out))
+	inner := stridesOf(s)
+	off := len(out) - len(s)
+	for i := range s {
+		if s[i] != 1 || out[off+i] == 1 {
+			st[off+i] = inner[i]
+		}
+	}
+	return st
+}
+
+// normAxis maps a possibly negative axis into [0, rank).
+func normAxis(axis, rank int) (int, error) {
+	if axis < -rank || axis >= rank {
+		return 0, errShape("axis %d is out of range for rank %d", axis, rank)
+	}
+	if axis < 0 {
+		axis += rank
+	}
+	return axis, nil
+}
+
+// normAxes maps axes into [0, rank), refusing repeats.
+func normAxes(axes []int64, rank int) ([]int, error) {
+	out := make([]int, len(axes))
+	for i, a := range axes {
+		ax, err := normAxis(int(a), rank)
+		if err != nil {
+			return nil, err
+		}
+		if slices.Contains(out[:i], ax) {
+			return nil, errShape("axis %d is repeated in %v", a, axes)
+		}
+		out[i] = ax
+	}
+	return out, nil
+}
+
+func prod(s []int) int {
+	n := 1
+	for _, d := range s {
+		n *= d
+	}
+	return n
+}
+
+// coalesce merges adjacent dimensions that every operand walks
+// contiguously (each operand's strides as in broadcastStrides), so that
+// loops run over as few, as long, dimensions as possible.
+func coalesce(shape []int, strides ...[]int) ([]int, [][]int) {
+	if len(shape) == 0 {
+		return []int{1}, func() [][]int {
+			out := make([][]int, len(strides))
+			for i := range out {
+				out[i] = []int{0}
+			}
+			return out
+		}()
+	}
+	outShape := []int{shape[0]}
+	outStrides := make([][]int, len(strides))
+	for k := range strides {
+		outStrides[k] = []int{strides[k][0]}
+	}
+	for i := 1; i < len(shape); i++ {
+		last := len(outShape) - 1
+		merge := true
+		for k := range strides {
+			if outStrides[k][last] != strides[k][i]*shape[i] {
+				merge = false
+				break
+			}
+		}
+		if shape[i] == 1 {
+			continue // size-1 dimensions never matter
+		}
+		if outShape[last] == 1 {
+			outShape[last] = shape[i]
+			for k := range strides {
+				outStrides[k][last] = strides[k][i]
+			}
+			continue
+		}
+		if merge {
+			outShape[last] *= shape[i]
+			for k := range strides {
+				outStrides[k][last] = strides[k][i]
+			}
+			continue
+		}
+		outShape = append(outShape, shape[i])
+		for k := range strides {
+			outStrides[k] = append(outStrides[k], strides[k][i])
+		}
+	}
+	return outShape, outStrides
+}

@@ -1,0 +1,238 @@
+// Package classify turns an inference session into an image classifier:
+// it works out the input size, preprocessing and class names of a model
+// (from resnetctl's metadata, else from flags), ranks scores into top-k
+// predictions like Keras' decode_predictions, and accumulates evaluation
+// statistics (top-1/top-5, per-class accuracy, confusion matrix).
+package classify
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/resnetctl/resnetctl/export"
+	"github.com/resnetctl/resnetctl/infer"
+	"github.com/resnetctl/resnetctl/internal/imgproc"
+	"github.com/resnetctl/resnetctl/models"
+)
+
+// Flags are the user's overrides; zero values mean "from the model".
+type Flags struct {
+	// Preprocess is torch, caffe, tf or raw ("" = the model's metadata,
+	// else torch with ImageNet statistics).
+	Preprocess string
+	// Mean and Std override the per-channel statistics (torch mode, on the
+	// 0–1 scale).
+	Mean, Std []float32
+	// Size is the input side for models whose input size is not fixed.
+	Size int
+	// Labels is a label set name (cifar10, cifar100, imagenet …) or a file
+	// with one class name a line.
+	Labels string
+}
+
+// Setup is how to feed a model and read its answer.
+type Setup struct {
+	Input   string // graph input name
+	C, H, W int    // input channels and size
+	// Resize is the shorter side an image is scaled to before the centre
+	// crop; 0 resizes straight to W×H (small models such as CIFAR's).
+	Resize int
+	Norm   *imgproc.Normalizer
+	// Output is the graph output read; Probabilities says whether it
+	// already holds probabilities (else softmax is applied to logits).
+	Output        string
+	Probabilities bool
+	Classes       []string // nil when unknown
+	// Describe says where each choice came from, for the user.
+	Describe []string
+}
+
+// Preprocessor returns a fresh preprocessor for this setup (one per
+// goroutine: it keeps buffers).
+func (s *Setup) Preprocessor() *imgproc.Preprocessor {
+	return &imgproc.Preprocessor{Resize: s.Resize, W: s.W, H: s.H, Norm: s.Norm}
+}
+
+// Resolve works out the setup of a model from its metadata and the flags.
+func Resolve(md infer.Metadata, f Flags) (*Setup, error) {
+	s := &Setup{}
+	if len(md.Inputs) != 1 {
+		return nil, fmt.Errorf("the model has %d inputs; an image classifier needs exactly one", len(md.Inputs))
+	}
+	in := md.Inputs[0]
+	s.Input = in.Name
+	if in.DType != infer.Float32 {
+		return nil, fmt.Errorf("input %s is %v; images need a float32 input", in.Name, in.DType)
+	}
+	if len(in.Shape) != 4 {
+		return nil, fmt.Errorf("input %s has shape %v; want [N, C, H, W]", in.Name, in.Shape)
+	}
+	pre, err := md.Preprocessing()
+	if err != nil {
+		return nil, err
+	}
+	s.C, s.H, s.W = in.Shape[1], in.Shape[2], in.Shape[3]
+	if s.C == -1 && pre != nil && len(pre.InputSize) == 3 {
+		s.C = pre.InputSize[0]
+	}
+	if s.C != 3 && s.C != -1 {
+		return nil, fmt.Errorf("input %s has %d channels; images give 3 (RGB)", in.Name, s.C)
+	}
+	s.C = 3
+	switch {
+	case f.Size > 0:
+		s.H, s.W = f.Size, f.Size
+		s.Describe = append(s.Describe, fmt.Sprintf("input %dx%d (--size)", f.Size, f.Size))
+	case s.H > 0 && s.W > 0:
+		s.Describe = append(s.Describe, fmt.Sprintf("input %dx%d (the model's)", s.H, s.W))
+	case pre != nil && len(pre.InputSize) == 3:
+		s.H, s.W = pre.InputSize[1], pre.InputSize[2]
+		s.Describe = append(s.Describe, fmt.Sprintf("input %dx%d (metadata)", s.H, s.W))
+	default:
+		return nil, errors.New("the model's input size is not fixed and its metadata does not say it: give --size")
+	}
+	// ImageNet-sized inputs: shorter side to size/0.875 (256 for 224), then
+	// centre crop, as torchvision's evaluation transforms; small ones direct.
+	if min(s.H, s.W) > 64 {
+		s.Resize = int(math.Round(float64(min(s.H, s.W)) / 0.875))
+	}
+
+	norm := imgproc.Norm{Mode: imgproc.Mode(f.Preprocess)}
+	switch {
+	case f.Preprocess != "" && f.Preprocess != string(imgproc.ModeTorch):
+		if f.Mean != nil || f.Std != nil {
+			return nil, fmt.Errorf("--mean and --std go with --preprocess torch, not %s", f.Preprocess)
+		}
+		s.Describe = append(s.Describe, "preprocessing "+f.Preprocess+" (--preprocess)")
+	case f.Mean != nil || f.Std != nil:
+		norm = imgproc.Norm{Mode: imgproc.ModeTorch, Mean: f.Mean, Std: f.Std}
+		s.Describe = append(s.Describe, "preprocessing torch with --mean/--std")
+	case pre != nil && f.Preprocess == "":
+		if pre.Layout != "" && pre.Layout != "NCHW" {
+			return nil, fmt.Errorf("metadata preprocessing layout %q is not NCHW", pre.Layout)
+		}
+		norm = imgproc.Norm{Mode: imgproc.ModeCustom, Scale: pre.Scale, Mean: pre.Mean, Std: pre.Std, BGR: pre.Color == "BGR"}
+		s.Describe = append(s.Describe, fmt.Sprintf("preprocessing from metadata (%s)", nonEmpty(pre.Preset, "custom")))
+	default:
+		norm = imgproc.Norm{Mode: imgproc.ModeTorch}
+		s.Describe = append(s.Describe, "preprocessing torch, ImageNet mean/std (no metadata; set --preprocess)")
+	}
+	if s.Norm, err = imgproc.NewNormalizer(norm); err != nil {
+		return nil, err
+	}
+
+	s.Output = md.Outputs[0].Name
+	for _, o := range md.Outputs {
+		if o.Name == export.ProbabilitiesName {
+			s.Output, s.Probabilities = o.Name, true
+		}
+	}
+	switch {
+	case f.Labels != "":
+		if s.Classes, err = LoadLabels(f.Labels); err != nil {
+			return nil, err
+		}
+		s.Describe = append(s.Describe, "labels "+f.Labels)
+	default:
+		if s.Classes, err = md.Classes(); err != nil {
+			return nil, err
+		}
+		if s.Classes != nil {
+			s.Describe = append(s.Describe, "labels from metadata")
+		}
+	}
+	return s, nil
+}
+
+func nonEmpty(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// LoadLabels reads a label set by catalog name, else from a file with one
+// class name a line (blank lines at the end ignored).
+func LoadLabels(nameOrFile string) ([]string, error) {
+	if l, err := models.Labels(nameOrFile); err == nil {
+		return l, nil
+	}
+	b, err := os.ReadFile(nameOrFile)
+	if err != nil {
+		return nil, fmt.Errorf("labels %q: not a label set (%s) and not a readable file: %w", nameOrFile, strings.Join(models.LabelSets(), ", "), err)
+	}
+	var out []string
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		out = append(out, strings.TrimSpace(sc.Text()))
+	}
+	for len(out) > 0 && out[len(out)-1] == "" {
+		out = out[:len(out)-1]
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("labels file %s is empty", nameOrFile)
+	}
+	return out, nil
+}
+
+// Prediction is one ranked class.
+type Prediction struct {
+	Rank  int     `json:"rank"`
+	Index int     `json:"index"`
+	Label string  `json:"label"`
+	Prob  float64 `json:"probability"`
+}
+
+// Softmax returns the probabilities of logits, computed in float64.
+func Softmax(logits []float32) []float64 {
+	mx := math.Inf(-1)
+	for _, v := range logits {
+		mx = math.Max(mx, float64(v))
+	}
+	p := make([]float64, len(logits))
+	sum := 0.0
+	for i, v := range logits {
+		p[i] = math.Exp(float64(v) - mx)
+		sum += p[i]
+	}
+	for i := range p {
+		p[i] /= sum
+	}
+	return p
+}
+
+// TopK ranks scores (logits, or probabilities when probs is set) and
+// returns the k best, naming classes where known.
+func TopK(scores []float32, k int, probs bool, classes []string) []Prediction {
+	var p []float64
+	if probs {
+		p = make([]float64, len(scores))
+		for i, v := range scores {
+			p[i] = float64(v)
+		}
+	} else {
+		p = Softmax(scores)
+	}
+	idx := make([]int, len(p))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return p[idx[a]] > p[idx[b]] })
+	k = min(k, len(idx))
+	out := make([]Prediction, k)
+	for r := 0; r < k; r++ {
+		i := idx[r]
+		label := fmt.Sprintf("class %d", i)
+		if i < len(classes) {
+			label = classes[i]
+		}
+		out[r] = Prediction{Rank: r + 1, Index: i, Label: label, Prob: p[i]}
+	}
+	return out
+}

@@ -1,0 +1,524 @@
+package kernels
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+)
+
+// ConvParams describes a 2-D convolution over NCHW tensors. Zero values of
+// StrideH, StrideW, DilationH, DilationW and Group mean 1 (the ONNX
+// defaults); every other field must be set.
+type ConvParams struct {
+	InC, InH, InW, OutC                            int
+	KH, KW, StrideH, StrideW, DilationH, DilationW int
+	PadTop, PadLeft, PadBottom, PadRight           int
+	Group                                          int
+}
+
+// normalized returns c with the zero-means-one fields set to 1.
+func (c ConvParams) normalized() ConvParams {
+	one := func(v *int) {
+		if *v == 0 {
+			*v = 1
+		}
+	}
+	one(&c.StrideH)
+	one(&c.StrideW)
+	one(&c.DilationH)
+	one(&c.DilationW)
+	one(&c.Group)
+	return c
+}
+
+// outSize is the output length of one spatial axis (0 if the dilated
+// kernel does not fit into the padded input).
+func outSize(in, padA, padB, k, stride, dil int) int {
+	span := in + padA + padB - dil*(k-1) - 1
+	if span < 0 || stride <= 0 {
+		return 0
+	}
+	return span/stride + 1
+}
+
+// OutH returns the output height, floor((InH+PadTop+PadBottom-DilationH*(KH-1)-1)/StrideH)+1,
+// or 0 if the kernel does not fit.
+func (c ConvParams) OutH() int {
+	c = c.normalized()
+	return outSize(c.InH, c.PadTop, c.PadBottom, c.KH, c.StrideH, c.DilationH)
+}
+
+// OutW returns the output width (see OutH).
+func (c ConvParams) OutW() int {
+	c = c.normalized()
+	return outSize(c.InW, c.PadLeft, c.PadRight, c.KW, c.StrideW, c.DilationW)
+}
+
+// Validate reports impossible or unsupported parameters: non-positive sizes,
+// negative strides, dilations, pads or groups, channel counts not divisible
+// by Group, a kernel larger than the padded input, or tensors too large to
+// index with 32-bit offsets.
+func (c ConvParams) Validate() error {
+	c = c.normalized()
+	var errs []error
+	pos := func(name string, v int) {
+		if v <= 0 {
+			errs = append(errs, fmt.Errorf("%s = %d, want > 0", name, v))
+		}
+	}
+	pos("InC", c.InC)
+	pos("InH", c.InH)
+	pos("InW", c.InW)
+	pos("OutC", c.OutC)
+	pos("KH", c.KH)
+	pos("KW", c.KW)
+	pos("StrideH", c.StrideH)
+	pos("StrideW", c.StrideW)
+	pos("DilationH", c.DilationH)
+	pos("DilationW", c.DilationW)
+	pos("Group", c.Group)
+	for _, p := range []struct {
+		name string
+		v    int
+	}{{"PadTop", c.PadTop}, {"PadLeft", c.PadLeft}, {"PadBottom", c.PadBottom}, {"PadRight", c.PadRight}} {
+		if p.v < 0 {
+			errs = append(errs, fmt.Errorf("%s = %d, want >= 0", p.name, p.v))
+		}
+	}
+	if len(errs) == 0 {
+		if c.InC%c.Group != 0 || c.OutC%c.Group != 0 {
+			errs = append(errs, fmt.Errorf("InC %d and OutC %d must be divisible by Group %d", c.InC, c.OutC, c.Group))
+		}
+		if c.OutH() <= 0 || c.OutW() <= 0 {
+			errs = append(errs, fmt.Errorf("dilated kernel %dx%d does not fit the padded input %dx%d",
+				c.DilationH*(c.KH-1)+1, c.DilationW*(c.KW-1)+1, c.InH+c.PadTop+c.PadBottom, c.InW+c.PadLeft+c.PadRight))
+		}
+		const lim = math.MaxInt32
+		if c.InH*c.InW >= lim || c.OutH()*c.OutW() >= lim || c.KH*c.KW >= lim ||
+			c.InC*c.InH*c.InW >= lim || c.OutC*c.OutH()*c.OutW() >= lim ||
+			c.OutC*(c.InC/max(c.Group, 1))*c.KH*c.KW >= lim {
+			errs = append(errs, errors.New("tensor too large for 32-bit offsets"))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("kernels: invalid conv params %+v: %w", c, errors.Join(errs...))
+	}
+	return nil
+}
+
+// Conv is a convolution with its weights packed once for the micro-kernel
+// path selected at NewConv time. A Conv is immutable after NewConv and safe
+// for concurrent Forward calls (each with its own workspace).
+type Conv struct {
+	prm       ConvParams // normalized
+	kern      *kernelImpl
+	oh, ow    int
+	mg, kg    int // per-group GEMM rows (output channels) and depth
+	mpad      int
+	wpack     []float32 // Group blocks of mpad*kg, see packA
+	bias      []float32
+	pointwise bool     // 1x1, stride 1, no padding: B is the input itself
+	idx       []int32  // im2col offsets (KH*KW rows of idxStr), nil if pointwise
+	desc      []uint64 // per 16 idx entries: how to load them (see buildIndex)
+	idxStr    int
+
+	// Winograd: wino holds the transformed weights (as its wpack) and the
+	// tile geometry; nil if the conv cannot or should not use it.
+	wino           *Conv
+	forceWino      bool
+	tilesH, tilesW int
+	wb             int // Winograd tile block
+
+	mu   sync.Mutex
+	jobs []*convJob
+}
+
+// ConvAlgo selects how a Conv computes.
+type ConvAlgo int
+
+const (
+	// AlgoAuto picks per call: Winograd F(4x4, 3x3) for eligible 3x3
+	// convolutions with at least 32 input and output channels when the
+	// batch has enough 4x4 tiles and the CPU path has vectorised
+	// transforms, the GEMM otherwise.
+	AlgoAuto ConvAlgo = iota
+	// AlgoGEMM always uses the direct GEMM (1x1) or implicit im2col GEMM:
+	// results as accurate as a plain float32 dot product.
+	AlgoGEMM
+	// AlgoWinograd always uses Winograd F(4x4, 3x3); NewConvAlgo fails
+	// unless the convolution is 3x3, stride 1, undilated, ungrouped, with
+	// at most 256 input channels.
+	AlgoWinograd
+)
+
+// String returns "auto", "gemm" or "winograd".
+func (a ConvAlgo) String() string {
+	switch a {
+	case AlgoAuto:
+		return "auto"
+	case AlgoGEMM:
+		return "gemm"
+	case AlgoWinograd:
+		return "winograd"
+	}
+	return fmt.Sprintf("ConvAlgo(%d)", int(a))
+}
+
+// winoMinTiles is the number of 4x4 output tiles in a batch from which
+// AlgoAuto prefers Winograd: with fewer, most GEMM columns would be
+// padding.
+const winoMinTiles = 16
+
+// NewConv validates prm and packs weight ([OutC, InC/Group, KH, KW]) and the
+// optional bias ([OutC], nil for none) for repeated Forward calls, with
+// AlgoAuto. The slices are copied; the caller may reuse them.
+func NewConv(prm ConvParams, weight, bias []float32) (*Conv, error) {
+	return NewConvAlgo(prm, weight, bias, AlgoAuto)
+}
+
+// NewConvAlgo is NewConv with an explicit algorithm choice.
+func NewConvAlgo(prm ConvParams, weight, bias []float32, algo ConvAlgo) (*Conv, error) {
+	if err := prm.Validate(); err != nil {
+		return nil, err
+	}
+	switch algo {
+	case AlgoAuto, AlgoGEMM:
+	case AlgoWinograd:
+		if !winoUsable(prm.normalized()) {
+			return nil, fmt.Errorf("kernels: Winograd needs a 3x3, stride-1, undilated, ungrouped conv with InC <= %d, got %+v", blockK, prm)
+		}
+	default:
+		return nil, fmt.Errorf("kernels: unknown conv algorithm %d", int(algo))
+	}
+	prm = prm.normalized()
+	c := &Conv{prm: prm, kern: activeKernel.Load(), oh: prm.OutH(), ow: prm.OutW()}
+	c.mg = prm.OutC / prm.Group
+	c.kg = prm.InC / prm.Group * prm.KH * prm.KW
+	if want := prm.OutC * c.kg; len(weight) != want {
+		return nil, fmt.Errorf("kernels: conv weight has %d values, want %d (OutC %d x InC/Group %d x %d x %d)",
+			len(weight), want, prm.OutC, prm.InC/prm.Group, prm.KH, prm.KW)
+	}
+	if bias != nil {
+		if len(bias) != prm.OutC {
+			return nil, fmt.Errorf("kernels: conv bias has %d values, want OutC = %d", len(bias), prm.OutC)
+		}
+		c.bias = append([]float32(nil), bias...)
+	}
+	// Auto: Winograd pays off once there are enough channels for the GEMM
+	// to outweigh the transforms (measured: slower at 16 channels, 1.3x
+	// faster at 32, 2x at 64 and more).
+	autoWino := winoUsable(prm) && c.kern.winoIn != nil && prm.InC >= 32 && prm.OutC >= 32
+	if algo == AlgoWinograd || (algo == AlgoAuto && autoWino) {
+		c.wino = &Conv{prm: prm, kern: c.kern, oh: c.oh, ow: c.ow, mg: c.mg, kg: c.kg, bias: c.bias, wb: winoBlock}
+		c.wino.winoPackWeights(weight)
+		c.forceWino = algo == AlgoWinograd
+		if c.forceWino {
+			return c, nil
+		}
+	}
+	c.mpad = roundUp(c.mg, c.kern.mr)
+	c.wpack = make([]float32, prm.Group*c.mpad*c.kg)
+	for g := 0; g < prm.Group; g++ {
+		packA(c.kern, c.wpack[g*c.mpad*c.kg:], c.mg, c.kg, weight[g*c.mg*c.kg:], c.kg, false, 1)
+	}
+	c.pointwise = prm.KH == 1 && prm.KW == 1 && prm.StrideH == 1 && prm.StrideW == 1 &&
+		prm.PadTop == 0 && prm.PadLeft == 0 && prm.PadBottom == 0 && prm.PadRight == 0
+	if !c.pointwise {
+		c.buildIndex()
+	}
+	return c, nil
+}
+
+// buildIndex fills the im2col offset table: for kernel offset r = kh*KW+kw
+// and output pixel p = oh*OutW+ow, idx[r*idxStr+p] is ih*InW+iw or -1 where
+// the tap falls into padding. Rows are padded with -1 to a multiple of 32 so
+// that packing never needs a column bound.
+func (c *Conv) buildIndex() {
+	p := c.prm
+	ohw := c.oh * c.ow
+	c.idxStr = roundUp(ohw, 32)
+	c.idx = make([]int32, p.KH*p.KW*c.idxStr)
+	for i := range c.idx {
+		c.idx[i] = -1
+	}
+	for kh := 0; kh < p.KH; kh++ {
+		for kw := 0; kw < p.KW; kw++ {
+			row := c.idx[(kh*p.KW+kw)*c.idxStr:]
+			for oh := 0; oh < c.oh; oh++ {
+				ih := oh*p.StrideH - p.PadTop + kh*p.DilationH
+				if ih < 0 || ih >= p.InH {
+					continue
+				}
+				for ow := 0; ow < c.ow; ow++ {
+					iw := ow*p.StrideW - p.PadLeft + kw*p.DilationW
+					if iw >= 0 && iw < p.InW {
+						row[oh*c.ow+ow] = int32(ih*p.InW + iw)
+					}
+				}
+			}
+		}
+	}
+	c.desc = make([]uint64, len(c.idx)/16)
+	for i := range c.desc {
+		c.desc[i] = loadDescriptor(c.idx[16*i : 16*i+16])
+	}
+}
+
+// Load descriptor flags (see loadDescriptor).
+const (
+	gatherFlag  = 1 << 63 // offsets must be gathered one by one
+	stride2Flag = 1 << 62 // a stride-2 window
+)
+
+// loadDescriptor summarises 16 im2col offsets for the AVX-512 packing
+// routine, choosing the cheapest way to load them:
+//
+//   - stride-1 window: bits 0-31 hold a signed base b and bits 32-47 a lane
+//     mask m such that lane t is plane[b+t] if m has bit t and 0 otherwise;
+//   - stride-2 window (stride2Flag): bits 0-23 hold a signed base b and
+//     bits 24-55 a 32-bit load mask with bit 2t set for each valid lane t,
+//     which is plane[b+2t];
+//   - otherwise (windows crossing an output row, other strides,
+//     dilations) gatherFlag: the offsets are gathered one by one.
+func loadDescriptor(idx []int32) uint64 {
+	var mask, mask2 uint64
+	base, have := int32(0), false
+	ok1, ok2 := true, true
+	base2 := int32(0)
+	for t, o := range idx {
+		if o < 0 {
+			continue
+		}
+		if !have {
+			base, base2, have = o-int32(t), o-2*int32(t), true
+		}
+		ok1 = ok1 && o == base+int32(t)
+		ok2 = ok2 && o == base2+2*int32(t)
+		mask |= 1 << t
+		mask2 |= 1 << (2 * t)
+	}
+	switch {
+	case ok1:
+		return mask<<32 | uint64(uint32(base))
+	case ok2 && base2 >= -(1<<23) && base2 < 1<<23:
+		return stride2Flag | mask2<<24 | uint64(uint32(base2))&(1<<24-1)
+	}
+	return gatherFlag
+}
+
+// Params returns the convolution's parameters (with zero-means-one fields
+// filled in).
+func (c *Conv) Params() ConvParams { return c.prm }
+
+// KernelPath returns the micro-kernel path the weights were packed for.
+func (c *Conv) KernelPath() string { return c.kern.name }
+
+// WorkspaceSize returns the number of float32s of scratch Forward needs for
+// a batch of n images on a pool of the given number of threads (<= 0 means
+// 1). It is the same for every n (scratch is per thread), and stays valid
+// for any pool with at most that many threads.
+func (c *Conv) WorkspaceSize(n int, threads int) int {
+	return max(threads, 1) * c.perThread()
+}
+
+// perThread is the scratch one thread needs, for whichever algorithm
+// Forward may choose.
+func (c *Conv) perThread() int {
+	per := 0
+	if !c.forceWino {
+		per = bufferSize(c.kern, c.kg, c.oh*c.ow)
+	}
+	if c.wino != nil {
+		per = max(per, c.wino.winoLayout().size+c.kern.mr*c.kern.nr)
+	}
+	return per
+}
+
+// Algo returns the algorithm Forward uses for a batch of n images.
+func (c *Conv) Algo(n int) ConvAlgo {
+	if c.useWino(n) {
+		return AlgoWinograd
+	}
+	return AlgoGEMM
+}
+
+// useWino reports whether Forward uses Winograd for a batch of n.
+func (c *Conv) useWino(n int) bool {
+	return c.wino != nil && (c.forceWino || n*c.wino.tilesH*c.wino.tilesW >= winoMinTiles)
+}
+
+// Forward computes out = ReLU?(conv(x) + bias + residual) for a batch of n
+// images: x is [n, InC, InH, InW], out is [n, OutC, OutH, OutW], residual is
+// nil or shaped like out, ws has at least WorkspaceSize(n, p.Threads())
+// float32s. The epilogue runs in the order +bias, +residual, ReLU (if relu),
+// fused into the GEMM tile write-back. out must not overlap x or ws.
+// residual may be out itself (same first element: the convolution is then
+// accumulated onto it in place) but must not otherwise overlap out.
+// Too-short slices panic with a message before anything is written.
+func (c *Conv) Forward(p *Pool, n int, x, residual []float32, relu bool, out, ws []float32) {
+	prm := c.prm
+	inSize := prm.InC * prm.InH * prm.InW
+	outSize := prm.OutC * c.oh * c.ow
+	threads := p.Threads()
+	switch {
+	case n < 0:
+		panic(fmt.Sprintf("kernels.Conv.Forward: negative batch %d", n))
+	case len(x) < n*inSize:
+		panic(fmt.Sprintf("kernels.Conv.Forward: x has %d values, want %d for batch %d", len(x), n*inSize, n))
+	case len(out) < n*outSize:
+		panic(fmt.Sprintf("kernels.Conv.Forward: out has %d values, want %d for batch %d", len(out), n*outSize, n))
+	case residual != nil && len(residual) < n*outSize:
+		panic(fmt.Sprintf("kernels.Conv.Forward: residual has %d values, want %d for batch %d", len(residual), n*outSize, n))
+	case len(ws) < c.WorkspaceSize(n, threads):
+		panic(fmt.Sprintf("kernels.Conv.Forward: workspace has %d values, want WorkspaceSize(%d, %d) = %d",
+			len(ws), n, threads, c.WorkspaceSize(n, threads)))
+	}
+	if n == 0 {
+		return
+	}
+	j := c.getJob()
+	j.n, j.x, j.res, j.out, j.ws, j.relu = n, x, residual, out, ws, relu
+	j.inPlace = residual != nil && &residual[0] == &out[0]
+	if j.inPlace {
+		j.res = nil
+	}
+	j.per = c.perThread()
+	j.slots = threads
+	j.wino = c.useWino(n)
+	if j.wino {
+		// Winograd tile tables hold int32 offsets into the whole batch:
+		// run batches too large for them in chunks.
+		chunk := max(1, (math.MaxInt32-1)/max(inSize, outSize))
+		for b0 := 0; b0 < n; b0 += chunk {
+			nb := min(chunk, n-b0)
+			j.n, j.x, j.out = nb, x[b0*inSize:(b0+nb)*inSize], out[b0*outSize:(b0+nb)*outSize]
+			if j.res != nil {
+				j.res = residual[b0*outSize : (b0+nb)*outSize]
+			}
+			w := c.wino
+			j.blocks = (nb*w.tilesH*w.tilesW + w.wb - 1) / w.wb
+			j.mParts, j.nParts = 1, 1
+			if j.blocks%threads != 0 && j.blocks < 4*threads {
+				j.mParts = threads
+			}
+			p.Parallel(threads, j.fn)
+		}
+	} else {
+		gemms := n * prm.Group
+		j.mParts, j.nParts = 1, 1
+		if gemms%threads != 0 && gemms < 8*threads {
+			j.mParts, j.nParts = chooseSplit(c.kern, c.mg, c.oh*c.ow, threads)
+		}
+		p.Parallel(threads, j.fn)
+	}
+	j.x, j.res, j.out, j.ws = nil, nil, nil, nil
+	c.putJob(j)
+}
+
+// convJob carries one Forward call to the pool's threads.
+type convJob struct {
+	c              *Conv
+	n              int
+	x, res, out    []float32
+	ws             []float32
+	relu           bool
+	inPlace        bool // residual is out: accumulate onto it
+	wino           bool // Winograd units: (tile block, M part)
+	blocks         int  // Winograd tile blocks
+	per, slots     int
+	mParts, nParts int
+	fn             func(lo, hi int) // bound to run once
+}
+
+// getJob takes a recycled job (or makes the first ones).
+func (c *Conv) getJob() *convJob {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if k := len(c.jobs); k > 0 {
+		j := c.jobs[k-1]
+		c.jobs = c.jobs[:k-1]
+		return j
+	}
+	j := &convJob{c: c}
+	j.fn = j.run
+	return j
+}
+
+// putJob returns a job for reuse.
+func (c *Conv) putJob(j *convJob) {
+	c.mu.Lock()
+	c.jobs = append(c.jobs, j)
+	c.mu.Unlock()
+}
+
+// run processes the units of the given slots: a unit is one (image, group,
+// M part, N part) piece of the per-image, per-group GEMMs.
+func (j *convJob) run(lo, hi int) {
+	if j.wino {
+		j.runWino(lo, hi)
+		return
+	}
+	c, prm := j.c, j.c.prm
+	ohw := c.oh * c.ow
+	inPlane := prm.InH * prm.InW
+	cin := prm.InC / prm.Group
+	parts := j.mParts * j.nParts
+	units := j.n * prm.Group * parts
+	for slot := lo; slot < hi; slot++ {
+		sc := j.ws[slot*j.per : (slot+1)*j.per]
+		u0, u1 := splitRange(units, j.slots, slot)
+		for u := u0; u < u1; u++ {
+			part := u % parts
+			gi := u / parts // image*Group + group
+			img, grp := gi/prm.Group, gi%prm.Group
+			xo := img*prm.InC*inPlane + grp*cin*inPlane
+			oo := img*prm.OutC*ohw + grp*c.mg*ohw
+			g := gemmCtx{
+				kern: c.kern, m: c.mg, n: ohw, k: c.kg,
+				ap: c.wpack[grp*c.mpad*c.kg : (grp+1)*c.mpad*c.kg], mpad: c.mpad,
+				b: j.x[xo : xo+cin*inPlane], ldb: inPlane,
+				c: j.out[oo : oo+c.mg*ohw], ldc: ohw,
+				relu: j.relu, accum: j.inPlace,
+			}
+			if c.pointwise {
+				g.bkind = bPlain
+			} else {
+				g.bkind, g.idx, g.desc, g.idxStr, g.khw = bIm2col, c.idx, c.desc, c.idxStr, prm.KH*prm.KW
+			}
+			if c.bias != nil {
+				g.bias = c.bias[grp*c.mg : (grp+1)*c.mg]
+			}
+			if j.res != nil {
+				g.res = j.res[oo : oo+c.mg*ohw]
+			}
+			m0, m1 := partRange(c.mg, c.kern.mr, j.mParts, part/j.nParts)
+			n0, n1 := partRange(ohw, c.kern.nr, j.nParts, part%j.nParts)
+			g.compute(m0, m1, n0, n1, sc)
+		}
+	}
+}
+
+// runWino processes the Winograd units of the given slots: a unit is one
+// (tile block, output-channel part).
+func (j *convJob) runWino(lo, hi int) {
+	w := j.c.wino
+	tiles := j.n * w.tilesH * w.tilesW
+	units := j.blocks * j.mParts
+	wj := *j
+	wj.c = w
+	for slot := lo; slot < hi; slot++ {
+		sc := j.ws[slot*j.per : (slot+1)*j.per]
+		u0, u1 := splitRange(units, j.slots, slot)
+		last := -1 // block whose transformed input is in sc
+		for u := u0; u < u1; u++ {
+			b, part := u/j.mParts, u%j.mParts
+			g0 := b * w.wb
+			m0, m1 := partRange(w.prm.OutC, w.kern.mr, j.mParts, part)
+			if m0 < m1 {
+				wj.winoUnit(g0, min(w.wb, tiles-g0), m0, m1, sc, b == last)
+				last = b
+			}
+		}
+	}
+}

@@ -1,0 +1,243 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+// refConv computes the convolution (+bias, +residual, ReLU) in float64 and
+// the error scale of every output element.
+func refConv(p ConvParams, n int, x, w, bias, res []float32, relu bool) (ref, abs []float64) {
+	p = p.normalized()
+	oh, ow := p.OutH(), p.OutW()
+	cin, cout := p.InC/p.Group, p.OutC/p.Group
+	ref = make([]float64, n*p.OutC*oh*ow)
+	abs = make([]float64, len(ref))
+	for b := 0; b < n; b++ {
+		for oc := 0; oc < p.OutC; oc++ {
+			g := oc / cout
+			for y := 0; y < oh; y++ {
+				for xo := 0; xo < ow; xo++ {
+					var s, sa float64
+					for ic := 0; ic < cin; ic++ {
+						for kh := 0; kh < p.KH; kh++ {
+							ih := y*p.StrideH - p.PadTop + kh*p.DilationH
+							if ih < 0 || ih >= p.InH {
+								continue
+							}
+							for kw := 0; kw < p.KW; kw++ {
+								iw := xo*p.StrideW - p.PadLeft + kw*p.DilationW
+								if iw < 0 || iw >= p.InW {
+									continue
+								}
+								xv := float64(x[((b*p.InC+g*cin+ic)*p.InH+ih)*p.InW+iw])
+								wv := float64(w[((oc*cin+ic)*p.KH+kh)*p.KW+kw])
+								s += xv * wv
+								sa += math.Abs(xv * wv)
+							}
+						}
+					}
+					o := ((b*p.OutC+oc)*oh+y)*ow + xo
+					if bias != nil {
+						s += float64(bias[oc])
+						sa += math.Abs(float64(bias[oc]))
+					}
+					if res != nil {
+						s += float64(res[o])
+						sa += math.Abs(float64(res[o]))
+					}
+					if relu && s < 0 {
+						s = 0
+					}
+					ref[o], abs[o] = s, sa
+				}
+			}
+		}
+	}
+	return ref, abs
+}
+
+// convCase is one convolution shape in the table.
+type convCase struct {
+	name string
+	p    ConvParams
+}
+
+func convCases() []convCase {
+	c := func(name string, inC, inH, inW, outC, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, g int) convCase {
+		return convCase{name, ConvParams{InC: inC, InH: inH, InW: inW, OutC: outC, KH: kh, KW: kw,
+			StrideH: sh, StrideW: sw, DilationH: dh, DilationW: dw,
+			PadTop: pt, PadLeft: pl, PadBottom: pb, PadRight: pr, Group: g}}
+	}
+	return []convCase{
+		c("1x1", 16, 7, 9, 24, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1),
+		c("1x1_odd", 5, 3, 5, 11, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1),
+		c("1x1_big", 64, 14, 14, 72, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1),
+		c("1x1_deepK", 300, 6, 6, 17, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1),
+		c("1x1_s2", 16, 9, 9, 32, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0, 1),
+		c("1x1_pad", 8, 4, 4, 8, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1),
+		c("3x3_s1_p1", 8, 10, 12, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
+		c("3x3_s1_p1_wide", 32, 20, 20, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
+		c("3x3_s2_p1", 8, 11, 9, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1),
+		c("3x3_nopad", 3, 5, 5, 4, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1),
+		c("3x3_asym_pad", 4, 6, 7, 5, 3, 3, 1, 2, 1, 1, 0, 2, 1, 0, 1),
+		c("3x3_dil2", 6, 9, 9, 8, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 1),
+		c("3x3_dil_stride_mixed", 5, 12, 10, 7, 3, 2, 2, 1, 2, 3, 1, 0, 2, 3, 1),
+		c("7x7_stem", 3, 32, 30, 64, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3, 1),
+		c("5x3", 4, 8, 8, 6, 5, 3, 1, 1, 1, 1, 2, 1, 2, 1, 1),
+		c("grouped", 16, 8, 8, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 4),
+		c("resnext_32g", 64, 6, 6, 64, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 32),
+		c("grouped_1x1", 12, 5, 5, 18, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 3),
+		c("depthwise", 8, 7, 7, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8),
+		c("depthwise_mult2_s2", 4, 9, 9, 8, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 4),
+		c("tiny_1x1_input", 3, 1, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1),
+		c("tiny_pad_bigger_than_input", 2, 1, 2, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
+		c("kernel_equals_input", 3, 4, 4, 9, 4, 4, 1, 1, 1, 1, 0, 0, 0, 0, 1),
+		c("stride_bigger_than_kernel", 3, 10, 10, 4, 2, 2, 3, 3, 1, 1, 0, 0, 0, 0, 1),
+		c("wide_row_N_over_blockN", 4, 3, 700, 9, 1, 3, 1, 1, 1, 1, 0, 1, 0, 1, 1),
+	}
+}
+
+func TestConv(t *testing.T) {
+	pool := NewPool(2)
+	defer pool.Close()
+	forEachPath(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(3, 4))
+		for _, cc := range convCases() {
+			for _, n := range []int{1, 3} {
+				for _, v := range []struct{ bias, res, relu bool }{{false, false, false}, {true, false, true}, {true, true, true}, {false, true, false}} {
+					for _, p := range []*Pool{nil, pool} {
+						name := fmt.Sprintf("%s/n%d_bias%v_res%v_relu%v_threads%d", cc.name, n, v.bias, v.res, v.relu, p.Threads())
+						runConvCase(t, r, name, cc.p, n, v.bias, v.res, v.relu, p, false)
+						if t.Failed() {
+							return
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// TestConvResidualInPlace checks Forward with residual == out.
+func TestConvResidualInPlace(t *testing.T) {
+	pool := NewPool(2)
+	defer pool.Close()
+	forEachPath(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(5, 6))
+		for _, cc := range convCases()[:12] {
+			runConvCase(t, r, cc.name, cc.p, 2, true, true, true, pool, true)
+		}
+	})
+}
+
+func runConvCase(t *testing.T, r *rand.Rand, name string, p ConvParams, n int, hasBias, hasRes, relu bool, pool *Pool, inPlace bool) {
+	t.Helper()
+	if err := p.Validate(); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	oh, ow := p.OutH(), p.OutW()
+	x := randSlice(r, n*p.InC*p.InH*p.InW)
+	w := randSlice(r, p.OutC*p.InC/max(p.Group, 1)*p.KH*p.KW)
+	var bias, res []float32
+	if hasBias {
+		bias = randSlice(r, p.OutC)
+	}
+	outLen := n * p.OutC * oh * ow
+	if hasRes {
+		res = randSlice(r, outLen)
+	}
+	ref, abs := refConv(p, n, x, w, bias, res, relu)
+	conv, err := NewConv(p, w, bias)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	out := make([]float32, outLen+7)
+	for i := range out {
+		out[i] = float32(math.NaN())
+	}
+	if inPlace {
+		copy(out, res)
+		res = out[:outLen]
+	}
+	ws := make([]float32, conv.WorkspaceSize(n, pool.Threads()))
+	conv.Forward(pool, n, x, res, relu, out[:outLen], ws)
+	for i := outLen; i < len(out); i++ {
+		if out[i] == out[i] {
+			t.Fatalf("%s: wrote past the end of out", name)
+		}
+	}
+	k := p.InC / max(p.Group, 1) * p.KH * p.KW
+	tol := make([]float64, len(abs))
+	for i, a := range abs {
+		tol[i] = tolerance(k, a)
+	}
+	checkClose(t, name, out[:outLen], ref, tol)
+}
+
+func TestConvValidate(t *testing.T) {
+	ok := ConvParams{InC: 4, InH: 5, InW: 5, OutC: 8, KH: 3, KW: 3}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	if ok.OutH() != 3 || ok.OutW() != 3 {
+		t.Fatalf("OutH/OutW = %d/%d, want 3/3", ok.OutH(), ok.OutW())
+	}
+	bad := []struct {
+		name string
+		mut  func(*ConvParams)
+		want string
+	}{
+		{"zero InC", func(p *ConvParams) { p.InC = 0 }, "InC"},
+		{"negative stride", func(p *ConvParams) { p.StrideH = -1 }, "StrideH"},
+		{"negative pad", func(p *ConvParams) { p.PadLeft = -2 }, "PadLeft"},
+		{"group not dividing", func(p *ConvParams) { p.Group = 3 }, "divisible"},
+		{"kernel too big", func(p *ConvParams) { p.KH = 9 }, "does not fit"},
+		{"dilation too big", func(p *ConvParams) { p.DilationW = 4 }, "does not fit"},
+		{"huge", func(p *ConvParams) { p.InH, p.InW = 1<<20, 1<<20 }, "32-bit"},
+	}
+	for _, b := range bad {
+		p := ok
+		b.mut(&p)
+		err := p.Validate()
+		if err == nil || !strings.Contains(err.Error(), b.want) {
+			t.Errorf("%s: Validate() = %v, want error mentioning %q", b.name, err, b.want)
+		}
+		if _, err := NewConv(p, nil, nil); err == nil {
+			t.Errorf("%s: NewConv accepted invalid params", b.name)
+		}
+	}
+	if _, err := NewConv(ok, make([]float32, 5), nil); err == nil || !strings.Contains(err.Error(), "weight") {
+		t.Errorf("short weight: err = %v", err)
+	}
+	if _, err := NewConv(ok, make([]float32, 8*4*9), make([]float32, 3)); err == nil || !strings.Contains(err.Error(), "bias") {
+		t.Errorf("short bias: err = %v", err)
+	}
+}
+
+func TestConvForwardPanicsOnShortSlices(t *testing.T) {
+	p := ConvParams{InC: 2, InH: 4, InW: 4, OutC: 3, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1}
+	c, err := NewConv(p, make([]float32, 3*2*9), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := make([]float32, c.WorkspaceSize(1, 1))
+	for name, f := range map[string]func(){
+		"x":         func() { c.Forward(nil, 1, make([]float32, 31), nil, false, make([]float32, 48), ws) },
+		"out":       func() { c.Forward(nil, 1, make([]float32, 32), nil, false, make([]float32, 47), ws) },
+		"res":       func() { c.Forward(nil, 1, make([]float32, 32), make([]float32, 4), false, make([]float32, 48), ws) },
+		"workspace": func() { c.Forward(nil, 1, make([]float32, 32), nil, false, make([]float32, 48), ws[:1]) },
+	} {
+		func() {
+			defer func() {
+				if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), name) {
+					t.Errorf("short %s: recovered %v", name, r)
+				}
+			}()
+			f()
+		}()
+	}
+}

@@ -1,0 +1,113 @@
+package kernels
+
+import (
+	"fmt"
+	"sync/atomic"
+)
+
+// Flags passed to a micro-kernel; they select what happens to the register
+// tile on its way back to C. The steps run in this order.
+const (
+	flagAccum uintptr = 1 << iota // add the existing C tile (beta = 1)
+	flagBias                      // add bias[row] to every element of the row
+	flagRes                       // add the residual tile (same layout as C)
+	flagReLU                      // max(x, 0), NaN propagates
+)
+
+// GEMM cache blocking shared by all paths: a K block of kc rows and an N
+// block of nc columns form the packed B panel held in L2 (256*512*4 = 512 KiB);
+// the A micro-panel (mr*kc) stays in L1 while the kernel sweeps the B panel.
+const (
+	blockK = 256
+	blockN = 512
+)
+
+// kernelImpl is one micro-kernel path: its register-tile shape and the
+// functions (assembly or Go) implementing the hot loops.
+type kernelImpl struct {
+	name   string
+	mr, nr int
+
+	// full computes the mr x nr tile from packed A (kc x mr panel) and
+	// packed B (kc x nr panel) and writes its first rows x cols to c (row
+	// stride ldc), applying flags. rows must be mr unless maskedM and cols
+	// must be nr unless maskedN; only the rows x cols elements of C (and
+	// of the residual) are touched. With flags == 0 it just stores the raw
+	// product. nil means the Go micro-kernel is used via a scratch tile.
+	full             func(kc int, a, b, c *float32, ldc, rows, cols int, flags uintptr, bias, res *float32)
+	maskedM, maskedN bool
+
+	// half, if set, is a variant of full for tiles of at most nr/2
+	// columns (same packed panels), doing half the work.
+	half func(kc int, a, b, c *float32, ldc, rows, cols int, flags uintptr, bias, res *float32)
+
+	// narrow, if set, computes the raw product of a packed A panel with
+	// the first ncols (< 16) columns of a packed B panel into a
+	// column-major mr x ncols tile, at about 1/16 of a full tile's cost
+	// per column; the tile is then merged by finishTileT.
+	narrow func(kc int, a, b, tile *float32, ncols int)
+
+	// packRows copies rows x cols (cols <= nr) of a row-major matrix
+	// (stride ld) into an nr-wide packed panel, zero-filling columns
+	// cols..nr-1. nil means the Go version.
+	packRows func(dst, src *float32, ld, rows, cols int)
+
+	// packPanels packs rows x cols of a row-major matrix into all the
+	// nr-wide panels of a block at once, row by row (see
+	// packPanels32AVX512). nil means per-panel packing.
+	packPanels func(dst, src *float32, ld, rows, cols, panelStride int)
+
+	// gatherRows builds `rows` rows of an im2col panel (see packIm2col and
+	// gatherRows32AVX512). nil means the Go version.
+	gatherRows func(dst, plane *float32, idx *int32, desc *uint64, rows, r0, khw, planeStride, idxStride int)
+
+	// winoIn and winoOut are the Winograd F(4x4, 3x3) transforms of 16
+	// tiles (see winoInputGo and winoOutputGo for what they compute); nil
+	// means the Go versions. Auto algorithm selection only picks Winograd
+	// for paths that have them.
+	winoIn  func(v, x *float32, inOff *int32, inMask *uint16, w, plane, inC, xiStride int, tmp *float32)
+	winoOut func(out, m *float32, xiStride int, outOff *int32, outMask *uint16, ow, ohw, nOC, block int, flags uintptr, bias, res, tmp *float32)
+}
+
+// kernelPaths lists the paths this CPU supports, best first; the generic Go
+// path is always last. Filled in by init functions.
+var kernelPaths []*kernelImpl
+
+// genericKernel is the portable Go path.
+var genericKernel = &kernelImpl{name: "generic", mr: 4, nr: 4}
+
+// activeKernel is the path used by Gemm and by NewConv.
+var activeKernel atomic.Pointer[kernelImpl]
+
+// init selects the best path this CPU supports.
+func init() {
+	kernelPaths = append(archKernels(), genericKernel)
+	activeKernel.Store(kernelPaths[0])
+}
+
+// KernelPath returns the name of the micro-kernel path in use: "avx512",
+// "avx2" or "generic".
+func KernelPath() string { return activeKernel.Load().name }
+
+// KernelPaths returns the names of all paths this CPU can run, best first.
+func KernelPaths() []string {
+	names := make([]string, len(kernelPaths))
+	for i, k := range kernelPaths {
+		names[i] = k.name
+	}
+	return names
+}
+
+// SetKernelPath selects the micro-kernel path by name for subsequent Gemm
+// and NewConv calls (an existing Conv keeps the path it was packed for). It
+// exists for tests and benchmarks; it returns an error if this CPU cannot run
+// the path.
+func SetKernelPath(name string) error {
+	for _, k := range kernelPaths {
+		if k.name == name {
+			activeKernel.Store(k)
+			return nil
+		}
+	}
+	return fmt.Errorf("kernels: kernel path %q not available on this CPU (have %v)", name, KernelPaths())
+}

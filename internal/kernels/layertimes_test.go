@@ -1,0 +1,61 @@
+package kernels
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// TestLayerTimes prints, for every convolution of ResNet-50 (batch 1) and
+// ResNet-20 (batch 128), the fastest of several runs, and their sums. It
+// runs only when KERNELS_LAYER_TIMES is set (to the number of runs), e.g.
+//
+//	KERNELS_LAYER_TIMES=20 GOMAXPROCS=2 go test -run LayerTimes -v ./internal/kernels/
+//
+// On a machine shared with other jobs the minimum over runs estimates the
+// uncontended time far better than an average.
+func TestLayerTimes(t *testing.T) {
+	reps, _ := strconv.Atoi(os.Getenv("KERNELS_LAYER_TIMES"))
+	if reps <= 0 {
+		t.Skip("set KERNELS_LAYER_TIMES=<runs> to print per-layer timings")
+	}
+	pool := benchPool()
+	defer pool.Close()
+	for _, net := range []struct {
+		name string
+		ls   []resnetLayer
+		n    int
+	}{
+		{"resnet50", resnet50Layers(), 1},
+		{"resnet50-gemm", withAlgo(resnet50Layers(), AlgoGEMM), 1},
+		{"resnet20", resnet20Layers(), 128},
+		{"resnet20-gemm", withAlgo(resnet20Layers(), AlgoGEMM), 128},
+	} {
+		pcs := prepare(nil, net.ls, net.n, pool.Threads())
+		best := make([]time.Duration, len(pcs))
+		for r := 0; r <= reps; r++ {
+			for i := range pcs {
+				pc := &pcs[i]
+				t0 := time.Now()
+				pc.c.Forward(pool, net.n, pc.x, pc.res, pc.l.relu, pc.out, pc.ws)
+				if d := time.Since(t0); r > 0 && (best[i] == 0 || d < best[i]) {
+					best[i] = d
+				}
+			}
+		}
+		var total time.Duration
+		var flops float64
+		for i, pc := range pcs {
+			total += best[i]
+			f := convFlops(pc.l.p, net.n)
+			flops += f
+			if testing.Verbose() {
+				fmt.Printf("%-14s %-22s %-9v %8.3f ms %7.1f GFLOP/s\n", net.name, pc.l.name, pc.c.Algo(net.n), best[i].Seconds()*1e3, f/best[i].Seconds()/1e9)
+			}
+		}
+		fmt.Printf("%-14s threads=%d batch=%d: sum of per-layer minima %.2f ms, %.1f GFLOP/s (direct-conv FLOPs)\n",
+			net.name, pool.Threads(), net.n, total.Seconds()*1e3, flops/total.Seconds()/1e9)
+	}
+}

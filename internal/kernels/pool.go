@@ -1,0 +1,180 @@
+package kernels
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// Pool is a persistent pool of worker goroutines used by every kernel in this
+// package to spread work over CPU cores.
+//
+// A nil *Pool is valid and runs everything on the calling goroutine. A Pool
+// may be shared by several goroutines calling Parallel (directly or through
+// kernels) at the same time; their work items are queued on the same workers
+// and a waiting caller helps to run queued items, so nested calls cannot
+// deadlock.
+type Pool struct {
+	threads int
+	work    chan poolItem
+	done    sync.WaitGroup
+	closed  atomic.Bool
+
+	mu   sync.Mutex
+	free []*poolBatch
+}
+
+// poolItem is one contiguous range of a Parallel call, queued for a worker.
+type poolItem struct {
+	b      *poolBatch
+	lo, hi int
+}
+
+// poolBatch tracks one Parallel call: the function and the number of queued
+// ranges still running. Batches are recycled through Pool.free.
+type poolBatch struct {
+	fn      func(lo, hi int)
+	pending atomic.Int32
+	fin     chan struct{} // receives exactly one token when pending reaches 0
+}
+
+// NewPool starts a pool with the given number of threads (the calling
+// goroutine counts as one, so threads-1 worker goroutines are started).
+// threads <= 0 means runtime.NumCPU().
+func NewPool(threads int) *Pool {
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	p := &Pool{threads: threads, work: make(chan poolItem, 64*threads)}
+	for i := 1; i < threads; i++ {
+		p.done.Add(1)
+		go p.worker()
+	}
+	return p
+}
+
+// Threads returns the number of threads Parallel spreads work over (1 for a
+// nil pool).
+func (p *Pool) Threads() int {
+	if p == nil {
+		return 1
+	}
+	return p.threads
+}
+
+// Close stops the worker goroutines and waits for them to exit. It must not
+// be called while Parallel calls are running; Parallel must not be called
+// after Close. Close on a nil pool, or a second Close, does nothing.
+func (p *Pool) Close() {
+	if p == nil || !p.closed.CompareAndSwap(false, true) {
+		return
+	}
+	close(p.work)
+	p.done.Wait()
+}
+
+// workerSpins is how many times an idle worker polls the queue (roughly
+// 10-20 µs) before blocking on it. Kernels call Parallel back to back (one
+// call per layer); a worker that is still polling picks the next call up at
+// once instead of paying a scheduler wake-up of tens of microseconds.
+const workerSpins = 2000
+
+// worker runs queued items until the pool is closed.
+func (p *Pool) worker() {
+	defer p.done.Done()
+	for {
+		var it poolItem
+		ok := false
+	poll:
+		for i := 0; i < workerSpins; i++ {
+			select {
+			case it, ok = <-p.work:
+				break poll
+			default:
+			}
+		}
+		if !ok {
+			if it, ok = <-p.work; !ok {
+				return
+			}
+		}
+		it.run()
+	}
+}
+
+// run calls the item's range and signals the caller after the last one.
+func (it poolItem) run() {
+	it.b.fn(it.lo, it.hi)
+	if it.b.pending.Add(-1) == 0 {
+		it.b.fin <- struct{}{}
+	}
+}
+
+// splitRange returns the i-th of parts contiguous, nearly equal sub-ranges of
+// [0, n).
+func splitRange(n, parts, i int) (lo, hi int) {
+	return i * n / parts, (i + 1) * n / parts
+}
+
+// Parallel splits [0, n) into min(n, Threads()) contiguous, nearly equal
+// ranges and calls fn once per range, concurrently, returning when all calls
+// have returned. The first range runs on the calling goroutine. With a nil or
+// single-thread pool, or n == 1, it simply calls fn(0, n). n <= 0 does nothing.
+//
+// The ranges are deterministic: with t = min(n, Threads()), range i is
+// [i*n/t, (i+1)*n/t). Calling Parallel(Threads(), fn) therefore gives each
+// call a distinct lo that can index per-thread scratch memory.
+//
+// Parallel itself does not allocate in steady state. Note that a closure
+// that captures variables escapes to the heap at its creation site; hot paths
+// should create their func value once and reuse it. A panic in fn on a worker
+// goroutine crashes the program.
+func (p *Pool) Parallel(n int, fn func(lo, hi int)) {
+	if n <= 0 {
+		return
+	}
+	if p == nil || p.threads == 1 || n == 1 {
+		fn(0, n)
+		return
+	}
+	parts := min(n, p.threads)
+	b := p.getBatch()
+	b.fn = fn
+	b.pending.Store(int32(parts - 1))
+	for i := 1; i < parts; i++ {
+		lo, hi := splitRange(n, parts, i)
+		p.work <- poolItem{b: b, lo: lo, hi: hi}
+	}
+	lo, hi := splitRange(n, parts, 0)
+	fn(lo, hi)
+	for {
+		select {
+		case <-b.fin:
+			b.fn = nil
+			p.putBatch(b)
+			return
+		case it := <-p.work:
+			it.run()
+		}
+	}
+}
+
+// getBatch takes a recycled batch (or makes one).
+func (p *Pool) getBatch() *poolBatch {
+	p.mu.Lock()
+	if k := len(p.free); k > 0 {
+		b := p.free[k-1]
+		p.free = p.free[:k-1]
+		p.mu.Unlock()
+		return b
+	}
+	p.mu.Unlock()
+	return &poolBatch{fin: make(chan struct{}, 1)}
+}
+
+// putBatch recycles a finished batch.
+func (p *Pool) putBatch(b *poolBatch) {
+	p.mu.Lock()
+	p.free = append(p.free, b)
+	p.mu.Unlock()
+}

@@ -1,0 +1,387 @@
+package kernels
+
+import "unsafe"
+
+// Winograd F(4x4, 3x3) for 3x3, stride-1, undilated, ungrouped
+// convolutions (Lavin & Gray, "Fast Algorithms for Convolutional Neural
+// Networks", 2016). Each 4x4 output tile is
+//
+//	Y = A^T [ (G g G^T) ⊙ (B^T d B) ] A
+//
+// where g is a 3x3 filter, d the 6x6 input patch of the tile and ⊙ the
+// element-wise product. Summed over input channels, the 36 element-wise
+// products become 36 independent GEMMs U_ξ[OutC x InC] * V_ξ[InC x tiles],
+// which run on the same packed micro-kernels as everything else: 36 MACs per
+// 16 outputs and input channel instead of 144.
+//
+// The work is cut into blocks of wBlock tiles (tiles of all images of the
+// batch are numbered consecutively, so small images still fill the GEMM
+// columns). For each block a thread transforms the input straight into
+// packed-B panels (V), multiplies into M, and transforms M back into the
+// output with the bias/residual/ReLU epilogue fused into the final store.
+//
+// Rounding: the transforms scale values by up to ~100 before they cancel,
+// so results differ from direct convolution by a few 1e-5 relative to the
+// output magnitude (tests allow 1e-3 relative; see DESIGN.md).
+
+// Transform matrices of F(4x4, 3x3), with interpolation points 0, ±1, ±2.
+var (
+	winoBT = [6][6]float64{
+		{4, 0, -5, 0, 1, 0},
+		{0, -4, -4, 1, 1, 0},
+		{0, 4, -4, -1, 1, 0},
+		{0, -2, -1, 2, 1, 0},
+		{0, 2, -1, -2, 1, 0},
+		{0, 4, 0, -5, 0, 1},
+	}
+	winoG = [6][3]float64{
+		{1.0 / 4, 0, 0},
+		{-1.0 / 6, -1.0 / 6, -1.0 / 6},
+		{-1.0 / 6, 1.0 / 6, -1.0 / 6},
+		{1.0 / 24, 1.0 / 12, 1.0 / 6},
+		{1.0 / 24, -1.0 / 12, 1.0 / 6},
+		{0, 0, 1},
+	}
+)
+
+// winoBlock is the number of tiles transformed and multiplied together: one
+// 32-column GEMM panel, so that blocks divide evenly between threads and V
+// (36 x InC x 32) stays in L2.
+const winoBlock = 32
+
+// winoUsable reports whether prm can run as Winograd F(4x4, 3x3).
+func winoUsable(prm ConvParams) bool {
+	return prm.KH == 3 && prm.KW == 3 && prm.StrideH == 1 && prm.StrideW == 1 &&
+		prm.DilationH == 1 && prm.DilationW == 1 && prm.Group == 1 && prm.InC <= blockK
+}
+
+// winoPackWeights transforms weight [OutC, InC, 3, 3] into the 36 matrices
+// U_ξ = (G g G^T)[ξ] (computed in float64) and packs each as a GEMM A
+// operand: 36 consecutive blocks of mpad*InC floats.
+func (c *Conv) winoPackWeights(weight []float32) {
+	p := c.prm
+	u := make([]float32, 36*p.OutC*p.InC) // [ξ][oc][ic]
+	for oc := 0; oc < p.OutC; oc++ {
+		for ic := 0; ic < p.InC; ic++ {
+			g := weight[(oc*p.InC+ic)*9:]
+			var tmp [6][3]float64 // G g
+			for i := 0; i < 6; i++ {
+				for j := 0; j < 3; j++ {
+					for k := 0; k < 3; k++ {
+						tmp[i][j] += winoG[i][k] * float64(g[k*3+j])
+					}
+				}
+			}
+			for i := 0; i < 6; i++ {
+				for j := 0; j < 6; j++ {
+					var s float64
+					for k := 0; k < 3; k++ {
+						s += tmp[i][k] * winoG[j][k]
+					}
+					u[((i*6+j)*p.OutC+oc)*p.InC+ic] = float32(s)
+				}
+			}
+		}
+	}
+	c.mpad = roundUp(p.OutC, c.kern.mr)
+	c.wpack = make([]float32, 36*c.mpad*p.InC)
+	for xi := 0; xi < 36; xi++ {
+		packA(c.kern, c.wpack[xi*c.mpad*p.InC:], p.OutC, p.InC, u[xi*p.OutC*p.InC:], p.InC, false, 1)
+	}
+	c.tilesH, c.tilesW = (c.oh+3)/4, (c.ow+3)/4
+}
+
+// winoLayout gives the per-thread scratch layout of the Winograd path, in
+// float32 slots: V (36 x InC x wBlock, packed-B panels), M (36 x OutC x
+// wBlock), the transform scratch (72 x 16) and the tile tables.
+type winoLayout struct {
+	v, m, tmp, inOff, outOff, inMask, outMask, size int
+}
+
+// winoLayout computes the scratch layout for c.
+func (c *Conv) winoLayout() winoLayout {
+	var l winoLayout
+	wBlock := c.wb
+	l.v = 0
+	l.m = l.v + 36*c.prm.InC*wBlock
+	l.tmp = l.m + 36*c.prm.OutC*wBlock
+	l.inOff = l.tmp + 72*16
+	l.outOff = l.inOff + wBlock
+	l.inMask = l.outOff + wBlock
+	l.outMask = l.inMask + wBlock/16*36/2 // uint16 masks, two per slot
+	l.size = l.outMask + wBlock/16*16/2
+	return l
+}
+
+// winoTables fills the tile tables of the block starting at global tile g0
+// (cnt valid tiles): input and output offsets of each tile relative to the
+// batch base of x and out, and per 16-tile group the lane masks of the 36
+// input taps (tap inside the input) and 16 outputs (pixel inside the
+// output). Lanes past cnt have all masks clear.
+func (c *Conv) winoTables(g0, cnt int, inOff, outOff []int32, inMask, outMask []uint16) {
+	p := c.prm
+	wBlock := c.wb
+	tiles := c.tilesH * c.tilesW
+	clear(inMask)
+	clear(outMask)
+	for l := 0; l < wBlock; l++ {
+		if l >= cnt {
+			inOff[l], outOff[l] = 0, 0
+			continue
+		}
+		g := g0 + l
+		img, t := g/tiles, g%tiles
+		ty, tx := t/c.tilesW, t%c.tilesW
+		y0, x0 := 4*ty-p.PadTop, 4*tx-p.PadLeft
+		inOff[l] = int32(img*p.InC*p.InH*p.InW + y0*p.InW + x0)
+		outOff[l] = int32(img*p.OutC*c.oh*c.ow + 4*ty*c.ow + 4*tx)
+		q, bit := l/16, uint16(1)<<(l%16)
+		for r := 0; r < 6; r++ {
+			if y := y0 + r; y < 0 || y >= p.InH {
+				continue
+			}
+			for s := 0; s < 6; s++ {
+				if x := x0 + s; x >= 0 && x < p.InW {
+					inMask[q*36+r*6+s] |= bit
+				}
+			}
+		}
+		for i := 0; i < 4 && 4*ty+i < c.oh; i++ {
+			for j := 0; j < 4 && 4*tx+j < c.ow; j++ {
+				outMask[q*16+i*4+j] |= bit
+			}
+		}
+	}
+}
+
+// int32s views float32 scratch as int32s (same size), so that one
+// caller-provided workspace holds everything.
+func int32s(f []float32) []int32 {
+	return unsafe.Slice((*int32)(unsafe.Pointer(unsafe.SliceData(f))), len(f))
+}
+
+// uint16s views float32 scratch as twice as many uint16s.
+func uint16s(f []float32) []uint16 {
+	return unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(f))), 2*len(f))
+}
+
+// winoUnit computes output channels [m0, m1) (multiples of mr, or OutC) of
+// the tile block starting at global tile g0, for the whole batch (x, out,
+// res are the batch tensors). sc is this thread's scratch; if haveV, it
+// already holds the transformed input of this block (from the previous unit).
+func (j *convJob) winoUnit(g0, cnt, m0, m1 int, sc []float32, haveV bool) {
+	c := j.c
+	p := c.prm
+	kern := c.kern
+	wBlock, wb := c.wb, c.wb
+	l := c.winoLayout()
+	v := sc[l.v:l.m]
+	mb := sc[l.m:l.tmp]
+	tmp := sc[l.tmp:l.inOff]
+	inOff := int32s(sc[l.inOff:l.outOff])
+	outOff := int32s(sc[l.outOff:l.inMask])
+	inMask := uint16s(sc[l.inMask:l.outMask])
+	outMask := uint16s(sc[l.outMask:l.size])
+	if !haveV {
+		c.winoTables(g0, cnt, inOff, outOff, inMask, outMask)
+	}
+
+	groups := (cnt + 15) / 16
+	panels := (cnt + kern.nr - 1) / kern.nr
+	inPlane := p.InH * p.InW
+	// Input transform into V: V_ξ is InC x wBlock in nr-wide panels,
+	// element (ic, t) at ξ*InC*wBlock + (t/nr)*InC*nr + ic*nr + t%nr.
+	// Lanes of the last panel past the last group must be zero.
+	if haveV {
+		groups = 0 // skip the input transform below
+	}
+	if tail := groups * 16; !haveV && tail < panels*kern.nr {
+		for xi := 0; xi < 36; xi++ {
+			base := xi*p.InC*wBlock + (panels-1)*p.InC*kern.nr
+			for ic := 0; ic < p.InC; ic++ {
+				row := v[base+ic*kern.nr : base+(ic+1)*kern.nr]
+				clear(row[tail%kern.nr:])
+			}
+		}
+	}
+	for q := 0; q < groups; q++ {
+		if kern.winoIn != nil {
+			t := 16 * q
+			dst := (t/kern.nr)*p.InC*kern.nr + t%kern.nr
+			kern.winoIn(&v[dst], &j.x[0], &inOff[t], &inMask[q*36], p.InW, inPlane, p.InC, p.InC*wBlock, &tmp[0])
+			continue
+		}
+		winoInputGo(v, j.x, inOff[16*q:16*q+16], inMask[q*36:q*36+36], p.InW, inPlane, p.InC, wBlock, kern.nr, 16*q)
+	}
+	// 36 GEMMs: M_ξ[m0:m1, 0:panels*nr] = U_ξ * V_ξ.
+	mr, nr := kern.mr, kern.nr
+	tile := sc[len(sc)-mr*nr:] // scratch tile for kernels without M edges
+	for xi := 0; xi < 36; xi++ {
+		ua := c.wpack[xi*c.mpad*p.InC:]
+		vb := v[xi*p.InC*wBlock:]
+		mo := mb[xi*p.OutC*wBlock:]
+		for ir := m0; ir < m1; ir += mr {
+			rows := min(mr, p.OutC-ir)
+			a := ua[ir*p.InC:]
+			for jp := 0; jp < panels; jp++ {
+				b := vb[jp*p.InC*nr:]
+				off := ir*wBlock + jp*nr
+				if kern.full != nil && (rows == mr || kern.maskedM) {
+					// Columns past cnt are never read back.
+					if cols := min(nr, cnt-jp*nr); 2*cols <= nr && kern.half != nil {
+						kern.half(p.InC, &a[0], &b[0], &mo[off], wBlock, rows, cols, 0, nil, nil)
+					} else {
+						kern.full(p.InC, &a[0], &b[0], &mo[off], wBlock, rows, nr, 0, nil, nil)
+					}
+					continue
+				}
+				if kern.full != nil {
+					kern.full(p.InC, &a[0], &b[0], &tile[0], nr, mr, nr, 0, nil, nil)
+				} else {
+					goKernel(p.InC, a, b, tile, mr, nr)
+				}
+				for r := 0; r < rows; r++ {
+					copy(mo[off+r*wBlock:off+r*wBlock+nr], tile[r*nr:r*nr+nr])
+				}
+			}
+		}
+	}
+	// Output transform with the epilogue.
+	groups = (cnt + 15) / 16
+	ohw := c.oh * c.ow
+	var flags uintptr
+	if c.bias != nil {
+		flags |= flagBias
+	}
+	if j.res != nil {
+		flags |= flagRes
+	}
+	if j.relu {
+		flags |= flagReLU
+	}
+	if j.inPlace {
+		flags |= flagAccum
+	}
+	for q := 0; q < groups; q++ {
+		t := 16 * q
+		if kern.winoOut != nil {
+			var bias, res *float32
+			if c.bias != nil {
+				bias = &c.bias[m0]
+			}
+			if j.res != nil {
+				res = &j.res[m0*ohw]
+			}
+			kern.winoOut(&j.out[m0*ohw], &mb[m0*wBlock+t], p.OutC*wb, &outOff[t], &outMask[q*16], c.ow, ohw, m1-m0, wBlock, flags, bias, res, &tmp[0])
+			continue
+		}
+		winoOutputGo(j.out, mb, p.OutC*wBlock, outOff[t:t+16], outMask[q*16:q*16+16], c.ow, ohw, m0, m1, wBlock, t, flags, c.bias, j.res)
+	}
+}
+
+// bT6 applies B^T to 6 values (one column or row of a 6x6 patch).
+func bT6(x *[6]float32) [6]float32 {
+	x0, x1, x2, x3, x4, x5 := x[0], x[1], x[2], x[3], x[4], x[5]
+	return [6]float32{
+		4*x0 - 5*x2 + x4,
+		-4*x1 - 4*x2 + x3 + x4,
+		4*x1 - 4*x2 - x3 + x4,
+		-2*x1 - x2 + 2*x3 + x4,
+		2*x1 - x2 - 2*x3 + x4,
+		4*x1 - 5*x3 + x5,
+	}
+}
+
+// aT6 applies A^T to 6 values.
+func aT6(x *[6]float32) [4]float32 {
+	s12, d12 := x[1]+x[2], x[1]-x[2]
+	s34, d34 := x[3]+x[4], x[3]-x[4]
+	return [4]float32{
+		x[0] + s12 + s34,
+		d12 + 2*d34,
+		s12 + 4*s34,
+		d12 + 8*d34 + x[5],
+	}
+}
+
+// winoInputGo transforms 16 tiles (lanes; lane l at block tile t0+l) of all
+// input channels into V (see winoUnit for the layout).
+func winoInputGo(v, x []float32, inOff []int32, inMask []uint16, w, plane, inC, block, nr, t0 int) {
+	for l := 0; l < 16; l++ {
+		t := t0 + l
+		dst := (t/nr)*inC*nr + t%nr
+		bit := uint16(1) << l
+		for ic := 0; ic < inC; ic++ {
+			var d [6][6]float32
+			for r := 0; r < 6; r++ {
+				for s := 0; s < 6; s++ {
+					if inMask[r*6+s]&bit != 0 {
+						d[r][s] = x[ic*plane+int(inOff[l])+r*w+s]
+					}
+				}
+			}
+			// Columns, then rows.
+			var tcol [6][6]float32
+			for s := 0; s < 6; s++ {
+				col := [6]float32{d[0][s], d[1][s], d[2][s], d[3][s], d[4][s], d[5][s]}
+				o := bT6(&col)
+				for r := 0; r < 6; r++ {
+					tcol[r][s] = o[r]
+				}
+			}
+			for r := 0; r < 6; r++ {
+				o := bT6(&tcol[r])
+				for s := 0; s < 6; s++ {
+					v[(r*6+s)*inC*block+dst+ic*nr] = o[s]
+				}
+			}
+		}
+	}
+}
+
+// winoOutputGo transforms M back for output channels [m0, m1) of 16 tiles
+// (block tiles t0...) and writes the valid pixels with the epilogue.
+func winoOutputGo(out, mb []float32, xiStride int, outOff []int32, outMask []uint16, ow, ohw, m0, m1, block, t0 int, flags uintptr, bias, res []float32) {
+	for l := 0; l < 16; l++ {
+		bit := uint16(1) << l
+		if outMask[0]&bit == 0 {
+			continue // lane past the last tile (pixel (0,0) is always valid otherwise)
+		}
+		for oc := m0; oc < m1; oc++ {
+			var tcol [4][6]float32
+			for s := 0; s < 6; s++ {
+				var col [6]float32
+				for r := 0; r < 6; r++ {
+					col[r] = mb[(r*6+s)*xiStride+oc*block+t0+l]
+				}
+				o := aT6(&col)
+				for i := 0; i < 4; i++ {
+					tcol[i][s] = o[i]
+				}
+			}
+			for i := 0; i < 4; i++ {
+				y := aT6(&tcol[i])
+				for jj := 0; jj < 4; jj++ {
+					if outMask[i*4+jj]&bit == 0 {
+						continue
+					}
+					o := oc*ohw + int(outOff[l]) + i*ow + jj
+					val := y[jj]
+					if flags&flagAccum != 0 {
+						val += out[o]
+					}
+					if flags&flagBias != 0 {
+						val += bias[oc]
+					}
+					if flags&flagRes != 0 {
+						val += res[o]
+					}
+					if flags&flagReLU != 0 && val < 0 {
+						val = 0
+					}
+					out[o] = val
+				}
+			}
+		}
+	}
+}
