@@ -15,6 +15,7 @@ import (
 
 	"github.com/resnetctl/resnetctl/build"
 	"github.com/resnetctl/resnetctl/export"
+	"github.com/resnetctl/resnetctl/infer"
 	"github.com/resnetctl/resnetctl/internal/gorgonnx"
 	"github.com/resnetctl/resnetctl/internal/interop"
 	"github.com/resnetctl/resnetctl/models"
@@ -143,7 +144,8 @@ func agree(got, ref []float32) (bool, float64, float64) {
 // file with the ONNX checker (opset <= 17, the newest onnx 1.12 knows), runs
 // it in ONNX Runtime at batch 1 and 3, and compares ONNX Runtime with
 // PyTorch (the same weights loaded by name into torchvision / the PyTorch
-// CIFAR modules), with onnx-go where its ops allow, with the unfolded twin
+// CIFAR modules), with resnetctl's own runtime (infer), with onnx-go where
+// its ops allow, with the unfolded twin
 // of a folded export, and batch 1 with the first row of batch 3.
 func TestInterop(t *testing.T) {
 	interop.RequireORT(t)
@@ -298,6 +300,36 @@ func TestInterop(t *testing.T) {
 			compared++
 		}
 	}
+
+	// Our runtime (infer, native engine) on every file.
+	start = time.Now()
+	for _, c := range cases {
+		sess, err := infer.Load(c.path, infer.Options{})
+		if err != nil {
+			t.Errorf("%s: resnetctl runtime: %v", c.name, err)
+			continue
+		}
+		for k, in := range c.inputs {
+			out, err := sess.Run(ctx, map[string]*infer.Tensor{export.InputName: infer.NewFloat32(in.Dims, in.Data)})
+			if err != nil {
+				t.Errorf("%s batch %d: resnetctl runtime: %v", c.name, in.Dims[0], err)
+				continue
+			}
+			for _, name := range ort[c.name][k].OutputNames {
+				ref := ort[c.name][k].Outputs[name]
+				got := out[name]
+				if got == nil || !slices.Equal(got.Shape, ref.Dims) {
+					t.Errorf("%s batch %d: output %s missing or of the wrong shape", c.name, in.Dims[0], name)
+					continue
+				}
+				if ok, e, m := agree(got.Float32, ref.Data); !ok {
+					t.Errorf("%s batch %d: %s of resnetctl's runtime and ONNX Runtime differ by %.3g (max |ref| %.3g)", c.name, in.Dims[0], name, e, m)
+				}
+			}
+		}
+		sess.Close()
+	}
+	t.Logf("resnetctl's runtime ran %d files at batch 1 and 3 in %v", len(cases), time.Since(start).Round(time.Millisecond))
 
 	// onnx-go (gorgonia backend) where it can run the file. The wrapper
 	// refuses inputs onnx-go would get wrong (at batch 1 its BatchNorm
