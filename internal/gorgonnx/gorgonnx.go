@@ -17,8 +17,8 @@
 //     gorgonia graph is built and every shape follows from it.
 //   - At batch 1 onnx-go's BatchNormalization and Gemm write into one of
 //     their inputs; the wrapper builds a fresh model and backend for every
-//     Run (reusing one gives growing errors) and refuses graphs where the
-//     overwritten tensor is read by anything else.
+//     evaluation (reusing one gives growing errors) and refuses graphs where
+//     the overwritten tensor is read by anything else.
 //   - onnx-go only fills graph outputs that no node consumes, and gorgonia
 //     may overwrite a consumed tensor in place (Softmax subtracts the row
 //     max from its input). The wrapper reads every graph output through an
@@ -26,8 +26,21 @@
 //     outputs (e.g. logits feeding a Softmax) come back intact. An Identity
 //     sink is not enough: it adds no gorgonia node.
 //
-// Runs are serialised: onnx-go names gorgonia nodes from an unsynchronised
-// package counter.
+// Every Run evaluates the model in a fresh child process: the current
+// executable, started again with RESNETCTL_GORGONNX_CHILD set, which this
+// package's init function turns into a one-shot evaluator (see child.go).
+// So no Run depends on what ran before in the caller's process. onnx-go,
+// gorgonia and gorgonia's tensor package keep much process-wide mutable
+// state: an unsynchronised node-name counter, sync.Pools of shapes, types
+// and nodes that some code paths refill while the objects are still in use,
+// a channel pool of *tensor.Dense, finalizers that return slices to a pool,
+// the BLAS in use. onnx-go's results for BatchNorm-folded exports (Conv with
+// bias, then Softmax) were seen to drift by about the size of the logits
+// after many other models had run in the same process (export's
+// TestInterop); a fresh process per evaluation rules out that whole class.
+// It costs a process start (about 10 to 40 ms) plus copying the model to the
+// child per Run. Runs are serialised, to bound memory: onnx-go needs
+// several times the model's size.
 package gorgonnx
 
 import (
@@ -36,7 +49,6 @@ import (
 	"fmt"
 	"runtime/debug"
 	"strings"
-	"sync"
 
 	onnx "github.com/owulveryck/onnx-go"
 	gx "github.com/owulveryck/onnx-go/backend/x/gorgonnx"
@@ -58,22 +70,50 @@ type Output struct {
 	Data []float32
 }
 
-// mu serialises every use of onnx-go and gorgonia.
-var mu sync.Mutex
+// slot serialises evaluations (one child process at a time).
+var slot = make(chan struct{}, 1)
 
 // Run executes model (ONNX bytes) on one float32 NCHW input of the given
-// shape and returns every graph output by name. It builds a fresh onnx-go
-// model and gorgonia backend for each call. Errors wrap ErrUnsupported when
-// the model is outside what onnx-go runs correctly; panics inside onnx-go or
-// gorgonia are recovered and returned as errors.
+// shape and returns every graph output by name. Each call builds a fresh
+// onnx-go model and gorgonia backend in a fresh child process, so calls are
+// independent of each other and of the calling process's onnx-go and
+// gorgonia state. Errors wrap ErrUnsupported when the model is outside what
+// onnx-go runs correctly; panics inside onnx-go or gorgonia are recovered
+// and returned as errors, and a crash of the child is an error too.
 //
-// If ctx is cancelled Run returns ctx.Err() promptly, but a forward pass that
-// already started keeps running in the background (it cannot be interrupted)
-// and holds up later calls until it ends.
+// If ctx is cancelled Run kills the child process and returns ctx.Err().
 func Run(ctx context.Context, model []byte, input []float32, shape []int) (map[string]Output, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	// The checks that need no onnx-go, here so that refusals cost no
+	// process; the child repeats them.
+	if err := checkInput(input, shape); err != nil {
+		return nil, err
+	}
+	info, err := parseModel(model)
+	if err != nil {
+		return nil, fmt.Errorf("gorgonnx: cannot parse ONNX model: %w", err)
+	}
+	if _, problems, err := checkModel(info, shape); err != nil {
+		return nil, fmt.Errorf("gorgonnx: %w", err)
+	} else if len(problems) > 0 {
+		return nil, unsupported(problems)
+	}
+
+	select {
+	case slot <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-slot }()
+	return runChild(ctx, model, input, shape)
+}
+
+// runLocal is Run's evaluation in the current process: checks, decoding,
+// the forward pass and the run-time checks, with panics recovered. Only
+// child processes call it (see child.go).
+func runLocal(model []byte, input []float32, shape []int) (outs map[string]Output, err error) {
 	if err := checkInput(input, shape); err != nil {
 		return nil, err
 	}
@@ -88,34 +128,12 @@ func Run(ctx context.Context, model []byte, input []float32, shape []int) (map[s
 	if len(problems) > 0 {
 		return nil, unsupported(problems)
 	}
-
-	type result struct {
-		outs map[string]Output
-		err  error
-	}
-	done := make(chan result, 1)
-	go func() {
-		var r result
-		defer func() { done <- r }()
-		mu.Lock()
-		defer mu.Unlock()
-		if err := ctx.Err(); err != nil {
-			r.err = err
-			return
+	defer func() {
+		if p := recover(); p != nil {
+			outs, err = nil, fmt.Errorf("gorgonnx: onnx-go panicked: %v\n%s", p, firstFrames(debug.Stack()))
 		}
-		defer func() {
-			if p := recover(); p != nil {
-				r = result{err: fmt.Errorf("gorgonnx: onnx-go panicked: %v\n%s", p, firstFrames(debug.Stack()))}
-			}
-		}()
-		r.outs, r.err = run(info, model, inputName, input, shape)
 	}()
-	select {
-	case r := <-done:
-		return r.outs, r.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return run(info, model, inputName, input, shape)
 }
 
 // checkInput validates the caller's tensor.
@@ -169,7 +187,7 @@ func (b *checkedBackend) ApplyOperation(o onnx.Operation, ns ...graph.Node) erro
 }
 
 // run decodes the model into a fresh backend, feeds the input, runs it and
-// collects the outputs. The caller holds mu and recovers panics.
+// collects the outputs. The caller recovers panics.
 func run(info *modelInfo, model []byte, inputName string, input []float32, shape []int) (map[string]Output, error) {
 	be := &checkedBackend{Graph: gx.NewGraph(), byOutput: map[string]*nodeInfo{}}
 	for _, n := range info.nodes {
