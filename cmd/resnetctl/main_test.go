@@ -8,6 +8,8 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -357,5 +359,44 @@ func TestPredictEvaluateBench(t *testing.T) {
 	}
 	if b.MedianMS <= 0 || b.ImagesPerS <= 0 || b.MinMS > b.MedianMS || b.MedianMS > b.MaxMS || b.Batch != 2 {
 		t.Errorf("bench %+v", b)
+	}
+}
+
+func TestDataCommands(t *testing.T) {
+	_, bin, _ := sampleFiles(t)
+	code, out, errOut := runCLI("data", "info", "--json", bin)
+	if code != 0 {
+		t.Fatal(errOut)
+	}
+	var info struct {
+		Images int   `json:"images"`
+		Counts []int `json:"counts"`
+	}
+	if err := json.Unmarshal([]byte(out), &info); err != nil {
+		t.Fatal(err)
+	}
+	sum := 0
+	for _, n := range info.Counts {
+		sum += n
+	}
+	if info.Images != 200 || sum != 200 || len(info.Counts) != 10 {
+		t.Errorf("%+v", info)
+	}
+	// A server on loopback serving the wrong bytes: the checksum refuses them
+	// and nothing lands in the cache under the archive's name.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("not the CIFAR archive"))
+	}))
+	defer srv.Close()
+	cache := t.TempDir()
+	code, _, errOut = runCLI("data", "fetch", "cifar10", "--cache", cache, "--url", srv.URL+"/cifar-10-binary.tar.gz")
+	if code != exitError || errOut == "" {
+		t.Errorf("bad download: exit %d %q", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(cache, "cifar-10-binary.tar.gz")); err == nil {
+		t.Error("a bad download was placed in the cache")
+	}
+	if code, _, _ := runCLI("data", "fetch", "mnist"); code != exitUsage {
+		t.Errorf("unknown data set: exit %d", code)
 	}
 }
