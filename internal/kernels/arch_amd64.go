@@ -4,11 +4,16 @@ package kernels
 
 import "golang.org/x/sys/cpu"
 
+//go:generate python3 gen_amd64.py
+
 // Assembly micro-kernels and packing routines (arch_amd64.s). See
 // kernelImpl for their contracts.
 
 //go:noescape
 func gemmKernel8x32AVX512(kc int, a, b, c *float32, ldc, mr, nr int, flags uintptr, bias, res *float32)
+
+//go:noescape
+func gemmKernel4x32AVX512(kc int, a, b, c *float32, ldc, mr, nr int, flags uintptr, bias, res *float32)
 
 //go:noescape
 func gemmKernel8x16AVX512(kc int, a, b, c *float32, ldc, mr, nr int, flags uintptr, bias, res *float32)
@@ -17,7 +22,10 @@ func gemmKernel8x16AVX512(kc int, a, b, c *float32, ldc, mr, nr int, flags uintp
 func gemmKernel8xNAVX512(kc int, a, b, tile *float32, ncols int)
 
 //go:noescape
-func packRows32AVX512(dst, src *float32, ld, rows, cols int)
+func gemmKernel8x8SeqAVX512(kc int, a, b, tile *float32)
+
+//go:noescape
+func transpose16AVX512(dst, src *float32, ld, blocks int)
 
 //go:noescape
 func packPanels32AVX512(dst, src *float32, ld, rows, cols, panelStride int)
@@ -76,13 +84,15 @@ func useAsmVec() bool { return activeKernel.Load() != genericKernel }
 var avx512Kernel = &kernelImpl{
 	name: "avx512", mr: 8, nr: 32,
 	full: gemmKernel8x32AVX512, maskedM: true, maskedN: true,
-	half:       gemmKernel8x16AVX512,
-	narrow:     gemmKernel8xNAVX512,
-	packRows:   packRows32AVX512,
-	packPanels: packPanels32AVX512,
-	gatherRows: gatherRows32AVX512,
-	winoIn:     winoInput16AVX512,
-	winoOut:    winoOutput16AVX512,
+	half:        gemmKernel8x16AVX512,
+	short:       gemmKernel4x32AVX512,
+	narrow:      gemmKernel8xNAVX512,
+	narrowSeq:   gemmKernel8x8SeqAVX512,
+	packPanels:  packPanels32AVX512,
+	transpose16: transpose16AVX512,
+	gatherRows:  gatherRows32AVX512,
+	winoIn:      winoInput16AVX512,
+	winoOut:     winoOutput16AVX512,
 }
 
 // avx2Kernel: 6x16 register tile (12 YMM accumulators); edge tiles go

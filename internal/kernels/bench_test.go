@@ -24,7 +24,13 @@ func cpuTime() time.Duration {
 
 // benchPool returns the pool benchmarks run on: NumCPU threads, or
 // $KERNELS_BENCH_THREADS if set (e.g. 1 to measure per-core efficiency).
+// $KERNELS_BENCH_PATH selects a micro-kernel path (avx512, avx2, generic).
 func benchPool() *Pool {
+	if path := os.Getenv("KERNELS_BENCH_PATH"); path != "" {
+		if err := SetKernelPath(path); err != nil {
+			panic(err)
+		}
+	}
 	n, _ := strconv.Atoi(os.Getenv("KERNELS_BENCH_THREADS"))
 	return NewPool(n)
 }
@@ -112,6 +118,11 @@ func resnet20Layers() []resnetLayer {
 		}
 	}
 	return ls
+}
+
+func grouped(p ConvParams, g int) ConvParams {
+	p.Group = g
+	return p
 }
 
 func convFlops(p ConvParams, n int) float64 {
@@ -240,7 +251,11 @@ func BenchmarkConv(b *testing.B) {
 		{"r20_3x3_16-16_32_b128", conv(16, 32, 16, 3, 1), 128},
 		{"r20_3x3_32-32_16_b128", conv(32, 16, 32, 3, 1), 128},
 		{"r20_3x3_64-64_8_b128", conv(64, 8, 64, 3, 1), 128},
-		{"resnext_3x3_g32_128-128_56", func() ConvParams { p := conv(128, 56, 128, 3, 1); p.Group = 32; return p }(), 1},
+		{"resnext_3x3_g32_128-128_56", grouped(conv(128, 56, 128, 3, 1), 32), 1},
+		{"resnext_3x3_g32_256-256_28", grouped(conv(256, 28, 256, 3, 1), 32), 1},
+		{"resnext_3x3_g32_512-512_14", grouped(conv(512, 14, 512, 3, 1), 32), 1},
+		{"resnext_3x3_g32_1024-1024_7", grouped(conv(1024, 7, 1024, 3, 1), 32), 1},
+		{"depthwise_3x3_256_28", grouped(conv(256, 28, 256, 3, 1), 256), 1},
 	}
 	for _, cs := range cases {
 		for _, algo := range []ConvAlgo{AlgoAuto, AlgoGEMM} {
@@ -289,4 +304,21 @@ func BenchmarkParallel(b *testing.B) {
 	for b.Loop() {
 		p.Parallel(p.Threads(), fn)
 	}
+}
+
+// BenchmarkGemmFC times a fully connected layer at batch 8 the way ONNX
+// Gemm stores it (weights [out, in], transB).
+func BenchmarkGemmFC(b *testing.B) {
+	pool := benchPool()
+	defer pool.Close()
+	m, n, k := 8, 1000, 2048
+	r := rand.New(rand.NewPCG(1, 1))
+	a, w, c := randSlice(r, m*k), randSlice(r, n*k), make([]float32, m*n)
+	Gemm(pool, false, true, m, n, k, 1, a, k, w, k, 0, c, n)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		Gemm(pool, false, true, m, n, k, 1, a, k, w, k, 0, c, n)
+	}
+	b.ReportMetric(2*float64(m*n*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -239,5 +240,162 @@ func TestConvForwardPanicsOnShortSlices(t *testing.T) {
 			}()
 			f()
 		}()
+	}
+}
+
+// TestLoadDescriptors checks that common im2col patterns get the cheap
+// window loads (a gather is correct too, only slower, so the conv tests
+// alone would not notice).
+func TestLoadDescriptors(t *testing.T) {
+	count := func(p ConvParams) (one, two, gather int) {
+		c, err := NewConvAlgo(p, make([]float32, p.OutC*p.InC*p.KH*p.KW), nil, AlgoGEMM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < len(c.desc); i += 2 {
+			switch {
+			case c.desc[i]&gatherFlag != 0:
+				gather++
+			case c.desc[i+1] != 0:
+				two++
+			default:
+				one++
+			}
+		}
+		return
+	}
+	for _, tc := range []struct {
+		name      string
+		p         ConvParams
+		wantNoGat bool
+	}{
+		{"3x3_s1_56", conv(8, 56, 8, 3, 1), true},
+		{"3x3_s2_28to14", conv(8, 28, 8, 3, 2), true},
+		{"1x1_s2_28to14", conv(8, 28, 8, 1, 2), true},
+		{"stem_7x7_s2", conv(3, 64, 8, 7, 2), true},
+		{"3x3_s1_8", conv(8, 8, 8, 3, 1), true},
+		{"3x3_s2_16to8", conv(8, 16, 8, 3, 2), true},
+	} {
+		one, two, gather := count(tc.p)
+		if tc.wantNoGat && gather != 0 {
+			t.Errorf("%s: %d one-window, %d two-window, %d gather descriptors; want no gathers", tc.name, one, two, gather)
+		}
+	}
+	// Three output rows in 16 pixels cannot be windows.
+	if _, _, gather := count(conv(8, 10, 8, 3, 2)); gather == 0 {
+		t.Error("5-wide output rows: expected gathers")
+	}
+}
+
+// TestConvConcurrentForward runs Forward on one Conv (GEMM and Winograd)
+// from several goroutines sharing a pool, each with its own buffers, as the
+// runtime's concurrent Session.Run does; run it with -race.
+func TestConvConcurrentForward(t *testing.T) {
+	pool := NewPool(2)
+	defer pool.Close()
+	r := rand.New(rand.NewPCG(31, 32))
+	for _, p := range []ConvParams{
+		{InC: 32, InH: 12, InW: 12, OutC: 32, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		{InC: 16, InH: 9, InW: 9, OutC: 24, KH: 1, KW: 1},
+	} {
+		n := 2
+		w := randSlice(r, p.OutC*p.InC*p.KH*p.KW)
+		conv, err := NewConv(p, w, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := randSlice(r, n*p.InC*p.InH*p.InW)
+		outLen := n * p.OutC * p.OutH() * p.OutW()
+		want := make([]float32, outLen)
+		conv.Forward(pool, n, x, nil, true, want, make([]float32, conv.WorkspaceSize(n, pool.Threads())))
+		var wg sync.WaitGroup
+		for g := 0; g < 4; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				out := make([]float32, outLen)
+				ws := make([]float32, conv.WorkspaceSize(n, pool.Threads()))
+				for it := 0; it < 20; it++ {
+					conv.Forward(pool, n, x, nil, true, out, ws)
+					for i := range out {
+						if out[i] != want[i] {
+							t.Errorf("%v: concurrent result differs at %d: %g vs %g", conv.Algo(n), i, out[i], want[i])
+							return
+						}
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	}
+}
+
+// TestThreadCountInvariance checks that results are bit-identical whatever
+// the number of threads (the training runtime relies on it for
+// reproducibility): every output element is summed in the same order
+// however the work is split.
+func TestThreadCountInvariance(t *testing.T) {
+	forEachPath(t, testThreadCountInvariance)
+}
+
+func testThreadCountInvariance(t *testing.T) {
+	r := rand.New(rand.NewPCG(41, 42))
+	pools := []*Pool{nil, NewPool(2), NewPool(3), NewPool(4)}
+	defer func() {
+		for _, p := range pools {
+			p.Close()
+		}
+	}()
+	for _, tc := range []struct {
+		p    ConvParams
+		n    int
+		algo ConvAlgo
+	}{
+		{conv(32, 28, 40, 3, 1), 1, AlgoWinograd},  // 49 tiles: ranges / split M
+		{conv(32, 36, 24, 3, 1), 3, AlgoWinograd},  // 243 tiles
+		{conv(64, 14, 64, 3, 1), 1, AlgoWinograd},  // 16 tiles
+		{conv(32, 48, 24, 3, 1), 1, AlgoWinograd},  // 144 tiles: 36-tile chunks end in narrow panels
+		{conv(16, 56, 24, 3, 1), 1, AlgoGEMM},      // N split
+		{conv(48, 7, 72, 1, 1), 1, AlgoGEMM},       // M split, ragged N
+		{conv(24, 15, 16, 3, 2), 2, AlgoGEMM},      // strided
+		{grouped(conv(32, 10, 32, 3, 1), 8), 1, 0}, // grouped
+	} {
+		w := randSlice(r, tc.p.OutC*tc.p.InC/max(tc.p.Group, 1)*tc.p.KH*tc.p.KW)
+		c, err := NewConvAlgo(tc.p, w, randSlice(r, tc.p.OutC), tc.algo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := randSlice(r, tc.n*tc.p.InC*tc.p.InH*tc.p.InW)
+		var want []float32
+		for _, p := range pools {
+			out := make([]float32, tc.n*tc.p.OutC*tc.p.OutH()*tc.p.OutW())
+			c.Forward(p, tc.n, x, nil, true, out, make([]float32, c.WorkspaceSize(tc.n, p.Threads())))
+			if want == nil {
+				want = out
+				continue
+			}
+			for i := range out {
+				if math.Float32bits(out[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%+v %v: %d threads differ from 1 at %d: %g vs %g", tc.p, c.Algo(tc.n), p.Threads(), i, out[i], want[i])
+				}
+			}
+		}
+	}
+	// Gemm, including ragged edges.
+	m, n, k := 37, 210, 300
+	a, b := randSlice(r, m*k), randSlice(r, k*n)
+	var want []float32
+	for _, p := range pools {
+		c := make([]float32, m*n)
+		Gemm(p, false, false, m, n, k, 1, a, k, b, n, 0, c, n)
+		if want == nil {
+			want = c
+			continue
+		}
+		for i := range c {
+			if math.Float32bits(c[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("Gemm: %d threads differ from 1 at %d", p.Threads(), i)
+			}
+		}
 	}
 }

@@ -41,21 +41,33 @@ type kernelImpl struct {
 	// columns (same packed panels), doing half the work.
 	half func(kc int, a, b, c *float32, ldc, rows, cols int, flags uintptr, bias, res *float32)
 
+	// short, if set, is a variant of full for tiles of at most mr/2 rows
+	// (small convolution groups), doing half the work.
+	short func(kc int, a, b, c *float32, ldc, rows, cols int, flags uintptr, bias, res *float32)
+
 	// narrow, if set, computes the raw product of a packed A panel with
 	// the first ncols (< 16) columns of a packed B panel into a
-	// column-major mr x ncols tile, at about 1/16 of a full tile's cost
+	// column-major mr x ncols tile, at about 1/32 of a full tile's cost
 	// per column; the tile is then merged by finishTileT.
 	narrow func(kc int, a, b, tile *float32, ncols int)
 
-	// packRows copies rows x cols (cols <= nr) of a row-major matrix
-	// (stride ld) into an nr-wide packed panel, zero-filling columns
-	// cols..nr-1. nil means the Go version.
-	packRows func(dst, src *float32, ld, rows, cols int)
+	// narrowSeq, if set, is like narrow for the first 8 columns but sums
+	// each column in k order like full does, so its results are
+	// bit-identical to full's. narrow's four partial sums are used only
+	// where the same columns always take it (the global tail of a GEMM);
+	// Winograd blocks, whose boundaries depend on the thread count, use
+	// narrowSeq so that results do not.
+	narrowSeq func(kc int, a, b, tile *float32)
 
 	// packPanels packs rows x cols of a row-major matrix into all the
 	// nr-wide panels of a block at once, row by row (see
 	// packPanels32AVX512). nil means per-panel packing.
 	packPanels func(dst, src *float32, ld, rows, cols, panelStride int)
+
+	// transpose16, if set, transposes a 16-row block of a row-major
+	// matrix into half of a 32-wide packed panel (see transpose16AVX512);
+	// it packs transposed B operands.
+	transpose16 func(dst, src *float32, ld, blocks int)
 
 	// gatherRows builds `rows` rows of an im2col panel (see packIm2col and
 	// gatherRows32AVX512). nil means the Go version.

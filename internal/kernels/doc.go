@@ -7,25 +7,38 @@
 //     runs on the calling goroutine);
 //   - Gemm, a packed BLIS/GotoBLAS-style single-precision matrix multiply
 //     whose register-blocked micro-kernels are written in Go assembly for
-//     AVX-512 and AVX2+FMA and selected at run time, with a portable Go
-//     fallback;
-//   - Conv, a convolution whose weights are packed once by NewConv and whose
-//     Forward runs 1x1 stride-1 convolutions as a GEMM straight over the NCHW
-//     input and every other shape as an implicit im2col GEMM (the im2col
-//     matrix is gathered directly into the packed GEMM panels and never
-//     materialised), with bias, residual add and ReLU fused into the tile
-//     write-back;
-//   - pooling (MaxPool2D, AvgPool2D, GlobalAvgPool), inference BatchNorm,
-//     ReLU and Add.
+//     AVX-512 (8x32 ZMM tile, plus 8x16 and narrow edge kernels) and
+//     AVX2+FMA (6x16 YMM tile), selected at run time with
+//     golang.org/x/sys/cpu, with a portable Go fallback; matrix-vector
+//     shapes (m or n = 1) run as dot products/axpy;
+//   - Conv, a convolution whose weights are packed once by NewConv:
+//     1x1 stride-1 convolutions run as a GEMM straight over the NCHW input,
+//     other shapes as an implicit im2col GEMM (the im2col matrix is built
+//     directly in the packed GEMM panels with masked vector loads, strided
+//     permutes or gathers, never materialised), and 3x3 stride-1
+//     convolutions by Winograd F(4x4, 3x3) when that is faster (AlgoAuto;
+//     AlgoGEMM forces the plain path). Bias, residual add and ReLU are fused
+//     into the tile write-back;
+//   - pooling (MaxPool2D, AvgPool2D, GlobalAvgPool), inference BatchNorm
+//     (FoldBatchNorm turns its parameters into scale and shift), ReLU and
+//     Add.
 //
 // All tensors are dense row-major float32 slices in NCHW order. Kernels take
 // preallocated outputs and, where they need scratch memory, a caller-owned
-// workspace, so that a runtime that plans its buffers once performs no
-// allocation per call. Parameter structs have Validate methods that return
-// errors; the compute functions document their preconditions and panic with
-// a clear message when a slice is too short (a programmer error), before
-// touching memory.
+// workspace (Conv.WorkspaceSize), so a runtime that plans its buffers once
+// performs no allocation per call. Parameter structs have Validate methods
+// that return errors; the compute functions document their preconditions
+// and panic with a clear message when a slice is too short (a programmer
+// error), before touching memory.
 //
-// The micro-kernel in use is reported by KernelPath; it is chosen once at
-// start-up from the CPU features (golang.org/x/sys/cpu).
+// Accuracy: GEMM-based results match a float64 reference to a few float32
+// roundings per sqrt(K) of the dot-product magnitude; Winograd results to
+// about 1e-5 of it (tests allow 1e-3, the bound DESIGN.md sets).
+//
+// The micro-kernel path in use is reported by KernelPath; it is chosen once
+// at start-up from the CPU features and can be overridden with
+// SetKernelPath (tests force every path).
+//
+// Backward passes (training) are to be added next to the forward kernels,
+// reusing Gemm (with its transposes) and the same pools and workspaces.
 package kernels

@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // Gemm computes C = alpha*op(A)*op(B) + beta*C for row-major matrices, where
@@ -58,6 +59,7 @@ func Gemm(p *Pool, transA, transB bool, m, n, k int, alpha float32, a []float32,
 	job.ws, job.per = g.ws, per
 	job.mParts, job.nParts = chooseSplit(kern, m, n, threads)
 	job.slots = threads
+	job.next.Store(0)
 	p.Parallel(threads, job.fn)
 	job.ctx = gemmCtx{}
 	gemmScratchPut(g)
@@ -70,6 +72,7 @@ type gemmJob struct {
 	per            int
 	mParts, nParts int
 	slots          int
+	next           atomic.Int64     // next unit to claim
 	fn             func(lo, hi int) // bound to run once, so Parallel does not allocate
 }
 
@@ -78,8 +81,11 @@ func (j *gemmJob) run(lo, hi int) {
 	units := j.mParts * j.nParts
 	for slot := lo; slot < hi; slot++ {
 		sc := j.ws[slot*j.per : (slot+1)*j.per]
-		u0, u1 := splitRange(units, j.slots, slot)
-		for u := u0; u < u1; u++ {
+		for {
+			u := int(j.next.Add(1)) - 1
+			if u >= units {
+				break
+			}
 			m0, m1 := partRange(j.ctx.m, j.ctx.kern.mr, j.mParts, u/j.nParts)
 			n0, n1 := partRange(j.ctx.n, j.ctx.kern.nr, j.nParts, u%j.nParts)
 			j.ctx.compute(m0, m1, n0, n1, sc)
@@ -202,7 +208,10 @@ func chooseSplit(kern *kernelImpl, m, n, threads int) (mParts, nParts int) {
 	// roughly what 8 rows of FMAs cost per element.
 	effM := eff(mTiles) / (1 + 8/float64(m))
 	if effN >= effM {
-		return 1, threads
+		// N parts are independent (each packs its own columns), so cut
+		// finer than the thread count (at least 4 panels a part) for the
+		// dynamic claiming to balance.
+		return 1, min(4*threads, max(threads, nTiles/4))
 	}
 	return threads, 1
 }
@@ -228,7 +237,7 @@ type gemmCtx struct {
 	ldb    int       // bPlain: leading dimension; bIm2col: plane size (InH*InW)
 	transB bool
 	idx    []int32  // bIm2col: im2col offsets, khw rows of idxStride
-	desc   []uint64 // bIm2col: per 16-column group load descriptors (see loadDescriptor)
+	desc   []uint64 // bIm2col: per 16-column group, two load descriptors (see loadDescriptors)
 	idxStr int
 	khw    int
 
@@ -300,6 +309,8 @@ func (g *gemmCtx) compute(m0, m1, n0, n1 int, sc []float32) {
 						f := kern.full
 						if 2*cols <= nr && kern.half != nil {
 							f = kern.half
+						} else if 2*rows <= mr && kern.short != nil {
+							f = kern.short
 						}
 						f(kcb, &a[0], &b[0], &g.c[off], g.ldc, rows, cols, flags, biasp, resp)
 						continue
@@ -429,22 +440,57 @@ func (g *gemmCtx) packB(dst []float32, pc, kcb, j0, ncb int) {
 		switch {
 		case g.bkind == bIm2col:
 			g.packIm2col(panel, pc, kcb, j)
+		case g.transB && nr == 32 && g.kern.transpose16 != nil:
+			g.packTransposed(panel, pc, kcb, j, cols)
 		case g.transB:
-			for kk := 0; kk < kcb; kk++ {
-				row := panel[kk*nr : kk*nr+nr]
-				for t := 0; t < cols; t++ {
-					row[t] = g.b[(j+t)*g.ldb+pc+kk]
+			// Column t of the panel is a contiguous row of the stored B^T.
+			for t := 0; t < nr; t++ {
+				if t >= cols {
+					for kk := 0; kk < kcb; kk++ {
+						panel[kk*nr+t] = 0
+					}
+					continue
 				}
-				clear(row[cols:])
+				src := g.b[(j+t)*g.ldb+pc : (j+t)*g.ldb+pc+kcb]
+				for kk, v := range src {
+					panel[kk*nr+t] = v
+				}
 			}
-		case g.kern.packRows != nil:
-			g.kern.packRows(&panel[0], &g.b[pc*g.ldb+j], g.ldb, kcb, cols)
 		default:
 			for kk := 0; kk < kcb; kk++ {
 				row := panel[kk*nr : kk*nr+nr]
 				src := (pc+kk)*g.ldb + j
 				copy(row[:cols], g.b[src:src+cols])
 				clear(row[cols:])
+			}
+		}
+	}
+}
+
+// packTransposed packs a 32-wide panel of a transposed B (columns j...
+// j+cols of op(B) are rows of the stored matrix) with the 16x16 transpose
+// kernel, finishing ragged edges in Go.
+func (g *gemmCtx) packTransposed(panel []float32, pc, kcb, j, cols int) {
+	full := kcb / 16 * 16
+	for h := 0; h < 32; h += 16 {
+		tcols := min(16, cols-h)
+		if tcols == 16 && full > 0 {
+			g.kern.transpose16(&panel[h], &g.b[(j+h)*g.ldb+pc], g.ldb, full/16)
+		}
+		for t := h; t < h+16; t++ {
+			kk0 := 0
+			if tcols == 16 {
+				kk0 = full // rows below were transposed above
+			}
+			if t-h >= tcols {
+				for kk := kk0; kk < kcb; kk++ {
+					panel[kk*32+t] = 0
+				}
+				continue
+			}
+			src := g.b[(j+t)*g.ldb+pc : (j+t)*g.ldb+pc+kcb]
+			for kk := kk0; kk < kcb; kk++ {
+				panel[kk*32+t] = src[kk]
 			}
 		}
 	}
@@ -460,7 +506,7 @@ func (g *gemmCtx) packIm2col(panel []float32, pc, kcb, j int) {
 	nr := g.kern.nr
 	ic, r := pc/g.khw, pc%g.khw
 	if g.kern.gatherRows != nil {
-		g.kern.gatherRows(&panel[0], &g.b[ic*g.ldb], &g.idx[r*g.idxStr+j], &g.desc[(r*g.idxStr+j)/16], kcb, r, g.khw, g.ldb, g.idxStr)
+		g.kern.gatherRows(&panel[0], &g.b[ic*g.ldb], &g.idx[r*g.idxStr+j], &g.desc[(r*g.idxStr+j)/8], kcb, r, g.khw, g.ldb, g.idxStr)
 		return
 	}
 	for kk := 0; kk < kcb; kk++ {

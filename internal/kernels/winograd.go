@@ -44,15 +44,27 @@ var (
 	}
 )
 
-// winoBlock is the number of tiles transformed and multiplied together: one
-// 32-column GEMM panel, so that blocks divide evenly between threads and V
-// (36 x InC x 32) stays in L2.
-const winoBlock = 32
+// winoBlock returns the largest number of tiles transformed and multiplied
+// together: two 32-column GEMM panels (fewer passes over the transformed
+// weights), or one for wide layers so that V and M stay near L2 size.
+func winoBlock(prm ConvParams) int {
+	if prm.InC+prm.OutC <= 512 {
+		return 64
+	}
+	return 32
+}
+
+// Winograd work splits (see convJob.runWino).
+const (
+	winoDynamic = iota // many blocks: threads claim whole blocks
+	winoRanges         // each thread takes a contiguous, equal range of tiles
+	winoSplitM         // few tiles: threads split the output channels
+)
 
 // winoUsable reports whether prm can run as Winograd F(4x4, 3x3).
 func winoUsable(prm ConvParams) bool {
 	return prm.KH == 3 && prm.KW == 3 && prm.StrideH == 1 && prm.StrideW == 1 &&
-		prm.DilationH == 1 && prm.DilationW == 1 && prm.Group == 1 && prm.InC <= blockK
+		prm.DilationH == 1 && prm.DilationW == 1 && prm.Group == 1
 }
 
 // winoPackWeights transforms weight [OutC, InC, 3, 3] into the 36 matrices
@@ -93,18 +105,26 @@ func (c *Conv) winoPackWeights(weight []float32) {
 
 // winoLayout gives the per-thread scratch layout of the Winograd path, in
 // float32 slots: V (36 x InC x wBlock, packed-B panels), M (36 x OutC x
-// wBlock), the transform scratch (72 x 16) and the tile tables.
+// wBlock), each ξ padded by winoPad, the transform scratch (72 x 16) and the tile tables.
 type winoLayout struct {
 	v, m, tmp, inOff, outOff, inMask, outMask, size int
+	vStride, mStride                                int // floats between the V_ξ (M_ξ) of consecutive ξ
 }
+
+// winoPad staggers consecutive V_ξ and M_ξ by one cache line: with
+// power-of-two strides the 36 stores (loads) of one transform would all map
+// to the same L1 set.
+const winoPad = 16
 
 // winoLayout computes the scratch layout for c.
 func (c *Conv) winoLayout() winoLayout {
 	var l winoLayout
 	wBlock := c.wb
 	l.v = 0
-	l.m = l.v + 36*c.prm.InC*wBlock
-	l.tmp = l.m + 36*c.prm.OutC*wBlock
+	l.vStride = c.prm.InC*wBlock + winoPad
+	l.mStride = c.prm.OutC*wBlock + winoPad
+	l.m = l.v + 36*l.vStride
+	l.tmp = l.m + 36*l.mStride
 	l.inOff = l.tmp + 72*16
 	l.outOff = l.inOff + wBlock
 	l.inMask = l.outOff + wBlock
@@ -165,15 +185,14 @@ func uint16s(f []float32) []uint16 {
 	return unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(f))), 2*len(f))
 }
 
-// winoUnit computes output channels [m0, m1) (multiples of mr, or OutC) of
-// the tile block starting at global tile g0, for the whole batch (x, out,
-// res are the batch tensors). sc is this thread's scratch; if haveV, it
-// already holds the transformed input of this block (from the previous unit).
-func (j *convJob) winoUnit(g0, cnt, m0, m1 int, sc []float32, haveV bool) {
-	c := j.c
+// winoUnit computes, for the Winograd half c of j's Conv, output channels
+// [m0, m1) (multiples of mr, or OutC) of the tile block starting at global
+// tile g0, for the whole batch (x, out,
+// res are the batch tensors). sc is this thread's scratch.
+func (j *convJob) winoUnit(c *Conv, g0, cnt, m0, m1 int, sc []float32) {
 	p := c.prm
 	kern := c.kern
-	wBlock, wb := c.wb, c.wb
+	wBlock := c.wb
 	l := c.winoLayout()
 	v := sc[l.v:l.m]
 	mb := sc[l.m:l.tmp]
@@ -182,22 +201,17 @@ func (j *convJob) winoUnit(g0, cnt, m0, m1 int, sc []float32, haveV bool) {
 	outOff := int32s(sc[l.outOff:l.inMask])
 	inMask := uint16s(sc[l.inMask:l.outMask])
 	outMask := uint16s(sc[l.outMask:l.size])
-	if !haveV {
-		c.winoTables(g0, cnt, inOff, outOff, inMask, outMask)
-	}
+	c.winoTables(g0, cnt, inOff, outOff, inMask, outMask)
 
 	groups := (cnt + 15) / 16
 	panels := (cnt + kern.nr - 1) / kern.nr
 	inPlane := p.InH * p.InW
 	// Input transform into V: V_ξ is InC x wBlock in nr-wide panels,
-	// element (ic, t) at ξ*InC*wBlock + (t/nr)*InC*nr + ic*nr + t%nr.
+	// element (ic, t) at ξ*vStride + (t/nr)*InC*nr + ic*nr + t%nr.
 	// Lanes of the last panel past the last group must be zero.
-	if haveV {
-		groups = 0 // skip the input transform below
-	}
-	if tail := groups * 16; !haveV && tail < panels*kern.nr {
+	if tail := groups * 16; tail < panels*kern.nr {
 		for xi := 0; xi < 36; xi++ {
-			base := xi*p.InC*wBlock + (panels-1)*p.InC*kern.nr
+			base := xi*l.vStride + (panels-1)*p.InC*kern.nr
 			for ic := 0; ic < p.InC; ic++ {
 				row := v[base+ic*kern.nr : base+(ic+1)*kern.nr]
 				clear(row[tail%kern.nr:])
@@ -208,46 +222,72 @@ func (j *convJob) winoUnit(g0, cnt, m0, m1 int, sc []float32, haveV bool) {
 		if kern.winoIn != nil {
 			t := 16 * q
 			dst := (t/kern.nr)*p.InC*kern.nr + t%kern.nr
-			kern.winoIn(&v[dst], &j.x[0], &inOff[t], &inMask[q*36], p.InW, inPlane, p.InC, p.InC*wBlock, &tmp[0])
+			kern.winoIn(&v[dst], &j.x[0], &inOff[t], &inMask[q*36], p.InW, inPlane, p.InC, l.vStride, &tmp[0])
 			continue
 		}
-		winoInputGo(v, j.x, inOff[16*q:16*q+16], inMask[q*36:q*36+36], p.InW, inPlane, p.InC, wBlock, kern.nr, 16*q)
+		winoInputGo(v, j.x, inOff[16*q:16*q+16], inMask[q*36:q*36+36], p.InW, inPlane, p.InC, l.vStride, kern.nr, 16*q)
 	}
-	// 36 GEMMs: M_ξ[m0:m1, 0:panels*nr] = U_ξ * V_ξ.
+	// 36 GEMMs: M_ξ[m0:m1, 0:cnt] = U_ξ * V_ξ, K blocked like packA.
 	mr, nr := kern.mr, kern.nr
-	tile := sc[len(sc)-mr*nr:] // scratch tile for kernels without M edges
+	tile := sc[len(sc)-mr*nr:] // scratch tile for edge and narrow tiles
 	for xi := 0; xi < 36; xi++ {
 		ua := c.wpack[xi*c.mpad*p.InC:]
-		vb := v[xi*p.InC*wBlock:]
-		mo := mb[xi*p.OutC*wBlock:]
+		vb := v[xi*l.vStride:]
+		mo := mb[xi*l.mStride:]
 		for ir := m0; ir < m1; ir += mr {
 			rows := min(mr, p.OutC-ir)
-			a := ua[ir*p.InC:]
 			for jp := 0; jp < panels; jp++ {
-				b := vb[jp*p.InC*nr:]
 				off := ir*wBlock + jp*nr
-				if kern.full != nil && (rows == mr || kern.maskedM) {
-					// Columns past cnt are never read back.
-					if cols := min(nr, cnt-jp*nr); 2*cols <= nr && kern.half != nil {
-						kern.half(p.InC, &a[0], &b[0], &mo[off], wBlock, rows, cols, 0, nil, nil)
-					} else {
-						kern.full(p.InC, &a[0], &b[0], &mo[off], wBlock, rows, nr, 0, nil, nil)
+				cols := min(nr, cnt-jp*nr) // columns past cnt are never read back
+				for pc := 0; pc < p.InC; pc += blockK {
+					kcb := min(blockK, p.InC-pc)
+					a := ua[pc*c.mpad+ir*kcb:]
+					b := vb[jp*p.InC*nr+pc*nr:]
+					var flags uintptr
+					if pc > 0 {
+						flags = flagAccum
 					}
-					continue
-				}
-				if kern.full != nil {
-					kern.full(p.InC, &a[0], &b[0], &tile[0], nr, mr, nr, 0, nil, nil)
-				} else {
-					goKernel(p.InC, a, b, tile, mr, nr)
-				}
-				for r := 0; r < rows; r++ {
-					copy(mo[off+r*wBlock:off+r*wBlock+nr], tile[r*nr:r*nr+nr])
+					switch {
+					case kern.full != nil && (rows == mr || kern.maskedM) && cols <= 8 && kern.narrowSeq != nil:
+						kern.narrowSeq(kcb, &a[0], &b[0], &tile[0])
+						for r := 0; r < rows; r++ {
+							dst := mo[off+r*wBlock : off+r*wBlock+cols]
+							for cc := range dst {
+								if pc > 0 {
+									dst[cc] += tile[cc*mr+r]
+								} else {
+									dst[cc] = tile[cc*mr+r]
+								}
+							}
+						}
+					case kern.full != nil && (rows == mr || kern.maskedM):
+						if 2*cols <= nr && kern.half != nil {
+							kern.half(kcb, &a[0], &b[0], &mo[off], wBlock, rows, cols, flags, nil, nil)
+						} else {
+							kern.full(kcb, &a[0], &b[0], &mo[off], wBlock, rows, nr, flags, nil, nil)
+						}
+					default:
+						if kern.full != nil {
+							kern.full(kcb, &a[0], &b[0], &tile[0], nr, mr, nr, 0, nil, nil)
+						} else {
+							goKernel(kcb, a, b, tile, mr, nr)
+						}
+						for r := 0; r < rows; r++ {
+							dst := mo[off+r*wBlock : off+r*wBlock+nr]
+							for cc, t := range tile[r*nr : r*nr+nr] {
+								if pc > 0 {
+									dst[cc] += t
+								} else {
+									dst[cc] = t
+								}
+							}
+						}
+					}
 				}
 			}
 		}
 	}
 	// Output transform with the epilogue.
-	groups = (cnt + 15) / 16
 	ohw := c.oh * c.ow
 	var flags uintptr
 	if c.bias != nil {
@@ -272,10 +312,10 @@ func (j *convJob) winoUnit(g0, cnt, m0, m1 int, sc []float32, haveV bool) {
 			if j.res != nil {
 				res = &j.res[m0*ohw]
 			}
-			kern.winoOut(&j.out[m0*ohw], &mb[m0*wBlock+t], p.OutC*wb, &outOff[t], &outMask[q*16], c.ow, ohw, m1-m0, wBlock, flags, bias, res, &tmp[0])
+			kern.winoOut(&j.out[m0*ohw], &mb[m0*wBlock+t], l.mStride, &outOff[t], &outMask[q*16], c.ow, ohw, m1-m0, wBlock, flags, bias, res, &tmp[0])
 			continue
 		}
-		winoOutputGo(j.out, mb, p.OutC*wBlock, outOff[t:t+16], outMask[q*16:q*16+16], c.ow, ohw, m0, m1, wBlock, t, flags, c.bias, j.res)
+		winoOutputGo(j.out, mb, l.mStride, outOff[t:t+16], outMask[q*16:q*16+16], c.ow, ohw, m0, m1, wBlock, t, flags, c.bias, j.res)
 	}
 }
 
@@ -306,7 +346,7 @@ func aT6(x *[6]float32) [4]float32 {
 
 // winoInputGo transforms 16 tiles (lanes; lane l at block tile t0+l) of all
 // input channels into V (see winoUnit for the layout).
-func winoInputGo(v, x []float32, inOff []int32, inMask []uint16, w, plane, inC, block, nr, t0 int) {
+func winoInputGo(v, x []float32, inOff []int32, inMask []uint16, w, plane, inC, xiStride, nr, t0 int) {
 	for l := 0; l < 16; l++ {
 		t := t0 + l
 		dst := (t/nr)*inC*nr + t%nr
@@ -332,7 +372,7 @@ func winoInputGo(v, x []float32, inOff []int32, inMask []uint16, w, plane, inC, 
 			for r := 0; r < 6; r++ {
 				o := bT6(&tcol[r])
 				for s := 0; s < 6; s++ {
-					v[(r*6+s)*inC*block+dst+ic*nr] = o[s]
+					v[(r*6+s)*xiStride+dst+ic*nr] = o[s]
 				}
 			}
 		}

@@ -29,7 +29,9 @@ func winoCases() []convCase {
 		c("tiny_1x1_padded", 3, 1, 1, 4, 1, 1, 1, 1),
 		c("many_tiles_28", 8, 28, 28, 24, 1, 1, 1, 1),
 		c("wide_channels", 256, 6, 6, 40, 1, 1, 1, 1),
-		c("three_blocks_split_over_M", 4, 36, 36, 24, 1, 1, 1, 1), // 81 tiles: 3 blocks, 2 M parts
+		c("k_blocked_600_channels", 600, 5, 7, 24, 1, 1, 1, 1),
+		c("tile_ranges_36x36", 4, 36, 36, 24, 1, 1, 1, 1),       // 81 tiles: per-thread tile ranges
+		c("dynamic_blocks_128x128", 2, 128, 128, 3, 1, 1, 1, 1), // 1024 tiles: blocks claimed dynamically
 	}
 }
 
