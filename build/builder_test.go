@@ -316,3 +316,11 @@ func TestParamLookupSurvivesEdits(t *testing.T) {
 		t.Fatal("reindex")
 	}
 }
+
+func TestCheckParamCounts(t *testing.T) {
+	g, _ := build.New(mustSpec(t, "resnet20"), build.Options{ShapesOnly: true})
+	g.Nodes[0].Conv.Bias = true // claims a bias it does not have
+	if err := g.Check(); err == nil || !strings.Contains(err.Error(), "has 1 parameters, want 2") {
+		t.Errorf("conv bias mismatch: %v", err)
+	}
+}

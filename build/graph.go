@@ -203,6 +203,13 @@ func (g *Graph) NodeParams(n *Node) (trainable, nonTrainable int64) {
 	return trainable, nonTrainable
 }
 
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // ErrInvalidGraph is wrapped by every error Check returns.
 var ErrInvalidGraph = errors.New("invalid graph")
 
@@ -264,6 +271,13 @@ func (g *Graph) Check() error {
 			if n.Conv == nil {
 				return bad(n, "missing conv attributes")
 			}
+			if want := 1 + btoi(n.Conv.Bias); len(n.Params) != want {
+				return bad(n, "has %d parameters, want %d (weight, and bias when Bias is set)", len(n.Params), want)
+			}
+		case Dense:
+			if len(n.Params) != 2 {
+				return bad(n, "has %d parameters, want weight and bias", len(n.Params))
+			}
 		case MaxPool, AvgPool:
 			if n.Pool == nil {
 				return bad(n, "missing pool attributes")
@@ -276,7 +290,7 @@ func (g *Graph) Check() error {
 			if n.BN == nil || len(n.Params) != 4 {
 				return bad(n, "needs BN attributes and 4 parameters")
 			}
-		case Relu, GlobalAvgPool, Flatten, Dense, Softmax:
+		case Relu, GlobalAvgPool, Flatten, Softmax:
 		default:
 			return bad(n, "unknown op kind")
 		}

@@ -3,21 +3,24 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 
 	"github.com/resnetctl/resnetctl/build"
 	"github.com/resnetctl/resnetctl/export"
+	onnximport "github.com/resnetctl/resnetctl/import"
 	"github.com/resnetctl/resnetctl/models"
 	"github.com/spf13/cobra"
 )
 
 // ExportOptions are the inputs of `resnetctl export`.
 type ExportOptions struct {
-	Streams *Streams
-	Spec    models.Spec
-	Path    string
-	Seed    uint64
-	Export  export.Options
-	JSON    bool
+	Streams    *Streams
+	Spec       models.Spec
+	Checkpoint string // export this checkpoint's model instead of a fresh one
+	Path       string
+	Seed       uint64
+	Export     export.Options
+	JSON       bool
 }
 
 // NewCmdExport makes `resnetctl export`; runF replaces the run function in tests.
@@ -38,10 +41,12 @@ std, layout, input size) and the architecture are stored in metadata_props.
 Opsets %d to %d are written, each in its own op forms, with the matching IR
 version (default opset %d). --fold-bn folds every BatchNorm that follows a
 convolution into it. The file is written atomically: it appears complete or not
-at all. Until a checkpoint is given, weights are freshly initialised from --seed.`, export.MinOpset, export.MaxOpset, export.DefaultOpset),
+at all. With --checkpoint the weights are the checkpoint's (a training run or
+'resnetctl import' output); otherwise they are freshly initialised from --seed.`, export.MinOpset, export.MaxOpset, export.DefaultOpset),
 		Example: `  resnetctl export --model resnet20 resnet20.onnx
   resnetctl export --model resnet50 --opset 13 --fold-bn --softmax resnet50.onnx
-  resnetctl export --model resnet56 --shortcut B --classes 100 --json r56.onnx`,
+  resnetctl export --model resnet56 --shortcut B --classes 100 --json r56.onnx
+  resnetctl export --checkpoint runs/r20/best --opset 13 --fold-bn r20.onnx`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usageErrorf(c, "export takes one argument, the output path (got %d)", len(args))
@@ -49,14 +54,23 @@ at all. Until a checkpoint is given, weights are freshly initialised from --seed
 			return nil
 		},
 		RunE: func(c *cobra.Command, args []string) error {
-			spec, err := flags.resolve(c)
-			if err != nil {
-				return err
+			if opts.Checkpoint != "" {
+				for _, f := range []string{"model", "classes", "input", "labels", "shortcut", "preact", "widen", "groups", "width-per-group", "zero-init-residual", "seed"} {
+					if c.Flags().Changed(f) {
+						return usageErrorf(c, "--%s does not go with --checkpoint (the checkpoint fixes the model)", f)
+					}
+				}
+			} else {
+				spec, err := flags.resolve(c)
+				if err != nil {
+					return err
+				}
+				opts.Spec = spec
 			}
 			if o := opts.Export.Opset; o < export.MinOpset || o > export.MaxOpset {
 				return usageErrorf(c, "--opset %d: choose %d to %d", o, export.MinOpset, export.MaxOpset)
 			}
-			opts.Spec, opts.Path = spec, args[0]
+			opts.Path = args[0]
 			opts.Export.ProducerVersion = version
 			if runF != nil {
 				return runF(opts)
@@ -70,13 +84,22 @@ at all. Until a checkpoint is given, weights are freshly initialised from --seed
 	fs.BoolVar(&opts.Export.FoldBN, "fold-bn", false, "fold BatchNorm into the preceding convolution")
 	fs.BoolVar(&opts.Export.Softmax, "softmax", false, `append a Softmax with output "probabilities"`)
 	fs.Uint64Var(&opts.Seed, "seed", 1, "seed of the initial weights")
+	fs.StringVar(&opts.Checkpoint, "checkpoint", "", "export the model of this checkpoint directory (from train or import)")
 	fs.BoolVar(&opts.JSON, "json", false, "print what was written as JSON")
 	return c
 }
 
 func exportRun(opts *ExportOptions) error {
-	g, err := build.New(opts.Spec, build.Options{Seed: opts.Seed})
-	if err != nil {
+	var g *build.Graph
+	var err error
+	weights := fmt.Sprintf("weights from seed %d (untrained)", opts.Seed)
+	if opts.Checkpoint != "" {
+		if g, _, err = onnximport.Load(filepath.Join(opts.Checkpoint, "model.onnx")); err != nil {
+			return fmt.Errorf("checkpoint %s: %w", opts.Checkpoint, err)
+		}
+		opts.Spec = g.Spec
+		weights = "weights from checkpoint " + opts.Checkpoint
+	} else if g, err = build.New(opts.Spec, build.Options{Seed: opts.Seed}); err != nil {
 		return err
 	}
 	info, err := export.WriteFile(opts.Path, g, opts.Export)
@@ -90,7 +113,7 @@ func exportRun(opts *ExportOptions) error {
 	}
 	w := opts.Streams.Out
 	fmt.Fprintf(w, "wrote %s (%s bytes)\n", info.Path, humanCount(info.Bytes))
-	fmt.Fprintf(w, "  model:   %s, weights from seed %d (untrained)\n", opts.Spec.Name, opts.Seed)
+	fmt.Fprintf(w, "  model:   %s, %s\n", opts.Spec.Name, weights)
 	fmt.Fprintf(w, "  opset:   %d (IR version %d), %d nodes", info.Opset, info.IRVersion, info.Nodes)
 	if opts.Export.FoldBN {
 		fmt.Fprint(w, ", BatchNorm folded")

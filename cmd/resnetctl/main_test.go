@@ -400,3 +400,34 @@ func TestDataCommands(t *testing.T) {
 		t.Errorf("unknown data set: exit %d", code)
 	}
 }
+
+func TestImportAndExportCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	orig := filepath.Join(dir, "orig.onnx")
+	if code, _, errOut := runCLI("export", "--model", "resnet20", "--shortcut", "B", "--seed", "9", orig); code != 0 {
+		t.Fatal(errOut)
+	}
+	ck := filepath.Join(dir, "ck")
+	code, out, errOut := runCLI("import", orig, "--out", ck)
+	if code != 0 || !strings.Contains(out, "resnet20") {
+		t.Fatalf("import: exit %d %q %q", code, out, errOut)
+	}
+	again := filepath.Join(dir, "again.onnx")
+	if code, _, errOut := runCLI("export", "--checkpoint", ck, again); code != 0 {
+		t.Fatal(errOut)
+	}
+	a, _ := os.ReadFile(orig)
+	b, _ := os.ReadFile(again)
+	if !bytes.Equal(a, b) {
+		t.Errorf("export → import → export changed the file (%d vs %d bytes)", len(a), len(b))
+	}
+	if code, _, _ := runCLI("export", "--checkpoint", ck, "--classes", "5", filepath.Join(dir, "x.onnx")); code != exitUsage {
+		t.Errorf("--classes with --checkpoint: exit %d", code)
+	}
+	if code, _, errOut := runCLI("export", "--checkpoint", filepath.Join(dir, "missing"), filepath.Join(dir, "x.onnx")); code != exitError || !strings.Contains(errOut, "missing") {
+		t.Errorf("missing checkpoint: exit %d %q", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "x.onnx")); err == nil {
+		t.Error("a failed export left a file")
+	}
+}
