@@ -18,6 +18,7 @@ import (
 	"github.com/resnetctl/resnetctl/infer"
 	"github.com/resnetctl/resnetctl/internal/gorgonnx"
 	"github.com/resnetctl/resnetctl/internal/interop"
+	"github.com/resnetctl/resnetctl/internal/testmodel"
 	"github.com/resnetctl/resnetctl/models"
 )
 
@@ -66,52 +67,6 @@ func interopCases() []*interopCase {
 		}
 	}
 	return cases
-}
-
-// perturbBN gives BatchNorm layers trained-looking statistics, so folding
-// and BN semantics are actually exercised (fresh ones are γ=1, β=0, μ=0,
-// σ²=1). The BN that ends each residual branch gets γ scaled by
-// 1/√blocks, as trained deep ResNets have it: with eval-mode statistics that
-// do not normalise, full-size branches would grow the activations by a
-// constant factor per block and overflow float32 in ResNet-1202.
-func perturbBN(g *build.Graph, seed uint64) {
-	r := rand.New(rand.NewPCG(seed, 7))
-	last := map[string]bool{} // γ parameters of branch-ending BNs
-	producer := map[string]*build.Node{}
-	blocks := 0
-	for _, n := range g.Nodes {
-		producer[n.Output] = n
-		if n.Kind == build.Add {
-			blocks++
-			if p := producer[n.Inputs[0]]; p != nil && p.Kind == build.BatchNorm {
-				last[p.Params[0]] = true
-			}
-		}
-	}
-	damp := float32(1 / math.Sqrt(float64(max(blocks, 1))))
-	for _, p := range g.Params {
-		switch {
-		case strings.HasSuffix(p.Name, "running_var"):
-			for i := range p.Data {
-				p.Data[i] = 0.5 + r.Float32()
-			}
-		case strings.HasSuffix(p.Name, "running_mean"):
-			for i := range p.Data {
-				p.Data[i] = float32(r.NormFloat64() * 0.1)
-			}
-		case strings.Contains(p.Name, "bn") || strings.Contains(p.Name, "downsample.1"):
-			for i := range p.Data {
-				if strings.HasSuffix(p.Name, ".weight") {
-					p.Data[i] = 0.5 + r.Float32()
-					if last[p.Name] {
-						p.Data[i] *= damp
-					}
-				} else {
-					p.Data[i] = float32(r.NormFloat64() * 0.1)
-				}
-			}
-		}
-	}
 }
 
 func randomInput(seed uint64, s models.Spec, batch int) interop.Tensor {
@@ -177,7 +132,7 @@ func TestInterop(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		perturbBN(g, seed)
+		testmodel.PerturbBN(g, seed)
 		c.spec = s
 		c.path = filepath.Join(dir, strings.ReplaceAll(c.name, "/", "_")+".onnx")
 		if _, err := export.WriteFile(c.path, g, c.opts); err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/resnetctl/resnetctl/build"
 	"github.com/resnetctl/resnetctl/internal/interop"
 	"github.com/resnetctl/resnetctl/internal/onnxpb"
+	"github.com/resnetctl/resnetctl/internal/testmodel"
 	"github.com/resnetctl/resnetctl/models"
 	"google.golang.org/protobuf/proto"
 )
@@ -40,49 +41,8 @@ func newGraph(t testing.TB, s models.Spec, seed uint64) *build.Graph {
 	if err != nil {
 		t.Fatal(err)
 	}
-	perturbBN(g, seed)
+	testmodel.PerturbBN(g, seed)
 	return g
-}
-
-// perturbBN is export's test helper of the same name: random running
-// statistics and affine parameters, the branch-ending BN damped by
-// 1/√blocks so deep models stay finite.
-func perturbBN(g *build.Graph, seed uint64) {
-	r := rand.New(rand.NewPCG(seed, 7))
-	last := map[string]bool{}
-	producer := map[string]*build.Node{}
-	blocks := 0
-	for _, n := range g.Nodes {
-		producer[n.Output] = n
-		if n.Kind == build.Add {
-			blocks++
-			if p := producer[n.Inputs[0]]; p != nil && p.Kind == build.BatchNorm {
-				last[p.Params[0]] = true
-			}
-		}
-	}
-	damp := float32(1 / math.Sqrt(float64(max(blocks, 1))))
-	for _, n := range g.Nodes {
-		if n.Kind != build.BatchNorm {
-			continue
-		}
-		for k, name := range n.Params {
-			p := g.Param(name)
-			for i := range p.Data {
-				switch k {
-				case 0:
-					p.Data[i] = 0.5 + r.Float32()
-					if last[name] {
-						p.Data[i] *= damp
-					}
-				case 1, 2:
-					p.Data[i] = float32(r.NormFloat64() * 0.1)
-				case 3:
-					p.Data[i] = 0.5 + r.Float32()
-				}
-			}
-		}
-	}
 }
 
 func randomInput(seed uint64, dims ...int) interop.Tensor {
