@@ -1,0 +1,164 @@
+package train
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	G "gorgonia.org/gorgonia"
+
+	"github.com/resnetctl/resnetctl/build"
+	"github.com/resnetctl/resnetctl/models"
+)
+
+// BenchmarkTrainStep measures training steps (forward, backward, SGD
+// update) of a CIFAR ResNet-20 at batch $TRAIN_BENCH_BATCH (default 128)
+// on $TRAIN_BENCH_THREADS threads (default 2), reporting img/s, CPU time
+// per step and, from /proc/self/status, the peak RSS:
+//
+//	GOMAXPROCS=2 go test -run '^$' -bench TrainStep -benchtime 20x ./train/
+func BenchmarkTrainStep(b *testing.B) {
+	threads := 2
+	if v, err := strconv.Atoi(os.Getenv("TRAIN_BENCH_THREADS")); err == nil && v > 0 {
+		threads = v
+	}
+	batch := benchBatch()
+	spec, _ := models.Lookup("resnet20")
+	g, err := build.New(spec, build.Options{Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	net, err := NewNet(g, batch, NetOptions{Threads: threads})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer net.Close()
+	opt, _ := NewOptimizer(OptimizerConfig{Name: SGD, LR: 0.1, Momentum: 0.9, Nesterov: true, WeightDecay: 5e-4})
+	r := rand.New(rand.NewPCG(1, 2))
+	x := make([]float32, batch*3*32*32)
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+	}
+	labels := make([]int, batch)
+	for i := range labels {
+		labels[i] = r.IntN(10)
+	}
+	step := func() {
+		if _, err := net.Step(x, labels); err != nil {
+			b.Fatal(err)
+		}
+		if err := opt.Step(net.Params(), 0.01, 0.9); err != nil {
+			b.Fatal(err)
+		}
+	}
+	step() // warm-up: first-step allocations
+	b.ReportAllocs()
+	b.ResetTimer()
+	t0, c0 := time.Now(), cpuTime()
+	for i := 0; i < b.N; i++ {
+		step()
+	}
+	el, cpu := time.Since(t0), cpuTime()-c0
+	b.ReportMetric(float64(b.N*batch)/el.Seconds(), "img/s")
+	// On a machine shared with other jobs wall time overstates the cost;
+	// CPU time per step shows the work done.
+	b.ReportMetric(cpu.Seconds()*1e3/float64(b.N), "cpu-ms/step")
+	if rss := peakRSS(); rss > 0 {
+		b.ReportMetric(float64(rss)/(1<<20), "peak-RSS-MiB")
+	}
+}
+
+// benchBatch is $TRAIN_BENCH_BATCH, default 128.
+func benchBatch() int {
+	if v, err := strconv.Atoi(os.Getenv("TRAIN_BENCH_BATCH")); err == nil && v > 1 {
+		return v
+	}
+	return 128
+}
+
+// peakRSS returns VmHWM from /proc/self/status in bytes (0 if unknown).
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+var _ = runtime.NumCPU
+
+// cpuTime is the CPU time (user + system) the process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkTrainStepDirect runs the same program as BenchmarkTrainStep
+// without the TapeMachine: the compiled graph's nodes in topological
+// order, each op's Do called directly on its children's values. The
+// difference between the two is the machine's overhead.
+func BenchmarkTrainStepDirect(b *testing.B) {
+	batch := benchBatch()
+	spec, _ := models.Lookup("resnet20")
+	g, _ := build.New(spec, build.Options{Seed: 1})
+	net, err := NewNet(g, batch, NetOptions{Threads: 2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer net.Close()
+	sorted, err := G.Sort(net.g)
+	if err != nil {
+		b.Fatal(err)
+	}
+	vals := map[*G.Node]G.Value{}
+	run := func() {
+		for i := len(sorted) - 1; i >= 0; i-- {
+			n := sorted[i]
+			if n.Op() == nil {
+				vals[n] = n.Value()
+				continue
+			}
+			kids, ok := net.env.children[n]
+			if !ok {
+				v, err := n.Op().Do() // constants
+				if err != nil {
+					b.Fatal(err)
+				}
+				vals[n] = v
+				continue
+			}
+			args := make([]G.Value, 0, len(kids))
+			for _, c := range kids {
+				args = append(args, vals[c])
+			}
+			v, err := n.Op().Do(args...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			vals[n] = v
+		}
+	}
+	run()
+	b.ResetTimer()
+	t0 := time.Now()
+	for i := 0; i < b.N; i++ {
+		run()
+	}
+	b.ReportMetric(float64(b.N*batch)/time.Since(t0).Seconds(), "img/s")
+}

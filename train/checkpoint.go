@@ -1,0 +1,393 @@
+package train
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/resnetctl/resnetctl/build"
+	"github.com/resnetctl/resnetctl/export"
+)
+
+// A checkpoint is a directory:
+//
+//	model.onnx          the model (BatchNorm kept, opset export.DefaultOpset):
+//	                    complete and deployable, and re-importable for training
+//	state.safetensors   every parameter exactly ("param.<name>", running
+//	                    statistics included) and the optimiser buffers
+//	                    ("optim.<buffer>.<name>")
+//	trainer.json        TrainerState: recipe, epoch, step, RNG state,
+//	                    history, best metric, and the SHA-256 of both files
+//
+// It is written into a temporary directory next to its final name, every
+// file synced, then renamed into place (an existing checkpoint of that name
+// is swapped out atomically where the OS allows, else renamed away first),
+// so a crash or a failed write never leaves a half-written checkpoint under
+// the final name. Fit writes "epoch-NNNN" after every epoch and "best"
+// (hard links to the same files) when the monitored metric improves.
+const (
+	ModelFile   = "model.onnx"
+	StateFile   = "state.safetensors"
+	TrainerFile = "trainer.json"
+	BestName    = "best"
+
+	checkpointFormat = 1
+)
+
+// TrainerState is trainer.json.
+type TrainerState struct {
+	Format int    `json:"format"`
+	Recipe Recipe `json:"recipe"`
+	// Graph is the model's structure (spec, nodes, parameter names and
+	// shapes; the values are in StateFile), so that any trainable graph,
+	// imported ones included, is rebuilt exactly.
+	Graph *build.Graph `json:"graph"`
+	// Epoch is the number of completed epochs; Step the optimiser steps
+	// taken (the schedule's position).
+	Epoch int `json:"epoch"`
+	Step  int `json:"step"`
+	// RNG is the state of the generator that draws each epoch's data seed
+	// (math/rand/v2 PCG, MarshalBinary).
+	RNG       []byte         `json:"rng"`
+	History   []EpochMetrics `json:"history"`
+	Best      *Best          `json:"best,omitempty"`
+	BadEpochs int            `json:"bad_epochs"` // epochs since the monitored metric last improved
+	// Files maps ModelFile and StateFile to their SHA-256 (hex).
+	Files map[string]string `json:"files"`
+}
+
+// Best is the best value of the monitored metric so far.
+type Best struct {
+	Monitor string  `json:"monitor"`
+	Value   float64 `json:"value"`
+	Epoch   int     `json:"epoch"`
+}
+
+// Checkpoint is a checkpoint read back by LoadCheckpoint.
+type Checkpoint struct {
+	Dir   string
+	State TrainerState
+	// Graph is the model with the checkpoint's weights.
+	Graph *build.Graph
+	optim map[string][]float32
+}
+
+// ErrCheckpoint is wrapped by every LoadCheckpoint error about the
+// checkpoint's contents.
+var ErrCheckpoint = errors.New("invalid checkpoint")
+
+// LoadCheckpoint reads and verifies a checkpoint directory.
+func LoadCheckpoint(dir string) (*Checkpoint, error) {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%s: %w: %s", dir, ErrCheckpoint, fmt.Sprintf(format, args...))
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, TrainerFile))
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	var st TrainerState
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return nil, bad("%s: %v", TrainerFile, err)
+	}
+	if st.Format != checkpointFormat {
+		return nil, bad("format %d (this version reads %d)", st.Format, checkpointFormat)
+	}
+	files := map[string][]byte{}
+	for _, name := range []string{ModelFile, StateFile} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint: %w", err)
+		}
+		sum := sha256.Sum256(b)
+		if got := hex.EncodeToString(sum[:]); got != st.Files[name] {
+			return nil, bad("%s has SHA-256 %s, %s records %s", name, got, TrainerFile, st.Files[name])
+		}
+		files[name] = b
+	}
+	tensors, _, err := readSafetensors(files[StateFile])
+	if err != nil {
+		return nil, bad("%s: %v", StateFile, err)
+	}
+	g := st.Graph
+	if g == nil {
+		return nil, bad("%s has no graph", TrainerFile)
+	}
+	for _, p := range g.Params {
+		t, ok := tensors["param."+p.Name]
+		if !ok || int64(len(t.F32)) != p.Size() {
+			return nil, bad("%s has no parameter %s of %d values", StateFile, p.Name, p.Size())
+		}
+		p.Data = t.F32
+		delete(tensors, "param."+p.Name)
+	}
+	g.Reindex()
+	if err := g.Check(); err != nil {
+		return nil, bad("%v", err)
+	}
+	c := &Checkpoint{Dir: dir, State: st, Graph: g, optim: map[string][]float32{}}
+	for name, t := range tensors {
+		k, ok := strings.CutPrefix(name, "optim.")
+		if !ok || t.F32 == nil {
+			return nil, bad("%s: unexpected tensor %s", StateFile, name)
+		}
+		c.optim[k] = t.F32
+	}
+	return c, nil
+}
+
+// checkpointer writes a run's checkpoints under root.
+type checkpointer struct {
+	root     string
+	keepLast int
+	// fail, if set, is called before each file is written and before the
+	// final rename, with the file name or "rename"; an error aborts the
+	// write (tests simulate failures with it).
+	fail func(stage string) error
+}
+
+func epochName(epoch int) string { return fmt.Sprintf("epoch-%04d", epoch) }
+
+// encode serialises a model's checkpoint files.
+func encodeCheckpoint(st *TrainerState, g *build.Graph, optim map[string][]float32) (map[string][]byte, error) {
+	onnx, err := export.Marshal(g, export.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	tensors := map[string]stTensor{}
+	var names []string
+	for _, p := range g.Params {
+		names = append(names, "param."+p.Name)
+		tensors["param."+p.Name] = stTensor{Shape: p.Shape, F32: p.Data}
+	}
+	var on []string
+	for k := range optim {
+		on = append(on, k)
+	}
+	sort.Strings(on)
+	for _, k := range on {
+		names = append(names, "optim."+k)
+		tensors["optim."+k] = stTensor{Shape: []int{len(optim[k])}, F32: optim[k]}
+	}
+	var sb strings.Builder
+	if err := writeSafetensors(&sb, names, tensors, map[string]string{"format": "resnetctl-trainer-state", "model": g.Spec.Name}); err != nil {
+		return nil, err
+	}
+	files := map[string][]byte{ModelFile: onnx, StateFile: []byte(sb.String())}
+	st.Files = map[string]string{}
+	for name, b := range files {
+		sum := sha256.Sum256(b)
+		st.Files[name] = hex.EncodeToString(sum[:])
+	}
+	js, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	files[TrainerFile] = append(js, '\n')
+	return files, nil
+}
+
+// write stores files as checkpoint name, atomically.
+func (c *checkpointer) write(name string, files map[string][]byte) (err error) {
+	if err := os.MkdirAll(c.root, 0o755); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	tmp, err := os.MkdirTemp(c.root, "."+name+".tmp-")
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: %w", name, err)
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
+	order := make([]string, 0, len(files))
+	for n := range files {
+		order = append(order, n)
+	}
+	sort.Strings(order)
+	for _, n := range order {
+		if err := c.check(n); err != nil {
+			return fmt.Errorf("checkpoint %s: %w", name, err)
+		}
+		if err := writeSynced(filepath.Join(tmp, n), files[n]); err != nil {
+			return fmt.Errorf("checkpoint %s: %w", name, err)
+		}
+	}
+	return c.commit(tmp, name)
+}
+
+// link stores checkpoint name as hard links to the files of checkpoint
+// src (copies where links fail), atomically.
+func (c *checkpointer) link(src, name string) (err error) {
+	tmp, err := os.MkdirTemp(c.root, "."+name+".tmp-")
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: %w", name, err)
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
+	for _, n := range []string{ModelFile, StateFile, TrainerFile} {
+		if err := c.check(n); err != nil {
+			return fmt.Errorf("checkpoint %s: %w", name, err)
+		}
+		from, to := filepath.Join(c.root, src, n), filepath.Join(tmp, n)
+		if os.Link(from, to) != nil {
+			b, err := os.ReadFile(from)
+			if err != nil {
+				return fmt.Errorf("checkpoint %s: %w", name, err)
+			}
+			if err := writeSynced(to, b); err != nil {
+				return fmt.Errorf("checkpoint %s: %w", name, err)
+			}
+		}
+	}
+	return c.commit(tmp, name)
+}
+
+func (c *checkpointer) check(stage string) error {
+	if c.fail != nil {
+		return c.fail(stage)
+	}
+	return nil
+}
+
+// commit moves the finished temporary directory tmp to name.
+func (c *checkpointer) commit(tmp, name string) error {
+	if err := syncDir(tmp); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", name, err)
+	}
+	if err := c.check("rename"); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", name, err)
+	}
+	final := filepath.Join(c.root, name)
+	if _, err := os.Lstat(final); err == nil {
+		// Replace an existing checkpoint: swap atomically where the OS
+		// can, else move the old one aside first (a crash in between
+		// leaves the old one under its temporary name, and the new one
+		// complete).
+		if exchange(tmp, final) == nil {
+			os.RemoveAll(tmp)
+			return syncDir(c.root)
+		}
+		old := tmp + ".old"
+		if err := os.Rename(final, old); err != nil {
+			return fmt.Errorf("checkpoint %s: %w", name, err)
+		}
+		if err := os.Rename(tmp, final); err != nil {
+			os.Rename(old, final)
+			return fmt.Errorf("checkpoint %s: %w", name, err)
+		}
+		os.RemoveAll(old)
+		return syncDir(c.root)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", name, err)
+	}
+	return syncDir(c.root)
+}
+
+// prune removes epoch checkpoints beyond the newest keepLast (0 keeps
+// all), renaming each away before deleting it.
+func (c *checkpointer) prune() {
+	if c.keepLast <= 0 {
+		return
+	}
+	entries, err := os.ReadDir(c.root)
+	if err != nil {
+		return
+	}
+	var epochs []string
+	for _, e := range entries {
+		if e.IsDir() && strings.HasPrefix(e.Name(), "epoch-") {
+			epochs = append(epochs, e.Name())
+		}
+	}
+	sort.Strings(epochs)
+	for len(epochs) > c.keepLast {
+		victim := filepath.Join(c.root, epochs[0])
+		gone := filepath.Join(c.root, "."+epochs[0]+".removed")
+		if os.Rename(victim, gone) == nil {
+			os.RemoveAll(gone)
+		}
+		epochs = epochs[1:]
+	}
+}
+
+// cleanTemp removes temporary directories a crashed run left behind.
+func (c *checkpointer) cleanTemp() {
+	entries, err := os.ReadDir(c.root)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		n := e.Name()
+		if strings.HasPrefix(n, ".") && (strings.Contains(n, ".tmp-") || strings.HasSuffix(n, ".removed")) {
+			os.RemoveAll(filepath.Join(c.root, n))
+		}
+	}
+}
+
+// LatestCheckpoint returns the newest epoch checkpoint under root, or ""
+// if there is none.
+func LatestCheckpoint(root string) (string, error) {
+	entries, err := os.ReadDir(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	latest := ""
+	for _, e := range entries {
+		if e.IsDir() && strings.HasPrefix(e.Name(), "epoch-") && e.Name() > latest {
+			latest = e.Name()
+		}
+	}
+	if latest == "" {
+		return "", nil
+	}
+	return filepath.Join(root, latest), nil
+}
+
+func writeSynced(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if errors.Is(err, os.ErrInvalid) {
+		return nil // some file systems cannot sync directories
+	}
+	return err
+}
+
+var _ io.Writer = (*strings.Builder)(nil)
