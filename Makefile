@@ -11,9 +11,10 @@ PKGS := ./...
 APT_PACKAGES := python3-onnx python3-numpy python3-torch python3-torchvision
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-## run: the main job (today: summarise the default model; `train` once it lands)
+## run: the main job: train ResNet-20 with no flags — CIFAR-10 from the cache if
+## fetched, else a short run on the embedded sample; checkpoints in runs/default
 run: build
-	./bin/resnetctl summary --model resnet20
+	./bin/resnetctl train --out runs/default
 
 build:
 	$(GO) build -o bin/resnetctl ./cmd/resnetctl

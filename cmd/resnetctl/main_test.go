@@ -431,3 +431,35 @@ func TestImportAndExportCheckpoint(t *testing.T) {
 		t.Error("a failed export left a file")
 	}
 }
+
+func TestTrainCommand(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "run")
+	args := []string{"train", "--model", "resnet8", "--data", "sample", "--limit", "256", "--batch", "32", "--epochs", "1", "--out", out}
+	code, stdout, errOut := runCLI(args...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(stdout, "epoch 1: loss") || !strings.Contains(errOut, "embedded CIFAR-10 sample") {
+		t.Errorf("stdout %q stderr %q", stdout, errOut)
+	}
+	code, stdout, errOut = runCLI("train", "--out", out, "--resume", "--epochs", "2", "--data", "sample", "--limit", "256")
+	if code != 0 || !strings.Contains(stdout, "epoch 2: loss") || !strings.Contains(errOut, "resuming") {
+		t.Fatalf("resume: exit %d %q %q", code, stdout, errOut)
+	}
+	for _, f := range []string{"epoch-0001/model.onnx", "epoch-0002/model.onnx", "best/model.onnx", "metrics.jsonl"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	// The checkpoint's model is a deployable file: evaluate reads it.
+	_, bin, _ := sampleFiles(t)
+	if code, _, errOut := runCLI("evaluate", filepath.Join(out, "best", "model.onnx"), "--data", bin); code != 0 {
+		t.Errorf("evaluate the trained model: %s", errOut)
+	}
+	if code, _, _ := runCLI("train", "--out", filepath.Join(t.TempDir(), "empty"), "--resume"); code != exitError {
+		t.Errorf("resume without a checkpoint: exit %d", code)
+	}
+	if code, _, _ := runCLI("train", "--recipe", "magic"); code != exitUsage {
+		t.Errorf("unknown recipe: exit %d", code)
+	}
+}

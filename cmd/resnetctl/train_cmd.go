@@ -1,0 +1,276 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/resnetctl/resnetctl/cifar"
+	"github.com/resnetctl/resnetctl/models"
+	"github.com/resnetctl/resnetctl/train"
+	"github.com/spf13/cobra"
+)
+
+// TrainOptions are the inputs of `resnetctl train`.
+type TrainOptions struct {
+	Streams *Streams
+	Spec    models.Spec
+	Data    string
+	Recipe  train.Recipe
+	Out     string
+	Resume  bool
+	Seed    uint64
+	Threads int
+	Limit   int
+}
+
+// NewCmdTrain makes `resnetctl train`; runF replaces the run function in tests.
+func NewCmdTrain(s *Streams, runF func(*TrainOptions) error) *cobra.Command {
+	opts := &TrainOptions{Streams: s}
+	var flags specFlags
+	var recipe, augmentation, optimizer string
+	var epochs, batch int
+	var lr float64
+	c := &cobra.Command{
+		Use:   "train [flags]",
+		Short: "Train a ResNet natively in Go",
+		Long: `Train a model of the catalog on CIFAR-10/100 or an image folder, natively in Go
+(gorgonia graphs over resnetctl's own kernels), validating every epoch through the
+inference runtime on the exported graph, with a checkpoint per epoch and the best one
+under --out (each a directory holding a deployable model.onnx and the trainer state,
+written atomically). --resume continues the latest checkpoint exactly.
+
+--data takes a CIFAR binary folder/archive/.bin file, an image folder or archive,
+"cifar10"/"cifar100" (the archive 'resnetctl data fetch' put in the cache), or
+"sample" (1,000 training and 200 test images embedded in resnetctl). Without --data:
+CIFAR-10 from the cache if present, else the embedded sample for a short run.
+
+Recipes: fast (30 epochs, SGD Nesterov, cosine), paper (He et al.: 64k iterations,
+steps at 32k and 48k), tutorial (the Keras chapter: Adam, batch 32, 10 epochs, Keras
+augmentation). Flags override a recipe's epochs, batch, learning rate, optimizer and
+augmentation.`,
+		Example: `  resnetctl train
+  resnetctl train --model resnet20 --data ../shared/data/cifar10-jpeg.tar.gz --recipe fast --out runs/r20
+  resnetctl train --recipe tutorial --epochs 3 --out runs/tut
+  resnetctl train --out runs/r20 --resume`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageErrorf(c, "train takes no arguments, got %q", args[0])
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			r, err := train.LookupRecipe(recipe)
+			if err != nil {
+				return usageErrorf(c, "--recipe: %v", err)
+			}
+			changed := c.Flags().Changed
+			if changed("epochs") {
+				r.Epochs, r.MaxSteps = epochs, 0
+			}
+			if changed("batch") {
+				r.Batch = batch
+			}
+			if changed("lr") {
+				r.Optimizer.LR = lr
+			}
+			if changed("optimizer") {
+				r.Optimizer.Name = optimizer
+			}
+			if changed("augment") {
+				r.Augment = augmentation
+			}
+			if changed("seed") {
+				r.Seed = opts.Seed
+			}
+			if opts.Data == "" && !changed("epochs") && !opts.Resume {
+				r.Epochs, r.MaxSteps = 3, 0 // the short default run
+			}
+			if r.Epochs < 1 || r.Batch < 2 {
+				return usageErrorf(c, "--epochs must be at least 1 and --batch at least 2")
+			}
+			opts.Recipe = r
+			if !opts.Resume {
+				if opts.Spec, err = flags.resolve(c); err != nil {
+					return err
+				}
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return trainRun(c, opts)
+		},
+	}
+	flags.register(c, "resnet20")
+	fs := c.Flags()
+	fs.StringVar(&opts.Data, "data", "", "training data: a path, cifar10, cifar100 or sample (default: cached cifar10, else sample)")
+	fs.StringVar(&recipe, "recipe", "fast", "fast, paper or tutorial")
+	fs.IntVar(&epochs, "epochs", 0, "epochs (default: the recipe's; 3 for the no-flag sample run)")
+	fs.IntVar(&batch, "batch", 0, "batch size (default: the recipe's)")
+	fs.Float64Var(&lr, "lr", 0, "peak learning rate (default: the recipe's)")
+	fs.StringVar(&optimizer, "optimizer", "", "sgd, adam or adamw (default: the recipe's)")
+	fs.StringVar(&augmentation, "augment", "", "paper, keras or none (default: the recipe's)")
+	fs.StringVar(&opts.Out, "out", "runs/resnet", "run folder for checkpoints and metrics")
+	fs.BoolVar(&opts.Resume, "resume", false, "continue the latest checkpoint in --out")
+	fs.Uint64Var(&opts.Seed, "seed", 1, "seed of the initial weights and the data order")
+	fs.IntVar(&opts.Threads, "threads", 0, "worker threads (default: all cores)")
+	fs.IntVar(&opts.Limit, "limit", 0, "use only the first N training images (quick runs)")
+	return c
+}
+
+// loadTrainData opens the training and validation splits.
+func loadTrainData(c *cobra.Command, data string) (trainDS, testDS *cifar.Dataset, what string, err error) {
+	ctx := c.Context()
+	if data == "" {
+		if dir, err := cifar.DefaultCacheDir(); err == nil {
+			if rel, err := cifar.LookupRelease("cifar10"); err == nil {
+				if p := filepath.Join(dir, filepath.Base(rel.URL)); fileExists(p) {
+					data = p
+				}
+			}
+		}
+		if data == "" {
+			data = "sample"
+		}
+	}
+	switch data {
+	case "sample":
+		if trainDS, err = cifar.EmbeddedSample("train"); err == nil {
+			testDS, err = cifar.EmbeddedSample("test")
+		}
+		return trainDS, testDS, "the embedded CIFAR-10 sample (1,000 training, 200 test images; run 'resnetctl data fetch cifar10' for the full set)", err
+	case "cifar10", "cifar100":
+		dir, err := cifar.DefaultCacheDir()
+		if err != nil {
+			return nil, nil, "", err
+		}
+		rel, err := cifar.LookupRelease(data)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		p := filepath.Join(dir, filepath.Base(rel.URL))
+		if !fileExists(p) {
+			return nil, nil, "", fmt.Errorf("%s is not in the cache (%s): run 'resnetctl data fetch %s'", data, dir, data)
+		}
+		data = p
+	}
+	if trainDS, err = cifar.Load(ctx, data, cifar.Options{Split: "train"}); err != nil {
+		return nil, nil, "", err
+	}
+	if testDS, err = cifar.Load(ctx, data, cifar.Options{Split: "test"}); err != nil {
+		return nil, nil, "", err
+	}
+	return trainDS, testDS, data, nil
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}
+
+func trainRun(c *cobra.Command, opts *TrainOptions) error {
+	ctx := c.Context()
+	errw := opts.Streams.ErrOut
+	var m *train.Model
+	r := opts.Recipe
+	if opts.Resume {
+		dir, err := train.LatestCheckpoint(opts.Out)
+		if err != nil {
+			return err
+		}
+		if dir == "" {
+			return fmt.Errorf("--resume: no checkpoint in %s", opts.Out)
+		}
+		var saved train.Recipe
+		if m, saved, err = train.Resume(dir, opts.Threads); err != nil {
+			return err
+		}
+		if !c.Flags().Changed("epochs") {
+			r.Epochs = saved.Epochs
+		}
+		r.Batch, r.Augment, r.Seed = saved.Batch, saved.Augment, saved.Seed
+		opts.Spec = m.Graph.Spec
+		fmt.Fprintf(errw, "resuming %s\n", dir)
+	}
+	trainDS, testDS, what, err := loadTrainData(c, opts.Data)
+	if err != nil {
+		return err
+	}
+	if opts.Limit > 0 && opts.Limit < trainDS.Len() {
+		idx := make([]int, opts.Limit)
+		for i := range idx {
+			idx[i] = i
+		}
+		if trainDS, err = trainDS.Subset(idx); err != nil {
+			return err
+		}
+	}
+	if len(trainDS.Classes) != opts.Spec.Classes {
+		return fmt.Errorf("the data has %d classes, the model %d (set --classes)", len(trainDS.Classes), opts.Spec.Classes)
+	}
+	if !opts.Resume {
+		if m, err = train.NewModel(opts.Spec, opts.Seed); err != nil {
+			return err
+		}
+		co := r.CompileOptions()
+		co.Threads = opts.Threads
+		if err := m.Compile(co); err != nil {
+			return err
+		}
+	}
+	src, err := train.NewAugmentedSource(trainDS, r.Augment, opts.Spec.Preprocess, 0)
+	if err != nil {
+		return err
+	}
+	val, err := train.NewDatasetSource(testDS, opts.Spec.Preprocess, false)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(errw, "training %s on %s: recipe %s, %d epochs, batch %d, %s lr %g, augment %s, checkpoints in %s\n",
+		opts.Spec.Name, what, r.Name, r.Epochs, r.Batch, r.Optimizer.Name, r.Optimizer.LR, r.Augment, opts.Out)
+	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
+		return err
+	}
+	metrics, err := os.OpenFile(filepath.Join(opts.Out, "metrics.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer metrics.Close()
+	bar := isTerminal(errw)
+	fo := r.FitOptions()
+	fo.Validation, fo.CheckpointDir = val, opts.Out
+	fo.Callbacks = []train.Callback{train.CallbackFuncs{
+		BatchEnd: func(b train.BatchInfo) {
+			if bar {
+				fmt.Fprintf(errw, "\repoch %d/%d  batch %d/%d  loss %.4f  acc %.2f%%  %.0f img/s  ETA %s   ",
+					b.Epoch, b.Epochs, b.Batch, b.Batches, b.EpochLoss, 100*b.EpochAccuracy, b.ImagesPerSecond, b.ETA.Round(time.Second))
+			}
+		},
+		EpochEnd: func(e train.EpochInfo) {
+			if bar {
+				fmt.Fprintln(errw)
+			}
+			mm := e.Metrics
+			line, _ := json.Marshal(mm)
+			fmt.Fprintf(metrics, "%s\n", line)
+			best := ""
+			if e.Best {
+				best = "  (best)"
+			}
+			fmt.Fprintf(opts.Streams.Out, "epoch %d: loss %.4f, accuracy %.2f%%, val_loss %.4f, val_accuracy %.2f%%%s\n",
+				mm.Epoch, mm.Loss, 100*mm.Accuracy, mm.ValLoss, 100*mm.ValAccuracy, best)
+		},
+	}}
+	_, err = m.Fit(ctx, src, fo)
+	if errors.Is(err, ctx.Err()) && ctx.Err() != nil {
+		fmt.Fprintf(errw, "stopped; the last complete checkpoint is in %s (resume with --resume)\n", opts.Out)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(opts.Streams.Out, "done: best model %s\n", filepath.Join(opts.Out, "best", "model.onnx"))
+	return nil
+}
