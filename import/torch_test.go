@@ -3,10 +3,8 @@ package onnximport_test
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -26,13 +24,7 @@ import (
 // float32 summation order can differ.
 const torchTolerance = 1e-5
 
-type torchFile struct {
-	Name  string `json:"name"`
-	Opset int    `json:"opset"`
-	BN    string `json:"bn"`
-	Path  string `json:"path"`
-	Input []int  `json:"input"`
-}
+type torchFile = interop.TorchExport
 
 // torchExports runs tools/pytorch/export_torch_models.py into a temporary
 // folder (CIFAR models only with -short) and returns its manifest.
@@ -44,33 +36,13 @@ func torchExports(t *testing.T) (string, []torchFile) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	args := []string{filepath.Join(tools.Root, "tools", "pytorch", "export_torch_models.py"), dir}
-	if testing.Short() {
-		args = append(args, "--small")
-	}
 	start := time.Now()
-	if out, err := exec.Command(tools.Python, args...).CombinedOutput(); err != nil {
-		t.Fatalf("export_torch_models.py: %v\n%.2000s", err, out)
-	}
-	t.Logf("PyTorch exported the models in %v", time.Since(start).Round(time.Millisecond))
-	var manifest struct {
-		Models []torchFile `json:"models"`
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	files, err := tools.ExportTorchModels(context.Background(), dir, testing.Short())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(b, &manifest); err != nil {
-		t.Fatal(err)
-	}
-	want := 30
-	if testing.Short() {
-		want = 14
-	}
-	if len(manifest.Models) != want {
-		t.Fatalf("manifest lists %d files, want %d", len(manifest.Models), want)
-	}
-	return dir, manifest.Models
+	t.Logf("PyTorch exported the models in %v", time.Since(start).Round(time.Millisecond))
+	return dir, files
 }
 
 // fileFloats returns a float32 initializer of an ONNX file by name.

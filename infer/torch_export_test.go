@@ -2,11 +2,8 @@ package infer_test
 
 import (
 	"context"
-	"encoding/json"
 	"math"
 	"math/rand/v2"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -35,38 +32,12 @@ func TestPyTorchExports(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	args := []string{filepath.Join(tools.Root, "tools", "pytorch", "export_torch_models.py"), dir}
-	if testing.Short() {
-		args = append(args, "--small")
-	}
 	start := time.Now()
-	if out, err := exec.Command(tools.Python, args...).CombinedOutput(); err != nil {
-		t.Fatalf("export_torch_models.py: %v\n%.2000s", err, out)
-	}
-	t.Logf("PyTorch exported the models in %v", time.Since(start).Round(time.Millisecond))
-	var manifest struct {
-		Models []struct {
-			Name  string `json:"name"`
-			Opset int    `json:"opset"`
-			BN    string `json:"bn"`
-			Path  string `json:"path"`
-			Input []int  `json:"input"`
-		} `json:"models"`
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	files, err := tools.ExportTorchModels(context.Background(), dir, testing.Short())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(b, &manifest); err != nil {
-		t.Fatal(err)
-	}
-	want := 30
-	if testing.Short() {
-		want = 14
-	}
-	if len(manifest.Models) != want {
-		t.Fatalf("manifest lists %d files, want %d", len(manifest.Models), want)
-	}
+	t.Logf("PyTorch exported %d models in %v", len(files), time.Since(start).Round(time.Millisecond))
 
 	// Real CIFAR-10 test images (the embedded exact sample), normalised
 	// with the CIFAR-10 statistics; random normal images for ImageNet.
@@ -97,7 +68,7 @@ func TestPyTorchExports(t *testing.T) {
 	}
 
 	var jobs []interop.Job
-	for _, m := range manifest.Models {
+	for _, m := range files {
 		for _, in := range inputsFor(m.Input[1]) {
 			jobs = append(jobs, interop.Job{Model: filepath.Join(dir, m.Path), Inputs: map[string]interop.Tensor{"input": in}})
 		}
@@ -107,7 +78,7 @@ func TestPyTorchExports(t *testing.T) {
 		t.Fatal(err)
 	}
 	worst := 0.0
-	for i, m := range manifest.Models {
+	for i, m := range files {
 		sess, err := infer.Load(filepath.Join(dir, m.Path), infer.Options{})
 		if err != nil {
 			t.Errorf("%s: %v", m.Path, err)
@@ -147,7 +118,7 @@ func TestPyTorchExports(t *testing.T) {
 		}
 		sess.Close()
 	}
-	t.Logf("%d PyTorch exports, worst error %.3g × (1+max|ref|)", len(manifest.Models), worst)
+	t.Logf("%d PyTorch exports, worst error %.3g × (1+max|ref|)", len(files), worst)
 }
 
 func seq(n int) []int {

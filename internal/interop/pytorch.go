@@ -117,3 +117,44 @@ func (t Tools) PyTorch(ctx context.Context, jobs []TorchJob) ([]TorchResult, err
 	}
 	return out, nil
 }
+
+// TorchExport is one file written by tools/pytorch/export_torch_models.py.
+type TorchExport struct {
+	Name  string `json:"name"`  // resnet18, resnet50, resnet20A, resnet20B
+	Opset int    `json:"opset"` // 9, 11, 13 or 17
+	BN    string `json:"bn"`    // "kept" or "folded"
+	Path  string `json:"path"`  // file name inside the folder
+	Input []int  `json:"input"` // C, H, W
+}
+
+// ExportTorchModels runs tools/pytorch/export_torch_models.py into dir
+// (only the CIFAR models when small) and returns its manifest: files
+// written by PyTorch's own ONNX exporter, for tests of the runtime and the
+// importer.
+func (t Tools) ExportTorchModels(ctx context.Context, dir string, small bool) ([]TorchExport, error) {
+	args := []string{filepath.Join(t.Root, "tools", "pytorch", "export_torch_models.py"), dir}
+	if small {
+		args = append(args, "--small")
+	}
+	if out, err := exec.CommandContext(ctx, t.Python, args...).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("export_torch_models.py: %v\n%.2000s", err, out)
+	}
+	var manifest struct {
+		Models []TorchExport `json:"models"`
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, &manifest); err != nil {
+		return nil, fmt.Errorf("export_torch_models.py manifest: %w", err)
+	}
+	want := 30 // 4 models x 4 opsets x 2 BN forms, less option A at opset 9
+	if small {
+		want = 14
+	}
+	if len(manifest.Models) != want {
+		return nil, fmt.Errorf("export_torch_models.py listed %d files, want %d", len(manifest.Models), want)
+	}
+	return manifest.Models, nil
+}
