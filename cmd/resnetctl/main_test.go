@@ -446,7 +446,7 @@ func TestTrainCommand(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "epoch 2: loss") || !strings.Contains(errOut, "resuming") {
 		t.Fatalf("resume: exit %d %q %q", code, stdout, errOut)
 	}
-	for _, f := range []string{"epoch-0001/model.onnx", "epoch-0002/model.onnx", "best/model.onnx", "metrics.jsonl"} {
+	for _, f := range []string{"epoch-0001/model.onnx", "epoch-0002/model.onnx", "best/model.onnx", "metrics.jsonl", "metrics.csv", "curve.png"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Error(err)
 		}
@@ -461,5 +461,29 @@ func TestTrainCommand(t *testing.T) {
 	}
 	if code, _, _ := runCLI("train", "--recipe", "magic"); code != exitUsage {
 		t.Errorf("unknown recipe: exit %d", code)
+	}
+}
+
+func TestTrainHistoryAfterResume(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "run")
+	base := []string{"train", "--model", "resnet8", "--data", "sample", "--limit", "128", "--batch", "32", "--out", out}
+	if code, _, errOut := runCLI(append(base, "--epochs", "2")...); code != 0 {
+		t.Fatal(errOut)
+	}
+	if code, _, errOut := runCLI("train", "--out", out, "--resume", "--epochs", "3", "--data", "sample", "--limit", "128"); code != 0 {
+		t.Fatal(errOut)
+	}
+	b, _ := os.ReadFile(filepath.Join(out, "metrics.csv"))
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 4 || !strings.HasPrefix(lines[3], "3,") {
+		t.Errorf("metrics.csv after resume:\n%s", b)
+	}
+	f, err := os.Open(filepath.Join(out, "curve.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := png.Decode(f); err != nil {
+		t.Error(err)
 	}
 }

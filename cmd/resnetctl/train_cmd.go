@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -234,11 +233,11 @@ func trainRun(c *cobra.Command, opts *TrainOptions) error {
 	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
 		return err
 	}
-	metrics, err := os.OpenFile(filepath.Join(opts.Out, "metrics.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	hist, err := newHistoryFiles(opts.Out, opts.Resume)
 	if err != nil {
 		return err
 	}
-	defer metrics.Close()
+	defer hist.Close()
 	bar := isTerminal(errw)
 	fo := r.FitOptions()
 	fo.Validation, fo.CheckpointDir = val, opts.Out
@@ -254,8 +253,9 @@ func trainRun(c *cobra.Command, opts *TrainOptions) error {
 				fmt.Fprintln(errw)
 			}
 			mm := e.Metrics
-			line, _ := json.Marshal(mm)
-			fmt.Fprintf(metrics, "%s\n", line)
+			if err := hist.add(mm); err != nil {
+				fmt.Fprintf(errw, "warning: metrics: %v\n", err)
+			}
 			best := ""
 			if e.Best {
 				best = "  (best)"
