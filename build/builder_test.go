@@ -324,3 +324,32 @@ func TestCheckParamCounts(t *testing.T) {
 		t.Errorf("conv bias mismatch: %v", err)
 	}
 }
+
+func TestReplaceHead(t *testing.T) {
+	g, _ := build.New(mustSpec(t, "resnet20"), build.Options{Seed: 1})
+	before := append([]float32(nil), g.Param("layer3.2.conv2.weight").Data...)
+	if err := g.ReplaceHead(5, 2); err != nil {
+		t.Fatal(err)
+	}
+	if w := g.Param("fc.weight"); len(w.Data) != 5*64 || w.Shape[0] != 5 || len(g.Param("fc.bias").Data) != 5 {
+		t.Fatalf("head %v", w.Shape)
+	}
+	if g.Spec.Classes != 5 || g.Spec.Labels != "" || g.Nodes[len(g.Nodes)-1].Shape.C != 5 {
+		t.Errorf("spec %d %q", g.Spec.Classes, g.Spec.Labels)
+	}
+	for i, v := range g.Param("layer3.2.conv2.weight").Data {
+		if v != before[i] {
+			t.Fatal("the backbone changed")
+		}
+	}
+	if c := g.Counts(); c.Trainable != 269722-650+5*65 {
+		t.Errorf("%d trainable", c.Trainable)
+	}
+	if err := g.ReplaceHead(0, 1); err == nil {
+		t.Error("zero classes accepted")
+	}
+	g.Nodes[len(g.Nodes)-1].Kind = build.Relu
+	if err := g.ReplaceHead(3, 1); err == nil {
+		t.Error("a graph without a dense head accepted")
+	}
+}

@@ -12,6 +12,8 @@ package build
 import (
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
 
 	"github.com/resnetctl/resnetctl/models"
 )
@@ -302,4 +304,54 @@ func (g *Graph) Check() error {
 		return fmt.Errorf("%w: output %q is never computed", ErrInvalidGraph, g.Output)
 	}
 	return nil
+}
+
+// ReplaceHead gives the graph a new classifier for classes outputs: the
+// last Dense node (which must produce the graph's output) gets fresh
+// weights and bias, uniform in ±1/sqrt(fan-in) from seed, as the builder
+// initialises them. Everything before it is kept: this is transfer
+// learning's new head. The spec's class count follows; its label set is
+// dropped when its size no longer fits.
+func (g *Graph) ReplaceHead(classes int, seed uint64) error {
+	if classes < 1 {
+		return fmt.Errorf("%w: classes must be at least 1, got %d", models.ErrInvalidSpec, classes)
+	}
+	var head *Node
+	for _, n := range g.Nodes {
+		if n.Kind == Dense {
+			head = n
+		}
+	}
+	if head == nil || head.Output != g.Output {
+		return fmt.Errorf("%w: no dense layer produces the output %q, so there is no head to replace", ErrInvalidGraph, g.Output)
+	}
+	w, b := g.Param(head.Params[0]), g.Param(head.Params[1])
+	if w == nil || b == nil || len(w.Shape) != 2 {
+		return fmt.Errorf("%w: head %s has no weight and bias", ErrInvalidGraph, head.Name)
+	}
+	in := w.Shape[1]
+	r := rand.New(rand.NewPCG(seed, 0x68656164)) // "head"
+	bound := 1 / math.Sqrt(float64(in))
+	fresh := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32((2*r.Float64() - 1) * bound)
+		}
+		return v
+	}
+	w.Shape, w.Data = []int{classes, in}, fresh(classes*in)
+	b.Shape, b.Data = []int{classes}, fresh(classes)
+	head.Shape.C = classes
+	for _, n := range g.Nodes { // a Softmax after the head follows it
+		if n.Kind == Softmax {
+			n.Shape.C = classes
+		}
+	}
+	if g.Spec.Labels != "" {
+		if l, err := models.Labels(g.Spec.Labels); err != nil || len(l) != classes {
+			g.Spec.Labels = ""
+		}
+	}
+	g.Spec.Classes = classes
+	return g.Check()
 }

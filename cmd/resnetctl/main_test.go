@@ -487,3 +487,23 @@ func TestTrainHistoryAfterResume(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestTrainInit(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base.onnx")
+	if code, _, errOut := runCLI("export", "--model", "resnet8", "--classes", "4", base); code != 0 {
+		t.Fatal(errOut)
+	}
+	out := filepath.Join(dir, "run")
+	code, stdout, errOut := runCLI("train", "--init", base, "--classes", "10", "--data", "sample", "--limit", "128", "--batch", "32", "--epochs", "1", "--out", out)
+	if code != 0 || !strings.Contains(errOut, "new 10-class head") || !strings.Contains(stdout, "epoch 1") {
+		t.Fatalf("exit %d %q %q", code, stdout, errOut)
+	}
+	if code, _, _ := runCLI("train", "--init", base, "--model", "resnet20"); code != exitUsage {
+		t.Errorf("--init with --model: exit %d", code)
+	}
+	// Without a new head the class count must fit the data.
+	if code, _, errOut := runCLI("train", "--init", base, "--data", "sample", "--limit", "64", "--batch", "32", "--epochs", "1", "--out", filepath.Join(dir, "r2")); code != exitError || !strings.Contains(errOut, "classes") {
+		t.Errorf("4-class model on 10-class data: exit %d %q", code, errOut)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/resnetctl/resnetctl/cifar"
+	onnximport "github.com/resnetctl/resnetctl/import"
 	"github.com/resnetctl/resnetctl/models"
 	"github.com/resnetctl/resnetctl/train"
 	"github.com/spf13/cobra"
@@ -24,6 +25,10 @@ type TrainOptions struct {
 	Seed    uint64
 	Threads int
 	Limit   int
+	// Init starts from this ONNX file (fine-tuning, transfer learning);
+	// Classes > 0 gives it a new head of that many classes.
+	Init    string
+	Classes int
 }
 
 // NewCmdTrain makes `resnetctl train`; runF replaces the run function in tests.
@@ -54,7 +59,8 @@ augmentation.`,
 		Example: `  resnetctl train
   resnetctl train --model resnet20 --data ../shared/data/cifar10-jpeg.tar.gz --recipe fast --out runs/r20
   resnetctl train --recipe tutorial --epochs 3 --out runs/tut
-  resnetctl train --out runs/r20 --resume`,
+  resnetctl train --out runs/r20 --resume
+  resnetctl train --init pretrained.onnx --classes 10 --epochs 5 --out runs/transfer`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				return usageErrorf(c, "train takes no arguments, got %q", args[0])
@@ -92,7 +98,19 @@ augmentation.`,
 				return usageErrorf(c, "--epochs must be at least 1 and --batch at least 2")
 			}
 			opts.Recipe = r
-			if !opts.Resume {
+			if opts.Init != "" {
+				if opts.Resume {
+					return usageErrorf(c, "--init and --resume do not go together")
+				}
+				for _, f := range []string{"model", "input", "labels", "shortcut", "preact", "widen", "groups", "width-per-group", "zero-init-residual"} {
+					if changed(f) {
+						return usageErrorf(c, "--%s does not go with --init (the ONNX file fixes the architecture)", f)
+					}
+				}
+				if changed("classes") {
+					opts.Classes = flags.Classes
+				}
+			} else if !opts.Resume {
 				if opts.Spec, err = flags.resolve(c); err != nil {
 					return err
 				}
@@ -117,6 +135,7 @@ augmentation.`,
 	fs.Uint64Var(&opts.Seed, "seed", 1, "seed of the initial weights and the data order")
 	fs.IntVar(&opts.Threads, "threads", 0, "worker threads (default: all cores)")
 	fs.IntVar(&opts.Limit, "limit", 0, "use only the first N training images (quick runs)")
+	fs.StringVar(&opts.Init, "init", "", "start from this ONNX model (fine-tuning); with --classes, a new head (transfer learning)")
 	return c
 }
 
@@ -194,6 +213,27 @@ func trainRun(c *cobra.Command, opts *TrainOptions) error {
 		opts.Spec = m.Graph.Spec
 		fmt.Fprintf(errw, "resuming %s\n", dir)
 	}
+	if opts.Init != "" {
+		g, rep, err := onnximport.Load(opts.Init)
+		if err != nil {
+			return err
+		}
+		if opts.Classes > 0 && opts.Classes != g.Spec.Classes {
+			if err := g.ReplaceHead(opts.Classes, opts.Seed); err != nil {
+				return fmt.Errorf("--init %s: %w", opts.Init, err)
+			}
+			fmt.Fprintf(errw, "new %d-class head on %s\n", opts.Classes, rep.Summary())
+		} else {
+			fmt.Fprintf(errw, "fine-tuning %s\n", rep.Summary())
+		}
+		m = train.FromGraph(g)
+		co := r.CompileOptions()
+		co.Threads = opts.Threads
+		if err := m.Compile(co); err != nil {
+			return err
+		}
+		opts.Spec = g.Spec
+	}
 	trainDS, testDS, what, err := loadTrainData(c, opts.Data)
 	if err != nil {
 		return err
@@ -210,7 +250,7 @@ func trainRun(c *cobra.Command, opts *TrainOptions) error {
 	if len(trainDS.Classes) != opts.Spec.Classes {
 		return fmt.Errorf("the data has %d classes, the model %d (set --classes)", len(trainDS.Classes), opts.Spec.Classes)
 	}
-	if !opts.Resume {
+	if m == nil {
 		if m, err = train.NewModel(opts.Spec, opts.Seed); err != nil {
 			return err
 		}
