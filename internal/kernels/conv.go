@@ -127,6 +127,7 @@ type Conv struct {
 	// Winograd: wino holds the transformed weights (as its wpack) and the
 	// tile geometry; nil if the conv cannot or should not use it.
 	wino           *Conv
+	winoU          []float32 // Winograd: the transformed weights before packing
 	forceWino      bool
 	tilesH, tilesW int
 	wb             int // Winograd tile block
@@ -230,6 +231,31 @@ func NewConvAlgo(prm ConvParams, weight, bias []float32, algo ConvAlgo) (*Conv, 
 		c.buildIndex()
 	}
 	return c, nil
+}
+
+// Repack replaces the convolution's weights and bias (nil: none, which
+// must match how the Conv was made) in place, reusing its packed buffers
+// and index tables: what training does after every optimiser step, without
+// the allocations of a new Conv. It must not run concurrently with Forward.
+func (c *Conv) Repack(weight, bias []float32) error {
+	prm := c.prm
+	if want := prm.OutC * c.kg; len(weight) != want {
+		return fmt.Errorf("kernels: conv weight has %d values, want %d", len(weight), want)
+	}
+	if (bias == nil) != (c.bias == nil) || (bias != nil && len(bias) != prm.OutC) {
+		return fmt.Errorf("kernels: Repack with a bias of %d values on a conv made with %d", len(bias), len(c.bias))
+	}
+	copy(c.bias, bias)
+	if c.wino != nil {
+		c.wino.winoPackWeights(weight)
+		if c.forceWino {
+			return nil
+		}
+	}
+	for g := 0; g < prm.Group; g++ {
+		packA(c.kern, c.wpack[g*c.mpad*c.kg:], c.mg, c.kg, weight[g*c.mg*c.kg:], c.kg, false, 1)
+	}
+	return nil
 }
 
 // buildIndex fills the im2col offset table: for kernel offset r = kh*KW+kw

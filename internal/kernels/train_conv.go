@@ -88,7 +88,12 @@ func (c *ConvTrain) Params() ConvParams { return c.prm }
 // nil) for the following Forward and BackwardData calls.
 func (c *ConvTrain) SetWeights(weight, bias []float32) error {
 	var err error
-	if c.fwd, err = NewConvAlgo(c.prm, weight, bias, c.algo); err != nil {
+	if c.fwd != nil {
+		err = c.fwd.Repack(weight, bias)
+	} else {
+		c.fwd, err = NewConvAlgo(c.prm, weight, bias, c.algo)
+	}
+	if err != nil {
 		return err
 	}
 	for i := range c.phases {
@@ -613,6 +618,9 @@ func (cp *convPhase) setWeights(c *ConvTrain, weight []float32) error {
 	algo := c.algo
 	if algo == AlgoWinograd && !trWinograd(trConvNorm(cp.prm)) {
 		algo = AlgoAuto
+	}
+	if cp.conv != nil {
+		return cp.conv.Repack(cp.w, nil)
 	}
 	var err error
 	cp.conv, err = NewConvAlgo(cp.prm, cp.w, nil, algo)

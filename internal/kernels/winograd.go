@@ -72,7 +72,8 @@ func winoUsable(prm ConvParams) bool {
 // operand: 36 consecutive blocks of mpad*InC floats.
 func (c *Conv) winoPackWeights(weight []float32) {
 	p := c.prm
-	u := make([]float32, 36*p.OutC*p.InC) // [ξ][oc][ic]
+	c.winoU = trGrow(c.winoU, 36*p.OutC*p.InC)
+	u := c.winoU // [ξ][oc][ic]
 	for oc := 0; oc < p.OutC; oc++ {
 		for ic := 0; ic < p.InC; ic++ {
 			g := weight[(oc*p.InC+ic)*9:]
@@ -96,7 +97,7 @@ func (c *Conv) winoPackWeights(weight []float32) {
 		}
 	}
 	c.mpad = roundUp(p.OutC, c.kern.mr)
-	c.wpack = make([]float32, 36*c.mpad*p.InC)
+	c.wpack = trGrow(c.wpack, 36*c.mpad*p.InC)
 	for xi := 0; xi < 36; xi++ {
 		packA(c.kern, c.wpack[xi*c.mpad*p.InC:], p.OutC, p.InC, u[xi*p.OutC*p.InC:], p.InC, false, 1)
 	}
