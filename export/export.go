@@ -124,7 +124,7 @@ func Model(g *build.Graph, opts Options) (*onnxpb.ModelProto, error) {
 	if opts.Softmax {
 		e.graph.Output = append(e.graph.Output, valueInfo(ProbabilitiesName, g.Spec.Classes))
 	}
-	meta, err := metadata(g.Spec, opts)
+	meta, err := metadata(g.Spec, opts.FoldBN || foldedForm(g))
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +204,28 @@ func WriteFile(path string, g *build.Graph, opts Options) (Info, error) {
 	return info, nil
 }
 
-func metadata(s models.Spec, opts Options) ([]*onnxpb.StringStringEntryProto, error) {
+// foldedForm reports whether g is already in BatchNorm-folded form: it has
+// convolutions with biases and no BatchNorm that FoldBN would fold (one
+// reading a convolution's output that nothing else reads), as an imported
+// folded file is, so that its export is what FoldBN makes.
+func foldedForm(g *build.Graph) bool {
+	bias := false
+	for _, n := range g.Nodes {
+		if n.Kind == build.Conv {
+			bias = bias || n.Conv.Bias
+		}
+	}
+	e := &exporter{g: g, opts: Options{FoldBN: true}}
+	return bias && len(e.foldable()) == 0
+}
+
+// metadata writes what the Spec vouches for: class names when it names a
+// label set; the preprocessing only when it is known (a scale and one mean
+// and standard deviation per input channel: a general graph imported from
+// a file without resnetctl metadata has none); the architecture only for a
+// builder Spec (one with a family; a general graph's Spec is just a name,
+// an input shape and a class count, which the ONNX graph itself states).
+func metadata(s models.Spec, folded bool) ([]*onnxpb.StringStringEntryProto, error) {
 	var meta []*onnxpb.StringStringEntryProto
 	add := func(k string, v any) error {
 		var str string
@@ -232,17 +253,21 @@ func metadata(s models.Spec, opts Options) ([]*onnxpb.StringStringEntryProto, er
 			return nil, err
 		}
 	}
-	pre := Preprocessing{
-		Scale: s.Preprocess.Scale, Mean: s.Preprocess.Mean, Std: s.Preprocess.Std,
-		Layout: "NCHW", Color: "RGB", InputSize: []int{s.Input.C, s.Input.H, s.Input.W}, Preset: s.Preprocess.Name,
+	if p := s.Preprocess; p.Scale != 0 && len(p.Mean) == s.Input.C && len(p.Std) == s.Input.C {
+		pre := Preprocessing{
+			Scale: p.Scale, Mean: p.Mean, Std: p.Std,
+			Layout: "NCHW", Color: "RGB", InputSize: []int{s.Input.C, s.Input.H, s.Input.W}, Preset: p.Name,
+		}
+		if err := add(MetaPreprocess, pre); err != nil {
+			return nil, err
+		}
 	}
-	if err := add(MetaPreprocess, pre); err != nil {
-		return nil, err
+	if s.Family != "" {
+		if err := add(MetaArchitecture, s); err != nil {
+			return nil, err
+		}
 	}
-	if err := add(MetaArchitecture, s); err != nil {
-		return nil, err
-	}
-	if err := add(MetaFoldedBN, fmt.Sprint(opts.FoldBN)); err != nil {
+	if err := add(MetaFoldedBN, fmt.Sprint(folded)); err != nil {
 		return nil, err
 	}
 	return meta, nil

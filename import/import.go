@@ -97,12 +97,17 @@ type Report struct {
 	Shortcut string `json:"shortcut,omitempty"`
 	// Softmax: the file also outputs class probabilities; the graph ends
 	// at the logits, export with Options.Softmax to add them again.
-	Softmax   bool     `json:"softmax"`
-	ONNXNodes int      `json:"onnx_nodes"`
-	Nodes     int      `json:"nodes"`
-	Params    int64    `json:"params"`
-	MACs      int64    `json:"macs"`
-	Notes     []string `json:"notes,omitempty"`
+	Softmax bool `json:"softmax"`
+	// PreprocessFromFile: the Spec's preprocessing is the file's own
+	// (resnetctl metadata). Otherwise it is unknown (scale 0) or, for a
+	// recognised catalog architecture, assumed from the catalog's preset
+	// (a note says so); a trainer should then take it from its data.
+	PreprocessFromFile bool     `json:"preprocess_from_file"`
+	ONNXNodes          int      `json:"onnx_nodes"`
+	Nodes              int      `json:"nodes"`
+	Params             int64    `json:"params"`
+	MACs               int64    `json:"macs"`
+	Notes              []string `json:"notes,omitempty"`
 }
 
 // Summary is the one-line description: "resnet18, 1000 classes, BN folded".
@@ -193,6 +198,7 @@ func FromBytes(b []byte) (*build.Graph, *Report, error) {
 			g = eg
 			r.Method, r.Softmax = MethodExact, softmax
 			r.BNFolded = og.meta[export.MetaFoldedBN] == "true"
+			r.PreprocessFromFile = knownPreprocess(g.Spec)
 		} else {
 			r.Notes = append(r.Notes, fmt.Sprintf("the file carries resnetctl architecture metadata but is not that architecture's export (%v); imported by structure instead", err))
 		}
@@ -301,10 +307,16 @@ func structural(og *onnxGraph, r *Report) (*build.Graph, error) {
 		r.Method = MethodGeneral
 		r.Notes = append(r.Notes, fmt.Sprintf("not recognised as a ResNet: %v", rerr))
 		if meta != nil {
-			g.Spec.Name = meta.Name
-			if meta.Input == g.Spec.Input && meta.Classes == g.Spec.Classes {
-				g.Spec.Labels, g.Spec.Preprocess = meta.Labels, meta.Preprocess
+			if meta.Name != "" {
+				g.Spec.Name = meta.Name
 			}
+			if fits(meta, g.Spec) {
+				g.Spec.Labels, g.Spec.Preprocess = meta.Labels, meta.Preprocess
+				r.PreprocessFromFile = knownPreprocess(g.Spec)
+			}
+		}
+		if !r.PreprocessFromFile {
+			r.Notes = append(r.Notes, "the file does not say how to preprocess images, and a general graph has no catalog preset to assume: give the preprocessing when training or predicting")
 		}
 		return g, nil
 	}
@@ -313,9 +325,10 @@ func structural(og *onnxGraph, r *Report) (*build.Graph, error) {
 	r.BNFolded = isFolded(g)
 	spec := &rec.graph.Spec
 	switch {
-	case meta != nil && meta.Input == spec.Input && meta.Classes == spec.Classes:
+	case meta != nil && fits(meta, *spec):
 		spec.Labels, spec.Preprocess = meta.Labels, meta.Preprocess
-		if rec.catalog == "" {
+		r.PreprocessFromFile = knownPreprocess(*spec)
+		if rec.catalog == "" && meta.Name != "" {
 			spec.Name = meta.Name
 		}
 	case rec.catalog == "":
@@ -331,17 +344,46 @@ func structural(og *onnxGraph, r *Report) (*build.Graph, error) {
 	return rec.graph, nil
 }
 
-// fileSpec reads a resnetctl "architecture" metadata Spec, if any.
+// fileSpec reads a resnetctl "architecture" metadata Spec, if any. A
+// resnetctl export of a general graph has no architecture, only the label
+// set and the preprocessing when they are known; the Spec returned then
+// has no name and family, its input shape from the preprocessing's input
+// size and its class count from the label set (0 when there is none).
 func fileSpec(og *onnxGraph) *models.Spec {
-	s, ok := og.meta[export.MetaArchitecture]
-	if !ok {
+	var spec models.Spec
+	if s, ok := og.meta[export.MetaArchitecture]; ok {
+		if json.Unmarshal([]byte(s), &spec) != nil || spec.Name == "" {
+			return nil
+		}
+		return &spec
+	}
+	var pre export.Preprocessing
+	if json.Unmarshal([]byte(og.meta[export.MetaPreprocess]), &pre) != nil || len(pre.InputSize) != 3 || pre.Layout != "NCHW" || pre.Color != "RGB" {
 		return nil
 	}
-	var spec models.Spec
-	if json.Unmarshal([]byte(s), &spec) != nil || spec.Name == "" {
+	spec.Input = models.Shape{C: pre.InputSize[0], H: pre.InputSize[1], W: pre.InputSize[2]}
+	spec.Preprocess = models.Preprocess{Name: pre.Preset, Scale: pre.Scale, Mean: pre.Mean, Std: pre.Std}
+	if set := og.meta[export.MetaLabelSet]; set != "" {
+		if l, err := models.Labels(set); err == nil {
+			spec.Labels, spec.Classes = set, len(l)
+		}
+	}
+	if !knownPreprocess(spec) {
 		return nil
 	}
 	return &spec
+}
+
+// fits reports whether a file's metadata Spec describes a graph with s's
+// input shape and class count (0 when the metadata does not say).
+func fits(meta *models.Spec, s models.Spec) bool {
+	return meta.Input == s.Input && (meta.Classes == s.Classes || meta.Classes == 0 && meta.Family == "")
+}
+
+// knownPreprocess reports whether a Spec says how to preprocess images.
+func knownPreprocess(s models.Spec) bool {
+	p := s.Preprocess
+	return p.Scale != 0 && len(p.Mean) == s.Input.C && len(p.Std) == s.Input.C
 }
 
 // chooseOutput picks the value to import as the logits: the one graph

@@ -76,3 +76,12 @@ func (a *augmentedBatches) Next(x []float32, labels []int) (int, error) {
 	copy(labels, b.Labels[:n])
 	return n, nil
 }
+
+// Close stops the pipeline before the end of the pass (idempotent).
+func (a *augmentedBatches) Close() error {
+	if a.done {
+		return nil
+	}
+	a.done = true
+	return a.b.Close()
+}

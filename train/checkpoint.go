@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -60,8 +61,27 @@ type TrainerState struct {
 	History   []EpochMetrics `json:"history"`
 	Best      *Best          `json:"best,omitempty"`
 	BadEpochs int            `json:"bad_epochs"` // epochs since the monitored metric last improved
+	// Partial is set in a checkpoint saved in the middle of an epoch (an
+	// interrupted run, e.g. Ctrl-C): Fit continues that epoch where it
+	// stopped, with the same batches, instead of starting the next one.
+	Partial *Partial `json:"partial,omitempty"`
 	// Files maps ModelFile and StateFile to their SHA-256 (hex).
 	Files map[string]string `json:"files"`
+}
+
+// Partial is the progress of an interrupted epoch: number Epoch+1 of the
+// run (TrainerState.Epoch epochs are complete).
+type Partial struct {
+	// Batches is the number of optimiser steps taken in the epoch; Seed
+	// the epoch's data seed, already drawn from the run's generator.
+	Batches int    `json:"batches"`
+	Seed    uint64 `json:"seed"`
+	// The epoch's running sums, so its metrics come out as if it had not
+	// been interrupted.
+	SumLoss float64 `json:"sum_loss"`
+	Correct int     `json:"correct"`
+	Seen    int     `json:"seen"`
+	Seconds float64 `json:"seconds"`
 }
 
 // Best is the best value of the monitored metric so far.
@@ -120,10 +140,21 @@ func LoadCheckpoint(dir string) (*Checkpoint, error) {
 	if g == nil {
 		return nil, bad("%s has no graph", TrainerFile)
 	}
-	for _, p := range g.Params {
+	for i, n := range g.Nodes {
+		if n == nil {
+			return nil, bad("%s: graph node %d is null", TrainerFile, i)
+		}
+	}
+	for i, p := range g.Params {
+		if p == nil {
+			return nil, bad("%s: graph parameter %d is null", TrainerFile, i)
+		}
+		if _, err := shapeCount(p.Shape, 1<<40); err != nil {
+			return nil, bad("%s: parameter %s: %v", TrainerFile, p.Name, err)
+		}
 		t, ok := tensors["param."+p.Name]
-		if !ok || int64(len(t.F32)) != p.Size() {
-			return nil, bad("%s has no parameter %s of %d values", StateFile, p.Name, p.Size())
+		if !ok || t.F32 == nil || !slices.Equal(t.Shape, p.Shape) {
+			return nil, bad("%s has no parameter %s of shape %v", StateFile, p.Name, p.Shape)
 		}
 		p.Data = t.F32
 		delete(tensors, "param."+p.Name)
@@ -154,6 +185,17 @@ type checkpointer struct {
 }
 
 func epochName(epoch int) string { return fmt.Sprintf("epoch-%04d", epoch) }
+
+// partialName names the checkpoint of an epoch interrupted after batches
+// steps, when epoch epochs were complete. It sorts after epochName(epoch)
+// and before epochName(epoch+1), so LatestCheckpoint picks it exactly
+// while it is the newest state.
+func partialName(epoch, batches int) string {
+	return fmt.Sprintf("epoch-%04d-batch-%06d", epoch, batches)
+}
+
+// isPartial reports whether a checkpoint name is partialName's.
+func isPartial(name string) bool { return strings.Contains(name, "-batch-") }
 
 // encode serialises a model's checkpoint files.
 func encodeCheckpoint(st *TrainerState, g *build.Graph, optim map[string][]float32) (map[string][]byte, error) {
@@ -308,7 +350,7 @@ func (c *checkpointer) prune() {
 	}
 	var epochs []string
 	for _, e := range entries {
-		if e.IsDir() && strings.HasPrefix(e.Name(), "epoch-") {
+		if e.IsDir() && strings.HasPrefix(e.Name(), "epoch-") && !isPartial(e.Name()) {
 			epochs = append(epochs, e.Name())
 		}
 	}
@@ -320,6 +362,23 @@ func (c *checkpointer) prune() {
 			os.RemoveAll(gone)
 		}
 		epochs = epochs[1:]
+	}
+}
+
+// removePartials removes the checkpoints of interrupted epochs, once a
+// complete epoch after them has been written.
+func (c *checkpointer) removePartials() {
+	entries, err := os.ReadDir(c.root)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if n := e.Name(); e.IsDir() && strings.HasPrefix(n, "epoch-") && isPartial(n) {
+			gone := filepath.Join(c.root, "."+n+".removed")
+			if os.Rename(filepath.Join(c.root, n), gone) == nil {
+				os.RemoveAll(gone)
+			}
+		}
 	}
 }
 
@@ -337,8 +396,8 @@ func (c *checkpointer) cleanTemp() {
 	}
 }
 
-// LatestCheckpoint returns the newest epoch checkpoint under root, or ""
-// if there is none.
+// LatestCheckpoint returns the newest checkpoint under root (an epoch's,
+// or an interrupted epoch's when that is newer), or "" if there is none.
 func LatestCheckpoint(root string) (string, error) {
 	entries, err := os.ReadDir(root)
 	if errors.Is(err, fs.ErrNotExist) {

@@ -30,6 +30,20 @@
 // without augmentation, and the augmentation pipeline provides augmented
 // ones. Recipe.Augment names the augmentation for that pipeline.
 //
+// # Fine-tuning and transfer learning
+//
+// FromGraph trains an imported model (package onnximport); ReplaceHead
+// (package build) gives it a new classifier. CompileOptions.Freeze =
+// FreezeBackbone then trains the head alone: the other parameters are
+// not differentiated, not updated (no decay, no momentum) and not in the
+// optimiser state, and BatchNorm layers of the frozen part run in
+// inference mode, so their running statistics stay exactly as imported.
+// Model.ReestimateBN first recomputes every BatchNorm's running
+// statistics on the new data (the cumulative average over N batches in
+// training-mode BatchNorm, as torch.optim.swa_utils.update_bn). Both are
+// recorded in the checkpoint's Recipe (Freeze, BNReestimate); Resume
+// continues frozen. See freeze.go.
+//
 // # How it trains
 //
 // NewNet turns a build.Graph into a gorgonia ExprGraph at a fixed batch

@@ -37,6 +37,9 @@ type Model struct {
 	net   *Net
 	rng   *rand.PCG
 	state TrainerState // epoch, step, history, best, bad epochs
+
+	frozen    map[string]bool // parameters CompileOptions.Freeze holds fixed (freeze.go)
+	bnBatches int             // batches of the last ReestimateBN, for the recipe
 }
 
 // NewModel builds a model from a spec with weights initialised from seed.
@@ -65,11 +68,16 @@ type CompileOptions struct {
 	Metrics []string
 	// Threads for training and evaluation kernels; 0 means all CPUs.
 	Threads int
+	// Freeze is FreezeNone ("" too) or FreezeBackbone: train only the
+	// head, every other parameter and BatchNorm statistic held fixed (see
+	// freeze.go).
+	Freeze string
 }
 
 // CompileOptions returns the recipe's compile settings.
 func (r Recipe) CompileOptions() CompileOptions {
-	return CompileOptions{Optimizer: r.Optimizer, Schedule: r.Schedule, Loss: r.Loss, LabelSmoothing: r.LabelSmoothing, Metrics: []string{"accuracy"}}
+	return CompileOptions{Optimizer: r.Optimizer, Schedule: r.Schedule, Loss: r.Loss, LabelSmoothing: r.LabelSmoothing, Metrics: []string{"accuracy"},
+		Freeze: r.Freeze}
 }
 
 // Compile sets the optimiser, schedule and loss, resetting optimiser
@@ -99,11 +107,16 @@ func (m *Model) Compile(c CompileOptions) error {
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
-	if m.net != nil && (m.copts.Threads != c.Threads || m.copts.LabelSmoothing != c.LabelSmoothing) {
+	c.Freeze = normFreeze(c.Freeze)
+	frozen, err := FrozenParams(m.Graph, c.Freeze)
+	if err != nil {
+		return err
+	}
+	if m.net != nil && (m.copts.Threads != c.Threads || m.copts.LabelSmoothing != c.LabelSmoothing || m.copts.Freeze != c.Freeze) {
 		m.net.Close()
 		m.net = nil
 	}
-	m.copts, m.opt, m.compiled = c, opt, true
+	m.copts, m.opt, m.compiled, m.frozen = c, opt, true, frozen
 	return nil
 }
 
@@ -137,6 +150,8 @@ type FitOptions struct {
 	// compile settings) so that a run can be resumed with the same data
 	// pipeline; Fit does not interpret them.
 	RecipeName, Augment string
+	// OnlyClasses is recorded likewise (Recipe.OnlyClasses).
+	OnlyClasses []int
 
 	// checkpointFault, if set, may fail checkpoint writes (tests).
 	checkpointFault func(stage string) error
@@ -146,7 +161,8 @@ type FitOptions struct {
 // or checkpointing).
 func (r Recipe) FitOptions() FitOptions {
 	return FitOptions{Epochs: r.Epochs, MaxSteps: r.MaxSteps, Batch: r.Batch, Seed: r.Seed,
-		EarlyStopping: r.EarlyStopping, Monitor: r.EarlyStopping.Monitor, RecipeName: r.Name, Augment: r.Augment}
+		EarlyStopping: r.EarlyStopping, Monitor: r.EarlyStopping.Monitor, RecipeName: r.Name, Augment: r.Augment,
+		OnlyClasses: r.OnlyClasses}
 }
 
 // ErrNonFinite is wrapped by the error Fit returns when the loss becomes
@@ -177,7 +193,8 @@ func (m *Model) Close() error {
 func (m *Model) recipe(o FitOptions) Recipe {
 	return Recipe{Name: o.RecipeName, Epochs: o.Epochs, MaxSteps: o.MaxSteps, Batch: o.Batch,
 		Optimizer: m.copts.Optimizer, Schedule: m.copts.Schedule, Loss: m.copts.Loss, LabelSmoothing: m.copts.LabelSmoothing,
-		Augment: o.Augment, EarlyStopping: o.EarlyStopping, Seed: o.Seed}
+		Augment: o.Augment, EarlyStopping: o.EarlyStopping, Seed: o.Seed,
+		Freeze: m.copts.Freeze, BNReestimate: m.bnBatches, OnlyClasses: o.OnlyClasses}
 }
 
 // better reports whether v improves on the best value of monitor.
@@ -236,7 +253,7 @@ func (m *Model) Fit(ctx context.Context, data Source, o FitOptions) (*History, e
 		m.net = nil
 	}
 	if m.net == nil {
-		net, err := NewNet(m.Graph, o.Batch, NetOptions{Threads: m.copts.Threads, LabelSmoothing: m.copts.LabelSmoothing})
+		net, err := NewNet(m.Graph, o.Batch, m.netOptions())
 		if err != nil {
 			return nil, err
 		}
@@ -284,20 +301,51 @@ func (m *Model) fit(ctx context.Context, data Source, o FitOptions, perEpoch int
 			return hist("max steps"), nil
 		}
 		epoch := st.Epoch
-		seed := rand.New(m.rng).Uint64()
-		batches, err := data.Epoch(epoch, seed, o.Batch)
+		// An interrupted epoch continues with its own seed (already drawn
+		// from the generator) after the batches it had done.
+		var part Partial
+		if st.Partial != nil {
+			part, st.Partial = *st.Partial, nil
+		} else {
+			part.Seed = rand.New(m.rng).Uint64()
+		}
+		batches, err := data.Epoch(epoch, part.Seed, o.Batch)
 		if err != nil {
 			return hist(""), fmt.Errorf("train: epoch %d: %w", epoch+1, err)
 		}
-		t0 := time.Now()
-		var sumLoss float64
-		var correct, seen, b int
-		for b = 0; b < perEpoch; b++ {
+		for i := 0; i < part.Batches; i++ {
+			if n, err := batches.Next(x, labels); err != nil || n < o.Batch {
+				return hist(""), fmt.Errorf("train: epoch %d: replaying batch %d of the interrupted epoch: %d samples, %v", epoch+1, i+1, n, err)
+			}
+		}
+		t0 := time.Now().Add(-time.Duration(part.Seconds * float64(time.Second)))
+		sumLoss, correct, seen := part.SumLoss, part.Correct, part.Seen
+		var b int
+		for b = part.Batches; b < perEpoch; b++ {
 			if o.MaxSteps > 0 && st.Step >= o.MaxSteps {
 				break
 			}
 			if err := ctx.Err(); err != nil {
-				return hist(""), err
+				if b == 0 {
+					// Nothing done since the last checkpoint, which is
+					// from before the seed was drawn; in memory, the
+					// next Fit uses the seed drawn.
+					st.Partial = &Partial{Seed: part.Seed}
+					return hist(""), err
+				}
+				st.Partial = &Partial{Batches: b, Seed: part.Seed, SumLoss: sumLoss, Correct: correct, Seen: seen, Seconds: time.Since(t0).Seconds()}
+				if ck == nil {
+					return hist(fmt.Sprintf("interrupted in epoch %d after batch %d", epoch+1, b)), err
+				}
+				name := partialName(epoch, b)
+				files, ferr := m.checkpointFiles(o)
+				if ferr == nil {
+					ferr = ck.write(name, files)
+				}
+				if ferr != nil {
+					return hist(""), fmt.Errorf("train: interrupted in epoch %d after batch %d; saving its checkpoint failed (the last complete one is kept): %w", epoch+1, b, ferr)
+				}
+				return hist(fmt.Sprintf("interrupted in epoch %d after batch %d; saved %s", epoch+1, b, filepath.Join(ck.root, name))), err
 			}
 			n, err := batches.Next(x, labels)
 			if err != nil {
@@ -384,6 +432,7 @@ func (m *Model) fit(ctx context.Context, data Source, o FitOptions, perEpoch int
 			if err != nil {
 				return hist(""), fmt.Errorf("train: epoch %d: %w", epoch+1, err)
 			}
+			ck.removePartials()
 			ck.prune()
 			info.Checkpoint = filepath.Join(ck.root, name)
 		}
@@ -437,7 +486,8 @@ func Resume(dir string, threads int) (*Model, Recipe, error) {
 	if err := m.rng.UnmarshalBinary(c.State.RNG); err != nil {
 		return nil, Recipe{}, fmt.Errorf("%s: %w: RNG state: %v", dir, ErrCheckpoint, err)
 	}
-	net, err := NewNet(m.Graph, r.Batch, NetOptions{Threads: threads, LabelSmoothing: r.LabelSmoothing})
+	m.bnBatches = r.BNReestimate
+	net, err := NewNet(m.Graph, r.Batch, m.netOptions())
 	if err != nil {
 		return nil, Recipe{}, err
 	}

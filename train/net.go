@@ -20,6 +20,14 @@ type NetOptions struct {
 	Threads int
 	// LabelSmoothing is ε of the cross-entropy loss (0: none).
 	LabelSmoothing float64
+	// Frozen names trainable parameters to hold fixed (see FrozenParams):
+	// they are not among Params, get no gradient, and a BatchNorm whose
+	// weight and bias are both frozen runs in inference mode (running
+	// statistics, which it leaves unchanged).
+	Frozen map[string]bool
+
+	// forwardOnly builds no backward pass (BatchNorm re-estimation).
+	forwardOnly bool
 }
 
 // Net is a build.Graph as a gorgonia training graph at a fixed batch
@@ -48,6 +56,8 @@ type Net struct {
 	params []*Trainable
 	vm     G.VM
 
+	// bns are the BatchNorm ops in graph order.
+	bns []*bnOp
 	// convs, most expensive to pack first, for packing in parallel.
 	convs  []*convOp
 	next   atomic.Int64
@@ -319,7 +329,9 @@ func (n *Net) build(units []*unit, logits string, opts NetOptions) (err error) {
 		t := tensor.New(tensor.WithShape(p.Shape...), tensor.WithBacking(p.Data))
 		pn := G.NewTensor(gg, tensor.Float32, len(p.Shape), G.WithShape(p.Shape...), G.WithName(p.Name), G.WithValue(t))
 		params[name] = pn
-		n.params = append(n.params, &Trainable{Param: p, node: pn})
+		if !opts.Frozen[name] { // frozen parameters are inputs gorgonia does not differentiate
+			n.params = append(n.params, &Trainable{Param: p, node: pn})
+		}
 		return pn, nil
 	}
 
@@ -409,6 +421,7 @@ func (n *Net) build(units []*unit, logits string, opts NetOptions) (err error) {
 				return fmt.Errorf("train: %s: %w", name, err)
 			}
 			bo := &bnOp{k: k, relu: u.relu, momentum: float64(nd.BN.Momentum),
+				frozen:  opts.Frozen[nd.Params[0]] && opts.Frozen[nd.Params[1]],
 				runMean: g.Param(nd.Params[2]).Data, runVar: g.Param(nd.Params[3]).Data,
 				scale: make([]float32, xs[1]), shift: make([]float32, xs[1])}
 			var scChild *G.Node
@@ -438,6 +451,7 @@ func (n *Net) build(units []*unit, logits string, opts NetOptions) (err error) {
 			b.roles = roles
 			bo.base = b
 			bo.out = newDense(out)
+			n.bns = append(n.bns, bo)
 			op = bo
 		case build.Relu:
 			b.roles = roles
@@ -523,6 +537,12 @@ func (n *Net) build(units []*unit, logits string, opts NetOptions) (err error) {
 		return err
 	}
 
+	if opts.forwardOnly {
+		return n.compile()
+	}
+	if len(n.params) == 0 {
+		return fmt.Errorf("train: every parameter is frozen: nothing to train")
+	}
 	wrt := make(G.Nodes, len(n.params))
 	for i, t := range n.params {
 		wrt[i] = t.node
@@ -537,6 +557,11 @@ func (n *Net) build(units []*unit, logits string, opts NetOptions) (err error) {
 	if err := n.planMemory(); err != nil {
 		return err
 	}
+	return n.compile()
+}
+
+// compile orders the weight packing and makes the machine.
+func (n *Net) compile() (err error) {
 	// Pack the largest convolutions (by weight count) first.
 	sort.SliceStable(n.convs, func(i, j int) bool { return len(n.convs[i].wData) > len(n.convs[j].wData) })
 	n.packFn = n.packSome
@@ -545,7 +570,7 @@ func (n *Net) build(units []*unit, logits string, opts NetOptions) (err error) {
 			err = fmt.Errorf("train: compiling the graph: %v", r)
 		}
 	}()
-	n.vm = G.NewTapeMachine(gg)
+	n.vm = G.NewTapeMachine(n.g)
 	return nil
 }
 

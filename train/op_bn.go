@@ -19,6 +19,11 @@ import (
 // m·batch, with the unbiased batch variance (×M/(M-1), M = N·H·W) in
 // running_var. In eval mode it normalises with the running statistics.
 // Gradients are defined for training mode only.
+//
+// A frozen bnOp (its weight and bias held fixed, see FrozenParams) always
+// runs in inference mode: it normalises with the running statistics and
+// leaves them unchanged, as a frozen backbone's BatchNorm does in
+// fine-tuning (PyTorch's module.eval() on the backbone).
 type bnOp struct {
 	base
 	k        *kernels.BatchNormTrain
@@ -29,6 +34,7 @@ type bnOp struct {
 	runMean  []float32
 	runVar   []float32
 	momentum float64
+	frozen   bool
 	out      *tensor.Dense
 	scale    []float32
 	shift    []float32
@@ -46,7 +52,7 @@ func (o *bnOp) shortcut(vs []G.Value) kernels.Shortcut {
 func (o *bnOp) Do(vs ...G.Value) (G.Value, error) {
 	x, gamma, beta := f32(vs[0]), f32(vs[1]), f32(vs[2])
 	out := o.out.Float32s()
-	if !o.env.training {
+	if !o.env.training || o.frozen {
 		// y = (x - mean)/sqrt(var + eps)·gamma + beta, from the running
 		// statistics, in float64 like kernels.FoldBatchNorm.
 		for c := range o.scale {
@@ -69,8 +75,8 @@ func (o *bnOp) Do(vs ...G.Value) (G.Value, error) {
 }
 
 func (o *bnOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	if !o.env.training {
-		return nil, fmt.Errorf("train: %s: BatchNorm gradients need training mode", o.name)
+	if !o.env.training || o.frozen {
+		return nil, fmt.Errorf("train: %s: BatchNorm gradients need training mode (a frozen BatchNorm runs in inference mode; freeze everything before it too)", o.name)
 	}
 	c := o.k.C
 	extras := o.extrasFor(inputs, 0)

@@ -37,6 +37,19 @@ type Recipe struct {
 	// Seed drives data order (and, through the data pipeline,
 	// augmentation); model initialisation has its own seed.
 	Seed uint64 `json:"seed"`
+
+	// Freeze is FreezeNone (or "") or FreezeBackbone: train only the
+	// head (see FrozenParams). Resume continues with the same freeze.
+	Freeze string `json:"freeze,omitempty"`
+	// BNReestimate, if positive, records that the BatchNorm running
+	// statistics were re-estimated over that many batches before training
+	// (Model.ReestimateBN); resuming does not repeat it.
+	BNReestimate int `json:"bn_reestimate,omitempty"`
+	// OnlyClasses, if set, records that the model was trained on these
+	// classes of the data set only, relabelled 0, 1, … in this order;
+	// the data pipeline (the CLI's --only-classes) applies it, the train
+	// package does not interpret it.
+	OnlyClasses []int `json:"only_classes,omitempty"`
 }
 
 // SparseCategoricalCrossentropy is the loss every recipe uses: softmax
@@ -135,6 +148,9 @@ func (r Recipe) Validate() error {
 	}
 	if err := r.Optimizer.Validate(); err != nil {
 		return fmt.Errorf("recipe %s: %w", r.Name, err)
+	}
+	if f := normFreeze(r.Freeze); f != "" && f != FreezeBackbone {
+		return fmt.Errorf("recipe %s: freeze %q (want %s or %s)", r.Name, r.Freeze, FreezeNone, FreezeBackbone)
 	}
 	if err := r.Schedule.Validate(); err != nil {
 		return fmt.Errorf("recipe %s: %w", r.Name, err)

@@ -34,6 +34,10 @@ func run(args []string, s *Streams) int {
 	if err == nil {
 		return exitOK
 	}
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		fmt.Fprintln(s.ErrOut, "resnetctl: interrupted")
+		return exitInt
+	}
 	fmt.Fprintf(s.ErrOut, "resnetctl: %v\n", err)
 	var ue *usageError
 	switch {

@@ -25,10 +25,19 @@ type TrainOptions struct {
 	Seed    uint64
 	Threads int
 	Limit   int
+	// KeepLast > 0 keeps only the newest KeepLast epoch checkpoints.
+	KeepLast int
 	// Init starts from this ONNX file (fine-tuning, transfer learning);
 	// Classes > 0 gives it a new head of that many classes.
 	Init    string
 	Classes int
+	// Transfer learning (train_transfer.go): Freeze and BN ("keep" or
+	// "reestimate", over BNBatches batches, 0 for one pass) go into the
+	// recipe's record; OnlyClasses filters and relabels the data.
+	Freeze      string
+	BN          string
+	BNBatches   int
+	OnlyClasses string
 }
 
 // NewCmdTrain makes `resnetctl train`; runF replaces the run function in tests.
@@ -36,8 +45,9 @@ func NewCmdTrain(s *Streams, runF func(*TrainOptions) error) *cobra.Command {
 	opts := &TrainOptions{Streams: s}
 	var flags specFlags
 	var recipe, augmentation, optimizer string
-	var epochs, batch int
-	var lr float64
+	var epochs, batch, patience int
+	var lr, minDelta float64
+	var monitor string
 	c := &cobra.Command{
 		Use:   "train [flags]",
 		Short: "Train a ResNet natively in Go",
@@ -91,11 +101,26 @@ augmentation.`,
 			if changed("seed") {
 				r.Seed = opts.Seed
 			}
+			if changed("patience") {
+				r.EarlyStopping.Patience = patience
+			}
+			if changed("min-delta") {
+				r.EarlyStopping.MinDelta = minDelta
+			}
+			if changed("monitor") {
+				r.EarlyStopping.Monitor = monitor
+			}
+			if err := r.Validate(); err != nil {
+				return usageErrorf(c, "%v", err)
+			}
 			if opts.Data == "" && !changed("epochs") && !opts.Resume {
 				r.Epochs, r.MaxSteps = 3, 0 // the short default run
 			}
 			if r.Epochs < 1 || r.Batch < 2 {
 				return usageErrorf(c, "--epochs must be at least 1 and --batch at least 2")
+			}
+			if err := transferFlags(c, opts, &r); err != nil {
+				return err
 			}
 			opts.Recipe = r
 			if opts.Init != "" {
@@ -135,7 +160,15 @@ augmentation.`,
 	fs.Uint64Var(&opts.Seed, "seed", 1, "seed of the initial weights and the data order")
 	fs.IntVar(&opts.Threads, "threads", 0, "worker threads (default: all cores)")
 	fs.IntVar(&opts.Limit, "limit", 0, "use only the first N training images (quick runs)")
+	fs.IntVar(&patience, "patience", 0, "early stopping: stop when --monitor has not improved for this many epochs (0: never)")
+	fs.Float64Var(&minDelta, "min-delta", 0, "early stopping: the smallest change that counts as an improvement")
+	fs.StringVar(&monitor, "monitor", "", "metric of the best checkpoint and of early stopping: val_accuracy (default), val_loss, accuracy or loss")
+	fs.IntVar(&opts.KeepLast, "keep-last", 0, "keep only the newest N epoch checkpoints (0: all; best is always kept)")
 	fs.StringVar(&opts.Init, "init", "", "start from this ONNX model (fine-tuning); with --classes, a new head (transfer learning)")
+	fs.StringVar(&opts.Freeze, "freeze", "none", "backbone: train only the final dense layer (BatchNorm of the frozen part in inference mode), or none")
+	fs.StringVar(&opts.BN, "bn", "keep", "reestimate: recompute every BatchNorm's running statistics on the training data before training, or keep")
+	fs.IntVar(&opts.BNBatches, "bn-batches", 0, "batches for --bn reestimate (default: one pass over the training data)")
+	fs.StringVar(&opts.OnlyClasses, "only-classes", "", "train and validate on these classes only, relabelled 0, 1, … (e.g. 0-4 or 0,2,5); recorded for --resume")
 	return c
 }
 
@@ -194,6 +227,7 @@ func trainRun(c *cobra.Command, opts *TrainOptions) error {
 	errw := opts.Streams.ErrOut
 	var m *train.Model
 	r := opts.Recipe
+	initPreFromFile := true // an --init file's own preprocessing
 	if opts.Resume {
 		dir, err := train.LatestCheckpoint(opts.Out)
 		if err != nil {
@@ -210,6 +244,18 @@ func trainRun(c *cobra.Command, opts *TrainOptions) error {
 			r.Epochs = saved.Epochs
 		}
 		r.Batch, r.Augment, r.Seed = saved.Batch, saved.Augment, saved.Seed
+		es := saved.EarlyStopping // flags given now override the run's own
+		for name, set := range map[string]func(){
+			"patience":  func() { es.Patience = r.EarlyStopping.Patience },
+			"min-delta": func() { es.MinDelta = r.EarlyStopping.MinDelta },
+			"monitor":   func() { es.Monitor = r.EarlyStopping.Monitor },
+		} {
+			if c.Flags().Changed(name) {
+				set()
+			}
+		}
+		r.EarlyStopping = es
+		r.OnlyClasses = saved.OnlyClasses
 		opts.Spec = m.Graph.Spec
 		fmt.Fprintf(errw, "resuming %s\n", dir)
 	}
@@ -233,9 +279,13 @@ func trainRun(c *cobra.Command, opts *TrainOptions) error {
 			return err
 		}
 		opts.Spec = g.Spec
+		initPreFromFile = rep.PreprocessFromFile
 	}
 	trainDS, testDS, what, err := loadTrainData(c, opts.Data)
 	if err != nil {
+		return err
+	}
+	if trainDS, testDS, err = transferData(opts, m, r, initPreFromFile, trainDS, testDS); err != nil {
 		return err
 	}
 	if opts.Limit > 0 && opts.Limit < trainDS.Len() {
@@ -280,7 +330,7 @@ func trainRun(c *cobra.Command, opts *TrainOptions) error {
 	defer hist.Close()
 	bar := isTerminal(errw)
 	fo := r.FitOptions()
-	fo.Validation, fo.CheckpointDir = val, opts.Out
+	fo.Validation, fo.CheckpointDir, fo.KeepLast = val, opts.Out, opts.KeepLast
 	fo.Callbacks = []train.Callback{train.CallbackFuncs{
 		BatchEnd: func(b train.BatchInfo) {
 			if bar {
@@ -304,12 +354,27 @@ func trainRun(c *cobra.Command, opts *TrainOptions) error {
 				mm.Epoch, mm.Loss, 100*mm.Accuracy, mm.ValLoss, 100*mm.ValAccuracy, best)
 		},
 	}}
-	_, err = m.Fit(ctx, src, fo)
+	if opts.BN == "reestimate" {
+		if err := reestimateBN(ctx, errw, m, src, r.Batch, opts.BNBatches); err != nil {
+			return err
+		}
+	}
+	h, err := m.Fit(ctx, src, fo)
 	if errors.Is(err, ctx.Err()) && ctx.Err() != nil {
-		fmt.Fprintf(errw, "stopped; the last complete checkpoint is in %s (resume with --resume)\n", opts.Out)
+		if bar {
+			fmt.Fprintln(errw)
+		}
+		if h != nil && h.Stopped != "" {
+			fmt.Fprintf(errw, "%s (continue with --resume)\n", h.Stopped)
+		} else {
+			fmt.Fprintf(errw, "stopped; the last complete checkpoint is in %s (continue with --resume)\n", opts.Out)
+		}
 	}
 	if err != nil {
 		return err
+	}
+	if h.Stopped != "" {
+		fmt.Fprintf(opts.Streams.Out, "%s\n", h.Stopped)
 	}
 	fmt.Fprintf(opts.Streams.Out, "done: best model %s\n", filepath.Join(opts.Out, "best", "model.onnx"))
 	return nil
