@@ -110,19 +110,16 @@ func readSafetensors(b []byte) (map[string]stTensor, map[string]string, error) {
 		if err := json.Unmarshal(raw[name], &e); err != nil {
 			return nil, nil, fmt.Errorf("%w: %s: %v", errSafetensors, name, err)
 		}
-		count := 1
-		for _, d := range e.Shape {
-			if d < 0 {
-				return nil, nil, fmt.Errorf("%w: %s: shape %v", errSafetensors, name, e.Shape)
-			}
-			count *= d
-		}
 		size := map[string]int{"F32": 4, "I64": 8}[e.DType]
 		if size == 0 {
 			return nil, nil, fmt.Errorf("%w: %s: dtype %s (want F32 or I64)", errSafetensors, name, e.DType)
 		}
+		count, err := shapeCount(e.Shape, len(data)/size)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: %s: %v", errSafetensors, name, err)
+		}
 		lo, hi := e.Offsets[0], e.Offsets[1]
-		if lo < 0 || hi > len(data) || hi-lo != count*size {
+		if lo < 0 || lo > hi || hi > len(data) || hi-lo != count*size {
 			return nil, nil, fmt.Errorf("%w: %s: offsets %v for %d values of %s in %d data bytes", errSafetensors, name, e.Offsets, count, e.DType, len(data))
 		}
 		t := stTensor{Shape: e.Shape}
@@ -141,4 +138,27 @@ func readSafetensors(b []byte) (map[string]stTensor, map[string]string, error) {
 		out[name] = t
 	}
 	return out, meta, nil
+}
+
+// shapeCount is the number of values of a tensor of the given shape,
+// refusing negative dimensions and counts over limit (the values the data
+// can hold) before they are multiplied out, so that a hostile shape cannot
+// overflow or ask for a huge allocation.
+func shapeCount(shape []int, limit int) (int, error) {
+	for _, d := range shape {
+		if d < 0 {
+			return 0, fmt.Errorf("shape %v has a negative dimension", shape)
+		}
+		if d == 0 {
+			return 0, nil
+		}
+	}
+	count := 1
+	for _, d := range shape {
+		if count > limit/d {
+			return 0, fmt.Errorf("shape %v has more values than the file holds", shape)
+		}
+		count *= d
+	}
+	return count, nil
 }
