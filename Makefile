@@ -52,3 +52,8 @@ reference-check:
 ## bench: our runtime against ONNX Runtime, side by side (not part of test)
 bench: build tools/ort/node_modules/.package-lock.json
 	tools/bench.sh
+
+## bench-train: our training steps against PyTorch 1.13's, side by side (not
+## part of test; needs Debian's python3-torch; THREADS, STEPS, OUT override)
+bench-train: build
+	tools/bench_train.sh

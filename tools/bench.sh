@@ -3,28 +3,85 @@
 # (npm onnxruntime-node 1.30.0) on the same exported files, the same machine
 # and the same thread count. Run through `make bench` (which builds resnetctl
 # and installs ONNX Runtime first). Prints one line per configuration and the
-# ratio ours/ORT of median latency (lower is better for us).
-#   THREADS (default: nproc), ITERS (default 20) override.
+# ratio ours/ORT of median latency (lower is better for us), and writes every
+# measurement with the machine's description to $OUT as JSON.
+#   THREADS_LIST (default: "nproc 1", i.e. all cores then one thread; THREADS=T
+#   alone means just T), ITERS (default 20), WARMUP (default 3), CONFIGS
+#   (default: the list below, "model batch size" separated by commas), OUT
+#   (default bench-results/infer.json) override.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-threads=${THREADS:-$(nproc)}
+if [ -n "${THREADS_LIST:-}" ]; then
+	threads_list=$THREADS_LIST
+elif [ -n "${THREADS:-}" ]; then
+	threads_list=$THREADS
+else
+	threads_list=$(nproc)
+	[ "$threads_list" -gt 1 ] && threads_list="$threads_list 1"
+fi
 iters=${ITERS:-20}
+warmup=${WARMUP:-3}
+configs=${CONFIGS:-resnet18 1 224,resnet18 16 224,resnet50 1 224,resnet50 16 224,resnet20 128 32}
+out=${OUT:-bench-results/infer.json}
+bin=${BIN:-bin/resnetctl}
+py=/usr/bin/python3
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-bin=bin/resnetctl
-printf '%-10s %6s %12s %12s %10s %10s %8s\n' model batch ours_ms ort_ms ours_img/s ort_img/s ratio
-for cfg in "resnet18 1 224" "resnet18 16 224" "resnet50 1 224" "resnet50 16 224" "resnet20 128 32"; do
-	set -- $cfg
-	model=$1 batch=$2 size=$3
-	f="$dir/$model.onnx"
-	[ -f "$f" ] || "$bin" export --model "$model" "$f" >/dev/null
-	it=$iters
-	[ "$batch" -ge 16 ] && it=$(( iters / 2 > 3 ? iters / 2 : 3 ))
-	ours=$("$bin" bench "$f" --batch "$batch" --threads "$threads" --iters "$it" --warmup 3 --json)
-	ort=$(node tools/ort/bench.js "$f" "$batch" "$threads" "$it" 3 3 "$size" "$size")
-	/usr/bin/python3 - "$model" "$batch" "$ours" "$ort" <<'PY'
+
+load=$(cut -d' ' -f1 /proc/loadavg)
+if awk -v l="$load" 'BEGIN { exit !(l > 0.5) }'; then
+	echo "warning: load average $load; timings on a busy machine are not representative" >&2
+fi
+
+printf '%-10s %6s %7s %12s %12s %10s %10s %8s\n' model batch threads ours_ms ort_ms ours_img/s ort_img/s ratio
+IFS=, read -r -a cfgs <<<"$configs"
+for threads in $threads_list; do
+	for cfg in "${cfgs[@]}"; do
+		set -- $cfg
+		model=$1 batch=$2 size=$3
+		f="$dir/$model.onnx"
+		[ -f "$f" ] || "$bin" export --model "$model" "$f" >/dev/null
+		it=$iters
+		[ "$batch" -ge 16 ] && it=$(( iters / 2 > 3 ? iters / 2 : 3 ))
+		ours=$("$bin" bench "$f" --batch "$batch" --threads "$threads" --iters "$it" --warmup "$warmup" --json)
+		ort=$(node tools/ort/bench.js "$f" "$batch" "$threads" "$it" "$warmup" 3 "$size" "$size")
+		"$py" - "$model" "$batch" "$threads" "$ours" "$ort" "$dir/results.jsonl" <<'PY'
 import json, sys
-m, b, o, r = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
-print("%-10s %6s %12.2f %12.2f %10.1f %10.1f %8.2f" % (m, b, o["median_ms"], r["median_ms"], o["images_per_s"], r["images_per_s"], o["median_ms"] / r["median_ms"]))
+m, b, th, o, r = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4]), json.loads(sys.argv[5])
+ratio = o["median_ms"] / r["median_ms"]
+print("%-10s %6d %7d %12.2f %12.2f %10.1f %10.1f %8.2f" % (m, b, th, o["median_ms"], r["median_ms"], o["images_per_s"], r["images_per_s"], ratio), flush=True)
+o["model"] = m  # the catalog name, not the temporary file
+with open(sys.argv[6], "a") as f:
+    f.write(json.dumps({"model": m, "batch": b, "threads": th, "ratio_median_ms": ratio, "ours": o, "ort": r}) + "\n")
 PY
+	done
 done
+
+mkdir -p "$(dirname "$out")"
+ortver=$(node -p "require('./tools/ort/node_modules/onnxruntime-node/package.json').version" 2>/dev/null || true)
+"$py" - "$dir/results.jsonl" "$out" "$load" "$iters" "$warmup" "$(go version 2>/dev/null || true)" "$(git describe --always --dirty 2>/dev/null || true)" "$ortver" <<'PY'
+import datetime, json, os, platform, sys
+results_path, out, load, iters, warmup, gover, commit, ortver = sys.argv[1:9]
+cpu = ""
+with open("/proc/cpuinfo") as f:
+    for line in f:
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+with open(results_path) as f:
+    results = [json.loads(l) for l in f]
+doc = {
+    "benchmark": "infer",
+    "description": "inference of exported ONNX files on random input; median_ms per batch; "
+                   "ratio_median_ms = ours / onnxruntime (lower is better for resnetctl)",
+    "machine": {"cpu": cpu, "nproc": os.cpu_count(), "kernel": platform.release(), "load_average_at_start": float(load)},
+    "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    "go_version": gover, "resnetctl_commit": commit, "onnxruntime_node_version": ortver,
+    "iters": int(iters), "warmup": int(warmup),
+    "results": results,
+}
+with open(out, "w") as f:
+    json.dump(doc, f, indent=1)
+    f.write("\n")
+print("wrote", out)
+PY

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/resnetctl/resnetctl/infer"
+	"github.com/resnetctl/resnetctl/models"
 	"github.com/spf13/cobra"
 )
 
@@ -23,28 +24,93 @@ type BenchOptions struct {
 	Size    int
 	Engine  string
 	JSON    bool
+
+	// Train measures training steps of Spec (--model) instead of inference
+	// of the ONNX file Model; Steps is then the number of timed steps.
+	Train bool
+	Spec  models.Spec
+	Steps int
 }
+
+// trainOnlyFlags are the flags that only mean something with --train: the
+// spec flags and --steps. inferOnlyFlags are the inference bench's own.
+var (
+	trainOnlyFlags = []string{"steps", "model", "classes", "input", "labels", "shortcut", "preact", "widen", "groups", "width-per-group", "zero-init-residual"}
+	inferOnlyFlags = []string{"iters", "size", "engine"}
+)
 
 // NewCmdBench makes `resnetctl bench`; runF replaces the run function in tests.
 func NewCmdBench(s *Streams, runF func(*BenchOptions) error) *cobra.Command {
 	opts := &BenchOptions{Streams: s}
+	var flags specFlags
 	c := &cobra.Command{
-		Use:   "bench [flags] MODEL.onnx",
-		Short: "Measure inference latency and throughput",
+		Use:   "bench [flags] MODEL.onnx | bench --train --model NAME [flags]",
+		Short: "Measure inference or training speed",
 		Long: `Measure how fast a model runs, in the spirit of onnxruntime_perf_test and
 trtexec: random input at the model's size, --warmup runs, then --iters timed runs.
 Prints median, min and max latency per batch and images per second (from the
 median). --json prints one object (median_ms, min_ms, max_ms, mean_ms,
-images_per_s, …) for scripts; 'make bench' compares it with ONNX Runtime.`,
+images_per_s, …) for scripts; 'make bench' compares it with ONNX Runtime.
+
+With --train, no ONNX file: the catalog model --model (resnetN for any CIFAR
+depth 6n+2; the spec flags of 'resnetctl summary' apply) is built with seed 1
+and trained on seeded random images and labels at --batch (default 128):
+--warmup untimed steps, then --steps timed ones. A step is what the fast
+recipe does per batch: forward, cross-entropy, backward and an SGD update
+with Nesterov momentum 0.9 and weight decay 5e-4. Prints images per second
+(from the median step and over all timed steps), milliseconds per step, CPU
+milliseconds per step (user + system time of the whole process, all
+threads), the peak resident memory (VmHWM: the whole process, warm-up and
+model building included) and the Go heap allocations per step;
+'make bench-train' compares it with PyTorch.`,
 		Example: `  resnetctl bench resnet50.onnx
-  resnetctl bench resnet20.onnx --batch 128 --threads 2 --iters 20 --json`,
+  resnetctl bench resnet20.onnx --batch 128 --threads 2 --iters 20 --json
+  resnetctl bench --train --model resnet20
+  resnetctl bench --train --model resnet56 --batch 128 --threads 2 --steps 20 --warmup 3 --json`,
 		Args: func(c *cobra.Command, args []string) error {
+			if opts.Train {
+				if len(args) != 0 {
+					return usageErrorf(c, "bench --train takes no MODEL.onnx (got %q); give the catalog model with --model", args[0])
+				}
+				return nil
+			}
 			if len(args) != 1 {
 				return usageErrorf(c, "bench takes one model (got %d arguments)", len(args))
 			}
 			return nil
 		},
 		RunE: func(c *cobra.Command, args []string) error {
+			changed := c.Flags().Changed
+			if opts.Train {
+				for _, f := range inferOnlyFlags {
+					if changed(f) {
+						return usageErrorf(c, "--%s is for inference; bench --train takes --steps, --warmup, --batch and --threads", f)
+					}
+				}
+				if !changed("model") {
+					return usageErrorf(c, "bench --train needs --model (a catalog model such as resnet20, see 'resnetctl models')")
+				}
+				if !changed("batch") {
+					opts.Batch = 128
+				}
+				if opts.Batch < 2 || opts.Steps < 1 || opts.Warmup < 0 || opts.Threads < 0 {
+					return usageErrorf(c, "bench --train: --batch must be at least 2 (BatchNorm), --steps at least 1, --warmup and --threads not negative")
+				}
+				spec, err := flags.resolve(c)
+				if err != nil {
+					return err
+				}
+				opts.Spec, opts.Model = spec, flags.Model
+				if runF != nil {
+					return runF(opts)
+				}
+				return benchTrainRun(c, opts)
+			}
+			for _, f := range trainOnlyFlags {
+				if changed(f) {
+					return usageErrorf(c, "--%s needs --train (inference benchmarks an ONNX file)", f)
+				}
+			}
 			if opts.Batch < 1 || opts.Iters < 1 || opts.Warmup < 0 || opts.Threads < 0 {
 				return usageErrorf(c, "--batch and --iters must be at least 1, --warmup and --threads not negative")
 			}
@@ -56,13 +122,16 @@ images_per_s, …) for scripts; 'make bench' compares it with ONNX Runtime.`,
 		},
 	}
 	fs := c.Flags()
-	fs.IntVar(&opts.Batch, "batch", 1, "batch size")
+	fs.IntVar(&opts.Batch, "batch", 1, "batch size (with --train the default is 128)")
 	fs.IntVar(&opts.Threads, "threads", 0, "worker threads (default: all cores)")
 	fs.IntVar(&opts.Iters, "iters", 20, "timed runs")
-	fs.IntVar(&opts.Warmup, "warmup", 3, "untimed runs first")
+	fs.IntVar(&opts.Warmup, "warmup", 3, "untimed runs (or training steps) first")
 	fs.IntVar(&opts.Size, "size", 0, "input side for models without a fixed input size")
 	fs.StringVar(&opts.Engine, "engine", infer.EngineNative, "inference engine: native or gorgonnx")
 	fs.BoolVar(&opts.JSON, "json", false, "print JSON")
+	fs.BoolVar(&opts.Train, "train", false, "measure training steps of --model instead of inference of MODEL.onnx")
+	fs.IntVar(&opts.Steps, "steps", 20, "timed training steps (with --train)")
+	flags.register(c, "")
 	return c
 }
 

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Side-by-side training speed: resnetctl (`resnetctl bench --train`) against
+# PyTorch 1.13 from Debian (tools/pytorch/bench_train.py) on the same model,
+# batch, thread count and machine: forward, cross-entropy, backward and an SGD
+# Nesterov step with weight decay on seeded random data, warm-up steps first.
+# Run through `make bench-train` (which builds resnetctl first). Prints one
+# line per model with images/s (from the median step) and the ratio
+# ours/PyTorch (higher is better for us), peak RSS of each process (the whole
+# process: PyTorch's includes the interpreter and the torch libraries), and
+# writes every measurement with the machine's description to $OUT.
+#   THREADS (default: nproc; THREADS_LIST="2 1" for several), STEPS (default
+#   20), WARMUP (default 3), BATCH (default 128), MODELS (default "resnet20
+#   resnet56"), OUT (default bench-results/train.json) override.
+# Timings mean something only on an otherwise idle machine: the script warns
+# when the load average says otherwise (and records it in $OUT).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+threads_list=${THREADS_LIST:-${THREADS:-$(nproc)}}
+steps=${STEPS:-20}
+warmup=${WARMUP:-3}
+batch=${BATCH:-128}
+models=${MODELS:-resnet20 resnet56}
+out=${OUT:-bench-results/train.json}
+bin=${BIN:-bin/resnetctl}
+py=/usr/bin/python3
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+
+load=$(cut -d' ' -f1 /proc/loadavg)
+if awk -v l="$load" 'BEGIN { exit !(l > 0.5) }'; then
+	echo "warning: load average $load; timings on a busy machine are not representative" >&2
+fi
+
+printf '%-10s %6s %7s %12s %12s %8s %12s %12s\n' model batch threads ours_img/s torch_img/s ratio ours_rss_MiB torch_rss_MiB
+for threads in $threads_list; do
+	for model in $models; do
+		spec="$dir/$model.json"
+		[ -f "$spec" ] || "$bin" summary --model "$model" --json >"$spec"
+		ours=$("$bin" bench --train --model "$model" --batch "$batch" --threads "$threads" --steps "$steps" --warmup "$warmup" --json)
+		torch=$("$py" tools/pytorch/bench_train.py --model "$model" --spec "$spec" --batch "$batch" --threads "$threads" --steps "$steps" --warmup "$warmup" --json)
+		"$py" - "$ours" "$torch" "$dir/results.jsonl" <<'PY'
+import json, sys
+o, t = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+ratio = o["images_per_s"] / t["images_per_s"]
+print("%-10s %6d %7d %12.1f %12.1f %8.2f %12.1f %12.1f" % (o["model"], o["batch"], o["threads"], o["images_per_s"],
+      t["images_per_s"], ratio, o["peak_rss_mib"], t["peak_rss_mib"]), flush=True)
+with open(sys.argv[3], "a") as f:
+    f.write(json.dumps({"model": o["model"], "batch": o["batch"], "threads": o["threads"],
+                        "ratio_images_per_s": ratio, "ours": o, "pytorch": t}) + "\n")
+PY
+	done
+done
+
+mkdir -p "$(dirname "$out")"
+"$py" - "$dir/results.jsonl" "$out" "$load" "$steps" "$warmup" "$(go version 2>/dev/null || true)" "$(git describe --always --dirty 2>/dev/null || true)" <<'PY'
+import datetime, json, os, platform, sys
+import torch
+results_path, out, load, steps, warmup, gover, commit = sys.argv[1:8]
+cpu = ""
+with open("/proc/cpuinfo") as f:
+    for line in f:
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+with open(results_path) as f:
+    results = [json.loads(l) for l in f]
+doc = {
+    "benchmark": "train",
+    "description": "training steps (forward, cross-entropy, backward, SGD Nesterov momentum 0.9, weight decay 5e-4) "
+                   "on random data; images_per_s from the median step; ratio_images_per_s = ours / pytorch "
+                   "(higher is better for resnetctl); peak_rss_mib is each whole process's peak",
+    "machine": {"cpu": cpu, "nproc": os.cpu_count(), "kernel": platform.release(), "load_average_at_start": float(load)},
+    "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    "go_version": gover, "resnetctl_commit": commit, "torch_version": torch.__version__,
+    "steps": int(steps), "warmup": int(warmup),
+    "results": results,
+}
+with open(out, "w") as f:
+    json.dump(doc, f, indent=1)
+    f.write("\n")
+print("wrote", out)
+PY
