@@ -34,7 +34,9 @@ var errStop = errors.New("stop")
 // tar.gz archive at file (gzip is recognised by its magic bytes) to fn,
 // which may read r or not. Directories are reported with r == nil. When the
 // archive ends, the rest of the gzip stream is read so that its checksum is
-// verified. Errors name the archive and, where it applies, the member.
+// verified. Errors name the archive and, where it applies, the member. A
+// member whose name is absolute or has a ".." component fails the whole
+// walk with an error wrapping ErrUnsafeName.
 func walkArchive(ctx context.Context, file string, fn func(m member, isDir bool, r io.Reader) error) error {
 	f, err := os.Open(file)
 	if err != nil {
@@ -75,6 +77,9 @@ func walkArchive(ctx context.Context, file string, fn func(m member, isDir bool,
 				where = " in " + current // it broke while skipping the rest of it
 			}
 			return fmt.Errorf("%s: %w%s", base, archiveErr(err), where)
+		}
+		if err := checkMemberName(hdr.Name); err != nil {
+			return fmt.Errorf("%s: %w", base, err)
 		}
 		name := cleanName(hdr.Name)
 		current, cur, curSize = name, nil, 0
@@ -146,16 +151,58 @@ func archiveErr(err error) error {
 	return err
 }
 
+// ErrUnsafeName is wrapped by errors about archive members whose names
+// are absolute or climb out of the archive with "..": such an archive is
+// refused as a whole, since extracting it would write outside the target
+// folder.
+var ErrUnsafeName = errors.New("unsafe member name")
+
+// checkMemberName refuses absolute member names (/x, C:/x, \\server\x)
+// and names with a ".." component.
+func checkMemberName(name string) error {
+	n := strings.ReplaceAll(filepath.ToSlash(name), `\`, "/")
+	if strings.HasPrefix(n, "/") || (len(n) >= 2 && n[1] == ':') {
+		return fmt.Errorf("%w: member %q is an absolute path", ErrUnsafeName, name)
+	}
+	for _, c := range strings.Split(n, "/") {
+		if c == ".." {
+			return fmt.Errorf("%w: member %q climbs out of the archive (..)", ErrUnsafeName, name)
+		}
+	}
+	return nil
+}
+
 func cleanName(name string) string {
 	name = path.Clean(strings.TrimPrefix(filepath.ToSlash(name), "./"))
 	return strings.TrimPrefix(name, "/")
 }
 
-// readMember reads a whole member of known size.
+// maxMemberBytes is the largest archive member read into memory: 1 GiB,
+// seven times CIFAR-100's train.bin (a variable so that tests can lower
+// it).
+var maxMemberBytes int64 = 1 << 30
+
+// readMember reads a whole member of the size its header gives. The size
+// is not trusted for the allocation: a header may claim gigabytes in front
+// of a few bytes, so beyond 1 MiB the buffer grows with the data read.
 func readMember(r io.Reader, size int64) ([]byte, error) {
-	buf := make([]byte, size)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return nil, err
+	if size < 0 || size > maxMemberBytes {
+		return nil, fmt.Errorf("member of %d bytes, over the limit of %d", size, maxMemberBytes)
+	}
+	const chunk = 1 << 20
+	buf := make([]byte, 0, min(size, chunk))
+	for int64(len(buf)) < size {
+		if len(buf) == cap(buf) {
+			buf = append(buf, make([]byte, min(size, 2*int64(cap(buf)))-int64(cap(buf)))...)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):min(int64(cap(buf)), size)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF && int64(len(buf)) < size {
+			return nil, io.ErrUnexpectedEOF
+		}
+		if err != nil && err != io.EOF {
+			return nil, err
+		}
 	}
 	return buf, nil
 }

@@ -20,7 +20,7 @@ func imageTree(t testing.TB, prefix string, splits map[string]map[string]int) []
 	var files []file
 	for _, split := range sortedKeys(splits) {
 		for _, class := range sortedKeys(splits[split]) {
-			dir := strings.TrimPrefix(prefix+"/"+split+"/"+class, "/")
+			dir := strings.TrimLeft(prefix+"/"+split+"/"+class, "/")
 			files = append(files, dirEntry(dir))
 			for i := 0; i < splits[split][class]; i++ {
 				m := solid(8, 8, classColor(class))

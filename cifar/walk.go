@@ -59,6 +59,9 @@ func (s *Source) Walk(ctx context.Context, fn func(Sample) error) error {
 			if isDir || next == len(f.items) || m.Name != f.items[next].name {
 				return nil
 			}
+			if limit := maxImageBytes(s.opts.Decoder.MaxBytes); m.Size > limit {
+				return fmt.Errorf("%s: %w: %d bytes, over the limit of %d", m.Name, imgproc.ErrTooLarge, m.Size, limit)
+			}
 			data, err := readMember(r, m.Size)
 			if err != nil {
 				return fmt.Errorf("reading %s: %w", m.Name, err)
@@ -178,7 +181,7 @@ func (s *Source) decode(j *job) (*imgproc.Image, error) {
 		data := j.data
 		if j.path != "" {
 			var err error
-			if data, err = os.ReadFile(j.path); err != nil {
+			if data, err = readLimited(j.path, s.opts.Decoder.MaxBytes); err != nil {
 				return nil, err // names the file
 			}
 		}
@@ -195,4 +198,25 @@ func (s *Source) decode(j *job) (*imgproc.Image, error) {
 		img = out
 	}
 	return img, nil
+}
+
+// maxImageBytes is the size limit of an encoded image for a Decoder
+// whose MaxBytes is maxBytes.
+func maxImageBytes(maxBytes int64) int64 {
+	if maxBytes <= 0 {
+		return imgproc.DefaultMaxBytes
+	}
+	return maxBytes
+}
+
+// readLimited reads the file at path, or its first maxImageBytes(maxBytes)
+// + 1 bytes when it is longer (the decoder then refuses it as too large),
+// so that a huge file in an image folder is not read whole.
+func readLimited(path string, maxBytes int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, maxImageBytes(maxBytes)+1))
 }

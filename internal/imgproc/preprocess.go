@@ -24,7 +24,9 @@ type Preprocessor struct {
 }
 
 // Prepare returns img resized and cropped to W×H. The result may be img
-// itself or a buffer the next call overwrites.
+// itself or a buffer the next call overwrites. With Resize > 0 an image
+// whose shorter-side resize would exceed DefaultMaxPixels (an extreme
+// aspect ratio) is refused with an error wrapping ErrTooLarge.
 func (p *Preprocessor) Prepare(img *Image) (*Image, error) {
 	if p.W <= 0 || p.H <= 0 || p.Resize < 0 {
 		return nil, fmt.Errorf("imgproc: preprocessor needs a positive size (W %d, H %d, Resize %d)", p.W, p.H, p.Resize)
@@ -40,6 +42,11 @@ func (p *Preprocessor) Prepare(img *Image) (*Image, error) {
 		return p.scaled, nil
 	}
 	w, h := ShorterSide(img.W, img.H, p.Resize)
+	// An extreme aspect ratio (a 1×65535 GIF is a few hundred bytes)
+	// would make the intermediate image enormous: refuse it.
+	if px := int64(w) * int64(h); w <= 0 || h <= 0 || px > DefaultMaxPixels {
+		return nil, fmt.Errorf("imgproc: %w: a %dx%d image resized to shorter side %d would be %dx%d, over the limit of %d pixels", ErrTooLarge, img.W, img.H, p.Resize, w, h, DefaultMaxPixels)
+	}
 	src := img
 	if w != img.W || h != img.H {
 		p.scaled = p.resizer.Resize(p.scaled, img, w, h)

@@ -1,0 +1,112 @@
+package onnximport_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	onnximport "github.com/resnetctl/resnetctl/import"
+	"github.com/resnetctl/resnetctl/internal/hostileonnx"
+)
+
+// TestHostileModels imports every file of the hostile corpus
+// (internal/hostileonnx) with Load, from a folder of its own: each must
+// be refused with an error wrapping a sentinel and naming the problem,
+// without a panic, and allocating (runtime.MemStats.TotalAlloc, freed or
+// not) under 64 MiB + 64 × the file size.
+func TestHostileModels(t *testing.T) {
+	want := map[string]struct {
+		want string
+		is   error
+	}{
+		"tensor-1e12-elements-10-bytes":    {`initializer "w": invalid ONNX model: dims [1000000 1000000] have too many elements`, onnximport.ErrInvalidModel},
+		"tensor-1e9-elements-10-bytes":     {`initializer "w": invalid ONNX model: raw_data has 10 bytes, dims [1000000000] of FLOAT need 4000000000`, onnximport.ErrInvalidModel},
+		"tensor-1e12-elements-float-data":  {`initializer "w": invalid ONNX model: dims [1000000 1000000] have too many elements`, onnximport.ErrInvalidModel},
+		"negative-dim":                     {`initializer "w": invalid ONNX model: dimension -1 in dims [-1 -2]`, onnximport.ErrInvalidModel},
+		"dim-max-int64":                    {`initializer "w": invalid ONNX model: dimension 9223372036854775807 in dims [9223372036854775807]`, onnximport.ErrInvalidModel},
+		"dims-product-overflows-int64":     {`initializer "w": invalid ONNX model: dims [2147483647 2147483647 2147483647] have too many elements`, onnximport.ErrInvalidModel},
+		"dims-product-wraps-to-zero":       {`initializer "w": invalid ONNX model: dimension 4294967296 in dims [4294967296 4294967296]`, onnximport.ErrInvalidModel},
+		"raw-data-short":                   {`initializer "w": invalid ONNX model: raw_data has 8 bytes, dims [2 3] of FLOAT need 24`, onnximport.ErrInvalidModel},
+		"raw-data-long":                    {`initializer "w": invalid ONNX model: raw_data has 8 bytes, dims [1] of FLOAT need 4`, onnximport.ErrInvalidModel},
+		"raw-data-odd-length":              {`initializer "w": invalid ONNX model: raw_data has 12 bytes, dims [2] of INT64 need 16`, onnximport.ErrInvalidModel},
+		"input-negative-dim":               {`the input "x" has no fixed size on axis 1 (shape [1, ?, 1, 1])`, onnximport.ErrUnsupported},
+		"external-dotdot":                  {`data stored in an external file ("../secret.bin") is not read`, onnximport.ErrUnsupported},
+		"external-dotdot-inside":           {`data stored in an external file ("sub/../../secret.bin") is not read`, onnximport.ErrUnsupported},
+		"external-absolute":                {`data stored in an external file ("/etc/passwd") is not read`, onnximport.ErrUnsupported},
+		"external-symlink-outside":         {`data stored in an external file ("link.bin") is not read`, onnximport.ErrUnsupported},
+		"external-1e9-elements-8-bytes":    {`data stored in an external file ("w.bin") is not read`, onnximport.ErrUnsupported},
+		"external-length-huge":             {`data stored in an external file ("w.bin") is not read`, onnximport.ErrUnsupported},
+		"external-offset-max":              {`data stored in an external file ("w.bin") is not read`, onnximport.ErrUnsupported},
+		"cycle":                            {`the graph has a cycle through nodes "add", "relu"`, onnximport.ErrInvalidModel},
+		"dangling-input":                   {`node 1 (Relu "relu") reads "nowhere", which is not an initializer, a graph input or a node output`, onnximport.ErrInvalidModel},
+		"duplicate-node-output":            {`node 2 (Relu) output "y" is already defined`, onnximport.ErrInvalidModel},
+		"duplicate-graph-output":           {`the graph has 2 outputs (y, y)`, onnximport.ErrUnsupported},
+		"output-shadows-initializer":       {`node 0 (Add) output "w" is already defined`, onnximport.ErrInvalidModel},
+		"unknown-domain":                   {`node "relu" (Relu): op domain "com.evil" (only the standard ai.onnx ops are imported)`, onnximport.ErrUnsupported},
+		"only-unknown-domain":              {`no ai.onnx opset import`, onnximport.ErrInvalidModel},
+		"opset-99":                         {`ai.onnx opset 99 (this importer reads opsets 7 to 21)`, onnximport.ErrUnsupported},
+		"ir-version-99":                    {`IR version 99 (this importer reads IR versions 3 to 10)`, onnximport.ErrUnsupported},
+		"unknown-element-type":             {`initializer "w": cannot import: element type 99`, onnximport.ErrUnsupported},
+		"string-tensor-1e12":               {`initializer "w": invalid ONNX model: dims [1000000 1000000] have too many elements`, onnximport.ErrInvalidModel},
+		"constant-1e12-elements":           {`node "const" (Constant): invalid ONNX model: dims [1000000 1000000] have too many elements`, onnximport.ErrInvalidModel},
+		"protobuf-graph-claims-2GiB":       {`not an ONNX model (protobuf: `, onnximport.ErrInvalidModel},
+		"protobuf-raw-data-claims-3GiB":    {`not an ONNX model (protobuf: `, onnximport.ErrInvalidModel},
+		"protobuf-length-overflows-varint": {`not an ONNX model (protobuf: `, onnximport.ErrInvalidModel},
+		"protobuf-nested-20000-deep":       {`exceeded maximum recursion depth`, onnximport.ErrInvalidModel},
+	}
+	seen := map[string]bool{}
+	for _, c := range hostileonnx.Cases() {
+		seen[c.Name] = true
+		t.Run(c.Name, func(t *testing.T) {
+			w, ok := want[c.Name]
+			if !ok {
+				t.Fatalf("no expected error for hostile case %s", c.Name)
+			}
+			root := t.TempDir()
+			dir, outside := filepath.Join(root, "model"), filepath.Join(root, "outside")
+			for _, d := range []string{dir, outside} {
+				if err := os.Mkdir(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			path := filepath.Join(dir, "model.onnx")
+			if err := os.WriteFile(path, c.Model, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if c.Setup != nil {
+				if err := c.Setup(dir, outside); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var err error
+			alloc := allocDuring(func() { _, _, err = onnximport.Load(path) })
+			if err == nil || !errors.Is(err, w.is) || !strings.Contains(err.Error(), w.want) {
+				t.Errorf("error %v\nwant %v containing %q", err, w.is, w.want)
+			}
+			if limit := uint64(64<<20 + 64*len(c.Model)); alloc > limit {
+				t.Errorf("allocated %d bytes importing a %d-byte file (limit %d)", alloc, len(c.Model), limit)
+			}
+		})
+	}
+	// The unspoiled base is refused only for what it is (no classifier).
+	if _, _, err := onnximport.FromBytes(hostileonnx.Valid()); !errors.Is(err, onnximport.ErrUnsupported) {
+		t.Errorf("the corpus's valid base model: %v", err)
+	}
+	for name := range want {
+		if !seen[name] {
+			t.Errorf("expected error for %s, which is not in the corpus", name)
+		}
+	}
+}
+
+// allocDuring returns the bytes allocated while f runs.
+func allocDuring(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
