@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run test setup fmt-check vet unit build reference-check bench
+.PHONY: run test setup fmt-check vet unit fuzz build reference-check bench bench-train
 
 # The other people's software our tests compare against: the ONNX checker
 # (onnx 1.12), PyTorch 1.13 + torchvision 0.14 from Debian, and ONNX Runtime
@@ -19,8 +19,9 @@ run: build
 build:
 	$(GO) build -o bin/resnetctl ./cmd/resnetctl
 
-## test: everything CI runs — set-up, formatting, vet, all tests
-test: setup fmt-check vet unit
+## test: everything CI runs — set-up, formatting, vet, all tests, a bounded
+## run of every fuzz target
+test: setup fmt-check vet unit fuzz
 
 ## setup: install the interop tools (idempotent; apt only for what is missing)
 setup: tools/ort/node_modules/.package-lock.json
@@ -42,6 +43,10 @@ vet:
 
 unit:
 	$(GO) test -count=1 -timeout 45m $(PKGS)
+
+## fuzz: each fuzz target for FUZZTIME (default 15s; longer runs: FUZZTIME=5m)
+fuzz:
+	FUZZTIME=$${FUZZTIME:-15s} tools/fuzz-ci.sh
 
 ## reference-check: regenerate the PyTorch golden file and fail if it changed
 ## (needs Debian's python3-torch python3-torchvision)

@@ -17,6 +17,8 @@ type native struct {
 	threads  int
 	maxElems int
 	maxPlans int
+	// nonFinite lists the weights holding NaN or ±Inf, found at load.
+	nonFinite []NonFinite
 
 	mu     sync.Mutex
 	plans  map[string]*plan
@@ -91,7 +93,7 @@ func (e *native) planFor(inputs map[string]*Tensor) (*plan, error) {
 		e.last.Store(p)
 		return p, nil
 	}
-	p, err := e.buildPlan(shapes, keyVals)
+	p, err := e.buildPlan(shapes, keyVals, 0)
 	if err != nil {
 		return nil, err
 	}

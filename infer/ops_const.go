@@ -99,7 +99,10 @@ func (o *constantOfShapeOp) plan(pc *planCtx, n *pnode) error {
 	if err := n.setShape(pc, 0, shape); err != nil {
 		return err
 	}
-	t := newTensor(o.fill.Type(), shape)
+	t, err := pc.newConst(o.fill.Type(), shape)
+	if err != nil {
+		return err
+	}
 	f := o.fill
 	switch t.Type() {
 	case Float32:

@@ -353,7 +353,10 @@ func (o *identityOp) plan(pc *planCtx, n *pnode) error {
 	}
 	n.aliasOf = 0
 	if o.mask && n.out[1] != nil {
-		m := newTensor(o.maskType, x.shape)
+		m, err := pc.newConst(o.maskType, x.shape)
+		if err != nil {
+			return err
+		}
 		fillOnes(m)
 		if err := n.setConst(pc, 1, m); err != nil {
 			return err

@@ -1,6 +1,7 @@
 package infer
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -101,6 +102,42 @@ type planCtx struct {
 	e        *native
 	threads  int
 	maxElems int
+	// constBudget, when > 0, bounds the elements of all the constants
+	// the plan computes (ConstantOfShape, folded nodes …) together;
+	// constUsed counts them.
+	constBudget, constUsed int
+}
+
+// loadConstBudget is the constant budget of the plan made while loading
+// (64 MiB of float32): a file of a few bytes can ask for a constant of
+// MaxElements elements (ConstantOfShape of [2147483647]), which must not
+// be allocated before the caller runs the model. A plan over the budget
+// is made at the first Run instead, under MaxElements alone.
+const loadConstBudget = 1 << 24
+
+// errConstBudget is returned by planning when the constants exceed the
+// plan's budget.
+var errConstBudget = errors.New("planning-time constants over the budget")
+
+// newConst allocates a planning-time constant, within the budget.
+func (pc *planCtx) newConst(dt DType, shape []int) (*Tensor, error) {
+	n, err := numel(shape)
+	if err != nil {
+		return nil, errShape("%v", err)
+	}
+	if err := pc.charge(n); err != nil {
+		return nil, err
+	}
+	return newTensor(dt, shape), nil
+}
+
+// charge counts n elements of constants against the budget.
+func (pc *planCtx) charge(n int) error {
+	pc.constUsed += n
+	if pc.constBudget > 0 && pc.constUsed > pc.constBudget {
+		return fmt.Errorf("%w: %d elements, over %d", errConstBudget, pc.constUsed, pc.constBudget)
+	}
+	return nil
 }
 
 // plan is the execution of the model for one set of input shapes (and
@@ -224,9 +261,10 @@ func writeValues(b *strings.Builder, t *Tensor) {
 
 // buildPlan plans the model for the given input shapes (by position in
 // m.inputs) and key-input values (by position in m.keyInputs).
-func (e *native) buildPlan(shapes [][]int, keyVals []*Tensor) (*plan, error) {
+// A constBudget > 0 bounds the constants it computes (see planCtx).
+func (e *native) buildPlan(shapes [][]int, keyVals []*Tensor, constBudget int) (*plan, error) {
 	m := e.m
-	pc := &planCtx{e: e, threads: e.threads, maxElems: e.maxElems}
+	pc := &planCtx{e: e, threads: e.threads, maxElems: e.maxElems, constBudget: constBudget}
 	p := &plan{m: m, inShapes: shapes, keyVals: keyVals, vals: make([]*pval, len(m.values))}
 	for _, v := range m.values {
 		pv := &pval{id: v.id, dtype: v.dtype, root: v.id, lastUse: -1}
@@ -311,6 +349,15 @@ func (e *native) buildPlan(shapes [][]int, keyVals []*Tensor) (*plan, error) {
 			}
 		}
 		if allConst {
+			size := pn.ws
+			for _, o := range pn.out {
+				if o != nil {
+					size += o.size
+				}
+			}
+			if err := pc.charge(size); err != nil {
+				return nil, nodeError(n, err)
+			}
 			if err := fold(pn, e.pool); err != nil {
 				return nil, nodeError(n, err)
 			}

@@ -326,7 +326,7 @@ func (b *nodeBuilder) tensor(name string) *Tensor {
 	}
 	t, err := tensorFromProto(a.GetT(), nil)
 	if err != nil {
-		b.add(!isUnsupported(err), "attribute %q: %v", name, err)
+		b.add(!isUnsupported(err), "attribute %q: %s", name, trimSentinel(err))
 		return nil
 	}
 	return t

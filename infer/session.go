@@ -48,6 +48,8 @@ type Session struct {
 	meta   Metadata
 	engine engine
 	name   string
+	// nonFinite lists the weights holding NaN or ±Inf (native engine).
+	nonFinite []NonFinite
 }
 
 // engine runs a model.
@@ -90,7 +92,7 @@ func LoadBytes(b []byte, opts Options) (*Session, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Session{meta: e.m.meta, engine: e, name: EngineNative}, nil
+		return &Session{meta: e.m.meta, engine: e, name: EngineNative, nonFinite: e.nonFinite}, nil
 	case EngineGorgonnx:
 		e, meta, err := newGorgonnx(mp, b)
 		if err != nil {
@@ -150,12 +152,13 @@ func newNative(mp *onnxpb.ModelProto, opts Options) (*native, error) {
 	if err != nil {
 		return nil, err
 	}
+	nonFinite := nonFiniteWeights(m) // before folding renames and merges weights
 	fuse(m)
 	threads := opts.Threads
 	if threads <= 0 {
 		threads = runtime.NumCPU()
 	}
-	e := &native{m: m, threads: threads, maxElems: opts.MaxElements, maxPlans: opts.MaxPlans, plans: map[string]*plan{}, pool: kernels.NewPool(threads)}
+	e := &native{m: m, threads: threads, maxElems: opts.MaxElements, maxPlans: opts.MaxPlans, plans: map[string]*plan{}, pool: kernels.NewPool(threads), nonFinite: nonFinite}
 	if e.maxElems <= 0 {
 		e.maxElems = 1 << 31
 	}
@@ -165,8 +168,14 @@ func newNative(mp *onnxpb.ModelProto, opts Options) (*native, error) {
 	// Plan now when the input shapes are fixed (or dynamic in the batch
 	// dimension only, planned at batch 1), so that shape errors are load
 	// errors and the first run finds its plan ready.
+	// Constants are bounded by loadConstBudget, so that a small file
+	// cannot make loading allocate gigabytes; over it, the plan is made
+	// at the first Run.
 	if shapes, ok := m.probeShapes(e.maxElems); ok && len(m.keyInputs) == 0 {
-		p, err := e.buildPlan(shapes, nil)
+		p, err := e.buildPlan(shapes, nil, loadConstBudget)
+		if errors.Is(err, errConstBudget) {
+			return e, nil
+		}
 		if err != nil {
 			e.close()
 			pr := Problem{Msg: trimSentinel(err) + fmt.Sprintf(" (planning input shapes %v)", shapes), Invalid: !isUnsupported(err)}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"math"
+	"math/bits"
 	"os"
 	"path"
 	"path/filepath"
@@ -115,6 +116,21 @@ func (e *externalData) read(entries []*onnxpb.StringStringEntryProto, need int) 
 	return buf, nil
 }
 
+// tooManyElements describes dims (each within int32) whose element count
+// numel refused: the count when it fits in an int64, else that it does
+// not.
+func tooManyElements(dims []int64) string {
+	n := uint64(1)
+	for _, d := range dims {
+		hi, lo := bits.Mul64(n, uint64(d))
+		if hi != 0 || lo > math.MaxInt64 {
+			return fmt.Sprintf("dims %v have more elements than a tensor may hold (their product overflows int64)", dims)
+		}
+		n = lo
+	}
+	return fmt.Sprintf("dims %v have %d elements, more than a tensor may hold", dims, n)
+}
+
 // tensorFromProto decodes a TensorProto (an initializer, an attribute value
 // or a test-data file). Shapes and data lengths are checked before anything
 // is allocated, so a corrupt header cannot cause a huge allocation.
@@ -135,7 +151,7 @@ func tensorFromProto(tp *onnxpb.TensorProto, ext *externalData) (*Tensor, error)
 	}
 	n, err := numel(shape)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidModel, err)
+		return nil, fmt.Errorf("%w: %s", ErrInvalidModel, tooManyElements(tp.GetDims()))
 	}
 	raw := tp.GetRawData()
 	if tp.GetDataLocation() == onnxpb.TensorProto_EXTERNAL {

@@ -3,11 +3,13 @@ package train
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/resnetctl/resnetctl/build"
@@ -341,15 +343,16 @@ func TestCheckpointIsDeployable(t *testing.T) {
 }
 
 // TestCheckpointWriteFailureKeepsPrevious: when a checkpoint cannot be
-// written — the directory made read-only, or a failure injected before
-// each file or before the final rename — Fit fails with the write error,
-// the previous checkpoints are intact and load, and no half-written
-// checkpoint exists under a final name.
+// written — the directory made read-only, the disk full (ENOSPC, injected
+// while writing the state file), or a failure injected before each file or
+// before the final rename — Fit fails with an error that wraps the cause
+// and names the epoch and checkpoint, the previous checkpoints are intact
+// and load, and no half-written checkpoint exists under a final name.
 func TestCheckpointWriteFailureKeepsPrevious(t *testing.T) {
 	ds := sample(t, "train", 32)
 	spec := smallSpec()
 	train, ordered := sources(t, ds, spec.Preprocess)
-	stages := []string{"read-only", ModelFile, StateFile, TrainerFile, "rename"}
+	stages := []string{"read-only", "disk-full", ModelFile, StateFile, TrainerFile, "rename"}
 	for _, stage := range stages {
 		t.Run(stage, func(t *testing.T) {
 			m := compiled(t, spec, OptimizerConfig{Name: SGD, LR: 0.05, Momentum: 0.9}, ScheduleConfig{})
@@ -371,7 +374,22 @@ func TestCheckpointWriteFailureKeepsPrevious(t *testing.T) {
 					t.Fatal("Fit succeeded in a read-only directory")
 				}
 				t.Logf("read-only: %v", err)
+				if !errors.Is(err, fs.ErrPermission) || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "epoch-0002") {
+					t.Errorf("the error does not say which checkpoint, where, and that permission is denied: %v", err)
+				}
 				undo()
+			} else if stage == "disk-full" {
+				fo.checkpointFault = func(stage string) error {
+					if stage == StateFile {
+						return &fs.PathError{Op: "write", Path: filepath.Join(dir, StateFile), Err: syscall.ENOSPC}
+					}
+					return nil
+				}
+				_, err := m.Fit(context.Background(), train, fo)
+				t.Logf("disk full: %v", err)
+				if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "no space left on device") || !strings.Contains(err.Error(), "epoch-0002") {
+					t.Fatalf("Fit: %v, want ENOSPC naming epoch-0002", err)
+				}
 			} else {
 				failing := &failingFit{stage: stage}
 				fo.checkpointFault = failing.hook

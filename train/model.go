@@ -165,10 +165,11 @@ func (r Recipe) FitOptions() FitOptions {
 		OnlyClasses: r.OnlyClasses}
 }
 
-// ErrNonFinite is wrapped by the error Fit returns when the loss becomes
-// NaN or infinite. The model is left as it was before the failing step;
-// the last checkpoint on disk is the last good one.
-var ErrNonFinite = errors.New("loss is not finite")
+// ErrNonFinite is wrapped by the error Fit returns when the loss or a
+// parameter becomes NaN or infinite (the model is left as it was before
+// the failing step; the last checkpoint on disk is the last good one), and
+// by Evaluate's when the model's output is not finite.
+var ErrNonFinite = errors.New("not finite")
 
 // History returns the metrics of every epoch trained so far.
 func (m *Model) History() *History {
@@ -366,7 +367,7 @@ func (m *Model) fit(ctx context.Context, data Source, o FitOptions, perEpoch int
 				for i, s := range stats {
 					copy(s, backup[i])
 				}
-				return hist(""), fmt.Errorf("train: epoch %d, batch %d (step %d, lr %.4g): %w (%v); the model is as it was before this step",
+				return hist(""), fmt.Errorf("train: epoch %d, batch %d (step %d, lr %.4g): the loss is %w (%v); the model is as it was before this step",
 					epoch+1, b+1, st.Step+1, lr, ErrNonFinite, res.Loss)
 			}
 			if err := m.opt.Step(net.Params(), lr, mom); err != nil {
@@ -398,7 +399,7 @@ func (m *Model) fit(ctx context.Context, data Source, o FitOptions, perEpoch int
 		for _, p := range m.Graph.Params {
 			for _, v := range p.Data {
 				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-					return hist(""), fmt.Errorf("train: epoch %d: parameter %s is not finite: %w", epoch+1, p.Name, ErrNonFinite)
+					return hist(""), fmt.Errorf("train: epoch %d: parameter %s is %w", epoch+1, p.Name, ErrNonFinite)
 				}
 			}
 		}
@@ -561,7 +562,13 @@ func (m *Model) Evaluate(ctx context.Context, data Source, batch int) (Metrics, 
 		}
 		logits := out[export.LogitsName].Float32
 		for i := 0; i < n; i++ {
-			l, ok := crossEntropy(logits[i*classes:(i+1)*classes], labels[i], eps)
+			row := logits[i*classes : (i+1)*classes]
+			for _, v := range row {
+				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+					return Metrics{}, fmt.Errorf("train: evaluate: the model's output for sample %d is %v: %w (the weights or the input are not finite)", res.Samples+i+1, v, ErrNonFinite)
+				}
+			}
+			l, ok := crossEntropy(row, labels[i], eps)
 			sum += l
 			if ok {
 				res.Accuracy++

@@ -87,11 +87,12 @@ func isTerminal(w io.Writer) bool {
 
 func evaluateRun(c *cobra.Command, opts *EvaluateOptions) error {
 	ctx := c.Context()
-	sess, setup, err := opts.Input.load(opts.Model)
+	sess, setup, err := opts.Input.load(opts.Model, opts.Streams.ErrOut)
 	if err != nil {
 		return err
 	}
 	defer sess.Close()
+	weights := sess.NonFiniteWeights()
 	transform := func(img *imgproc.Image) (*imgproc.Image, error) {
 		if setup.Resize > 0 {
 			return imgproc.CenterCrop(imgproc.ResizeShorter(img, setup.Resize), setup.W, setup.H), nil
@@ -145,6 +146,7 @@ func evaluateRun(c *cobra.Command, opts *EvaluateOptions) error {
 	per := setup.C * setup.H * setup.W
 	batch := make([]float32, opts.Batch*per)
 	labels := make([]int, 0, opts.Batch)
+	names := make([]string, 0, opts.Batch) // the batch's images, for errors
 	flush := func() error {
 		n := len(labels)
 		if n == 0 {
@@ -172,18 +174,26 @@ func evaluateRun(c *cobra.Command, opts *EvaluateOptions) error {
 			}
 		}
 		for i, l := range labels {
-			if err := eval.Add(l, scores.Float32[i*k:(i+1)*k]); err != nil {
+			row := scores.Float32[i*k : (i+1)*k]
+			if err := classify.CheckOutput(names[i], row, weights); err != nil {
+				return fmt.Errorf("%s: %w", opts.Model, err)
+			}
+			if err := eval.Add(l, row); err != nil {
 				return fmt.Errorf("%s: %w", opts.Data, err)
 			}
 		}
-		labels = labels[:0]
+		labels, names = labels[:0], names[:0]
 		return nil
 	}
 	err = src.Walk(ctx, func(s cifar.Sample) error {
 		if err := setup.Norm.Write(batch, len(labels), s.Image); err != nil {
 			return fmt.Errorf("%s: %w", s.Name, err)
 		}
+		if err := classify.CheckInput(s.Name, batch[len(labels)*per:(len(labels)+1)*per]); err != nil {
+			return err
+		}
 		labels = append(labels, mapLabel[s.Label])
+		names = append(names, s.Name)
 		if len(labels) == opts.Batch {
 			return flush()
 		}

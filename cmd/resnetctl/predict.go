@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/resnetctl/resnetctl/infer"
@@ -29,10 +30,22 @@ func (f *inputFlags) register(c *cobra.Command) {
 	fs.StringVar(&f.Engine, "engine", infer.EngineNative, "inference engine: native or gorgonnx (onnx-go, for cross-checking)")
 }
 
-func (f *inputFlags) load(path string) (*infer.Session, *classify.Setup, error) {
+// load loads the model and works out its setup. A model with NaN or
+// infinite weights loads (ONNX graphs may hold infinities on purpose, and
+// a weight may not reach the output) with a warning on warn; its
+// non-finite outputs are errors (classify.CheckOutput).
+func (f *inputFlags) load(path string, warn io.Writer) (*infer.Session, *classify.Setup, error) {
 	sess, err := infer.Load(path, infer.Options{Threads: f.Threads, Engine: f.Engine})
 	if err != nil {
 		return nil, nil, err
+	}
+	if nf := sess.NonFiniteWeights(); len(nf) > 0 {
+		what := fmt.Sprintf("%d weight tensors hold", len(nf))
+		if len(nf) == 1 {
+			what = "a weight tensor holds"
+		}
+		fmt.Fprintf(warn, "resnetctl: warning: %s: %s NaN or infinite values: %s; the outputs will likely not be finite\n",
+			path, what, classify.WeightList(nf, 3))
 	}
 	setup, err := classify.Resolve(sess.Metadata(), f.Flags)
 	if err != nil {
@@ -96,11 +109,12 @@ type predictResult struct {
 }
 
 func predictRun(c *cobra.Command, opts *PredictOptions) error {
-	sess, setup, err := opts.Input.load(opts.Model)
+	sess, setup, err := opts.Input.load(opts.Model, opts.Streams.ErrOut)
 	if err != nil {
 		return err
 	}
 	defer sess.Close()
+	weights := sess.NonFiniteWeights()
 	// Decode everything first: an unreadable image fails before any work.
 	imgs := make([]*imgproc.Image, len(opts.Images))
 	for i, p := range opts.Images {
@@ -119,6 +133,9 @@ func predictRun(c *cobra.Command, opts *PredictOptions) error {
 			if err := pre.Write(batch, i-lo, imgs[i]); err != nil {
 				return fmt.Errorf("%s: %w", opts.Images[i], err)
 			}
+			if err := classify.CheckInput(opts.Images[i], batch[(i-lo)*per:(i-lo+1)*per]); err != nil {
+				return err
+			}
 		}
 		out, err := sess.Run(c.Context(), map[string]*infer.Tensor{
 			setup.Input: infer.NewFloat32([]int{hi - lo, setup.C, setup.H, setup.W}, batch),
@@ -136,6 +153,9 @@ func predictRun(c *cobra.Command, opts *PredictOptions) error {
 		}
 		for i := lo; i < hi; i++ {
 			row := scores.Float32[(i-lo)*k : (i-lo+1)*k]
+			if err := classify.CheckOutput(opts.Images[i], row, weights); err != nil {
+				return fmt.Errorf("%s: %w", opts.Model, err)
+			}
 			results = append(results, predictResult{Image: opts.Images[i], Predictions: classify.TopK(row, opts.Top, setup.Probabilities, setup.Classes)})
 		}
 	}

@@ -33,13 +33,19 @@ func NewEval(classes []string, n int) *Eval {
 	return e
 }
 
-// Add records one image with true label and its scores.
+// Add records one image with true label and its scores. Scores that are
+// not all finite are refused with an error matching ErrNonFinite.
 func (e *Eval) Add(label int, scores []float32) error {
 	if label < 0 || label >= len(e.Confusion) {
 		return fmt.Errorf("label %d outside the model's %d classes", label, len(e.Confusion))
 	}
 	if len(scores) != len(e.Confusion) {
 		return fmt.Errorf("the model gives %d scores for %d classes", len(scores), len(e.Confusion))
+	}
+	// NaN compares false with everything: it would count as a correct
+	// top-1 answer.
+	if k := NonFinite(scores); k != "" {
+		return nonFiniteError(fmt.Sprintf("the scores contain %s", k))
 	}
 	best, rank := 0, 0
 	for i, v := range scores {
