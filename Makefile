@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run test setup fmt-check vet unit fuzz build reference-check bench bench-train
+.PHONY: run test setup fmt-check vet unit race fuzz build reference-check bench bench-train
 
 # The other people's software our tests compare against: the ONNX checker
 # (onnx 1.12), PyTorch 1.13 + torchvision 0.14 from Debian, and ONNX Runtime
@@ -20,8 +20,8 @@ build:
 	$(GO) build -o bin/resnetctl ./cmd/resnetctl
 
 ## test: everything CI runs — set-up, formatting, vet, all tests, a bounded
-## run of every fuzz target
-test: setup fmt-check vet unit fuzz
+## run of every fuzz target, the race detector over the concurrent parts
+test: setup fmt-check vet unit race fuzz
 
 ## setup: install the interop tools (idempotent; apt only for what is missing)
 setup: tools/ort/node_modules/.package-lock.json
@@ -43,6 +43,13 @@ vet:
 
 unit:
 	$(GO) test -count=1 -timeout 45m $(PKGS)
+
+## race: the race detector over what runs concurrently — Session.Run from many
+## goroutines, the kernels' worker pool, Fit (with validation through the
+## runtime, Ctrl-C, failing checkpoint writes, NaN stops). The whole of infer,
+## kernels and train under -race takes ~13 minutes here, hence the selection.
+race:
+	$(GO) test -race -count=1 -short -run 'Concurrent|Pool|ThreadCount|Interrupt|CheckpointWriteFailure|NonFiniteMidRun' ./infer/ ./internal/kernels/ ./train/
 
 ## fuzz: each fuzz target for FUZZTIME (default 15s; longer runs: FUZZTIME=5m)
 fuzz:
