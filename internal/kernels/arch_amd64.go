@@ -48,6 +48,21 @@ func dotAVX2(x, y *float32, n int) float32
 //go:noescape
 func axpyAVX2(a float32, x, y *float32, n int)
 
+//go:noescape
+func bnSumSqAVX2(x *float32, n int) (s, s2 float32)
+
+//go:noescape
+func bnAffineAVX2(out, x, res *float32, n int, scale, shift float32, flags int)
+
+//go:noescape
+func bnWriteMaskAVX2(words *uint64, out *float32, nw int)
+
+//go:noescape
+func bnMaskedSumsAVX2(dy, x *float32, words *uint64, nw int, scratch *float32) (s, sx float32)
+
+//go:noescape
+func bnGradApplyBitsAVX2(dx, dy, x *float32, words *uint64, nw int, acc *float32, k0, k1, k2 float32)
+
 // hasFMA256 enables the AVX2+FMA vector helpers (dot, axpy).
 var hasFMA256 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
@@ -112,4 +127,115 @@ func archKernels() []*kernelImpl {
 		ks = append(ks, avx2Kernel)
 	}
 	return ks
+}
+
+// bnBlock is how many values the BatchNorm helpers sum in float32 before
+// adding into float64 (16 lanes, so 64 terms a lane, as sumAndSquaresGo's
+// blocks).
+const bnBlock = 1024
+
+// sumAndSquares returns the sums of x and x².
+func sumAndSquares(x []float32) (s, s2 float64) {
+	if !hasFMA256 || !useAsmVec() {
+		return sumAndSquaresGo(x)
+	}
+	for len(x) >= 16 {
+		n := min(bnBlock, len(x)&^15)
+		a, b := bnSumSqAVX2(&x[0], n)
+		s += float64(a)
+		s2 += float64(b)
+		x = x[n:]
+	}
+	a, b := sumAndSquaresGo(x)
+	return s + a, s2 + b
+}
+
+// affinePlane computes out = act(x·scale + shift + res) (res may be nil).
+// ReLU keeps NaN, as ReLU does.
+func affinePlane(out, x, res []float32, scale, shift float32, relu bool) {
+	n := len(out) &^ 7
+	if !hasFMA256 || !useAsmVec() || n == 0 {
+		affinePlaneGo(out, x, res, scale, shift, relu)
+		return
+	}
+	x = x[:len(out)]
+	flags := 0
+	var rp *float32
+	if res != nil {
+		res = res[:len(out)]
+		rp, flags = &res[0], 1
+	}
+	if relu {
+		flags |= 2
+	}
+	bnAffineAVX2(&out[0], &x[0], rp, n, scale, shift, flags)
+	if res != nil {
+		res = res[n:]
+	}
+	affinePlaneGo(out[n:], x[n:], res, scale, shift, relu)
+}
+
+// writeMask sets bit i of words (bit i%64 of word i/64) when out[i] > 0
+// (or is NaN); out is a ReLU output.
+func writeMask(words []uint64, out []float32) {
+	full := min(len(words), len(out)/64)
+	if hasFMA256 && useAsmVec() && full > 0 {
+		bnWriteMaskAVX2(&words[0], &out[0], full)
+	} else {
+		full = 0
+	}
+	writeMaskGo(words[full:], out[full*64:])
+}
+
+// maskedSums returns the sums of dy' and dy'·x, dy' being dy masked by the
+// bits; dy' is stored in scratch if it is not nil.
+func maskedSums(dy, x []float32, words []uint64, scratch []float32) (s, sx float64) {
+	if !hasFMA256 || !useAsmVec() {
+		return maskedSumsGo(dy, x, words, scratch)
+	}
+	n := len(dy)
+	x = x[:n]
+	full := min(len(words), n/64)
+	for w0 := 0; w0 < full; w0 += bnBlock / 64 {
+		nw := min(bnBlock/64, full-w0)
+		var sp *float32
+		if scratch != nil {
+			sp = &scratch[w0*64]
+		}
+		a, b := bnMaskedSumsAVX2(&dy[w0*64], &x[w0*64], &words[w0], nw, sp)
+		s += float64(a)
+		sx += float64(b)
+	}
+	if full*64 < n {
+		var sc []float32
+		if scratch != nil {
+			sc = scratch[full*64:]
+		}
+		a, b := maskedSumsGo(dy[full*64:], x[full*64:], words[full:], sc)
+		s += a
+		sx += b
+	}
+	return s, sx
+}
+
+// gradApplyBits computes dx = k0·dy' + k1·x + k2 (+ acc), dy' being dy
+// masked by the bits.
+func gradApplyBits(dx, dy, x []float32, words []uint64, acc []float32, k0, k1, k2 float32) {
+	n := len(dx)
+	full := min(len(words), n/64)
+	if !hasFMA256 || !useAsmVec() || full == 0 {
+		gradApplyBitsGo(dx, dy, x, words, acc, k0, k1, k2)
+		return
+	}
+	dy, x = dy[:n], x[:n]
+	var ap *float32
+	if acc != nil {
+		acc = acc[:n]
+		ap = &acc[0]
+	}
+	bnGradApplyBitsAVX2(&dx[0], &dy[0], &x[0], &words[0], full, ap, k0, k1, k2)
+	if acc != nil {
+		acc = acc[full*64:]
+	}
+	gradApplyBitsGo(dx[full*64:], dy[full*64:], x[full*64:], words[full:], acc, k0, k1, k2)
 }

@@ -3167,3 +3167,433 @@ sq_store:
 	VMOVUPS Y7, 224(DI)
 	VZEROUPPER
 	RET
+
+DATA bnBits<>+0(SB)/4, $1
+DATA bnBits<>+4(SB)/4, $2
+DATA bnBits<>+8(SB)/4, $4
+DATA bnBits<>+12(SB)/4, $8
+DATA bnBits<>+16(SB)/4, $16
+DATA bnBits<>+20(SB)/4, $32
+DATA bnBits<>+24(SB)/4, $64
+DATA bnBits<>+28(SB)/4, $128
+GLOBL bnBits<>(SB), RODATA|NOPTR, $32
+
+// func bnSumSqAVX2(x *float32, n int) (s, s2 float32)
+//
+// Returns the sums of x[i] and x[i]² for i < n, n a multiple of 16 (two
+// accumulators of 8 lanes each).
+TEXT ·bnSumSqAVX2(SB), NOSPLIT, $0-24
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	SHRQ $4, CX
+	JZ   bss_reduce
+bss_loop:
+	VMOVUPS (SI), Y4
+	VMOVUPS 32(SI), Y5
+	VADDPS Y4, Y0, Y0
+	VADDPS Y5, Y1, Y1
+	VFMADD231PS Y4, Y4, Y2
+	VFMADD231PS Y5, Y5, Y3
+	ADDQ $64, SI
+	DECQ CX
+	JNZ  bss_loop
+bss_reduce:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VEXTRACTF128 $1, Y2, X3
+	VADDPS X3, X2, X2
+	VHADDPS X2, X2, X2
+	VHADDPS X2, X2, X2
+	VZEROUPPER
+	MOVSS X0, s+16(FP)
+	MOVSS X2, s2+20(FP)
+	RET
+
+// func bnAffineAVX2(out, x, res *float32, n int, scale, shift float32, flags int)
+//
+// out[i] = x[i]*scale + shift (+ res[i] if flags&1) (max(·, 0) if flags&2,
+// keeping NaN) for i < n, n a multiple of 8.
+TEXT ·bnAffineAVX2(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ res+16(FP), DX
+	MOVQ n+24(FP), CX
+	VBROADCASTSS scale+32(FP), Y0
+	VBROADCASTSS shift+36(FP), Y1
+	MOVQ flags+40(FP), AX
+	VXORPS Y2, Y2, Y2
+	SHRQ $3, CX
+	JZ   baf_done
+baf_loop:
+	VMOVUPS (SI), Y3
+	VFMADD213PS Y1, Y0, Y3
+	TESTQ $1, AX
+	JZ   baf_nores
+	VADDPS (DX), Y3, Y3
+	ADDQ $32, DX
+baf_nores:
+	TESTQ $2, AX
+	JZ   baf_store
+	VMAXPS Y3, Y2, Y3
+baf_store:
+	VMOVUPS Y3, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  baf_loop
+baf_done:
+	VZEROUPPER
+	RET
+
+// func bnWriteMaskAVX2(words *uint64, out *float32, nw int)
+//
+// Sets bit i of words (bit i%64 of word i/64) where out[i] > 0 or is NaN,
+// for nw full words (64 values each).
+TEXT ·bnWriteMaskAVX2(SB), NOSPLIT, $0-24
+	MOVQ words+0(FP), DI
+	MOVQ out+8(FP), SI
+	MOVQ nw+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	TESTQ CX, CX
+	JZ   bwm_done
+bwm_loop:
+	XORQ R8, R8
+	VMOVUPS 0(SI), Y1
+	VCMPPS $9, Y1, Y0, Y2
+	VMOVMSKPS Y2, R9
+	ORQ R9, R8
+	VMOVUPS 32(SI), Y1
+	VCMPPS $9, Y1, Y0, Y2
+	VMOVMSKPS Y2, R9
+	SHLQ $8, R9
+	ORQ R9, R8
+	VMOVUPS 64(SI), Y1
+	VCMPPS $9, Y1, Y0, Y2
+	VMOVMSKPS Y2, R9
+	SHLQ $16, R9
+	ORQ R9, R8
+	VMOVUPS 96(SI), Y1
+	VCMPPS $9, Y1, Y0, Y2
+	VMOVMSKPS Y2, R9
+	SHLQ $24, R9
+	ORQ R9, R8
+	VMOVUPS 128(SI), Y1
+	VCMPPS $9, Y1, Y0, Y2
+	VMOVMSKPS Y2, R9
+	SHLQ $32, R9
+	ORQ R9, R8
+	VMOVUPS 160(SI), Y1
+	VCMPPS $9, Y1, Y0, Y2
+	VMOVMSKPS Y2, R9
+	SHLQ $40, R9
+	ORQ R9, R8
+	VMOVUPS 192(SI), Y1
+	VCMPPS $9, Y1, Y0, Y2
+	VMOVMSKPS Y2, R9
+	SHLQ $48, R9
+	ORQ R9, R8
+	VMOVUPS 224(SI), Y1
+	VCMPPS $9, Y1, Y0, Y2
+	VMOVMSKPS Y2, R9
+	SHLQ $56, R9
+	ORQ R9, R8
+	MOVQ R8, (DI)
+	ADDQ $8, DI
+	ADDQ $256, SI
+	DECQ CX
+	JNZ  bwm_loop
+bwm_done:
+	VZEROUPPER
+	RET
+
+// func bnMaskedSumsAVX2(dy, x *float32, words *uint64, nw int, scratch *float32) (s, sx float32)
+//
+// With dy' = dy where the bit of words is set, else 0, over nw full words
+// (64 values each): returns the sums of dy' and dy'·x, and stores dy' in
+// scratch unless it is nil.
+TEXT ·bnMaskedSumsAVX2(SB), NOSPLIT, $0-48
+	MOVQ dy+0(FP), SI
+	MOVQ x+8(FP), BX
+	MOVQ words+16(FP), R10
+	MOVQ nw+24(FP), CX
+	MOVQ scratch+32(FP), DI
+	VMOVDQU bnBits<>(SB), Y15
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	TESTQ CX, CX
+	JZ   bms_reduce
+bms_loop:
+	MOVQ (R10), R8
+	VMOVQ R8, X4
+	VPBROADCASTD X4, Y4
+	VPAND Y15, Y4, Y4
+	VPCMPEQD Y15, Y4, Y4
+	VANDPS 0(SI), Y4, Y5
+	VADDPS Y5, Y0, Y0
+	VFMADD231PS 0(BX), Y5, Y2
+	TESTQ DI, DI
+	JZ   bms_noscr0
+	VMOVUPS Y5, 0(DI)
+bms_noscr0:
+	SHRQ $8, R8
+	VMOVQ R8, X4
+	VPBROADCASTD X4, Y4
+	VPAND Y15, Y4, Y4
+	VPCMPEQD Y15, Y4, Y4
+	VANDPS 32(SI), Y4, Y5
+	VADDPS Y5, Y1, Y1
+	VFMADD231PS 32(BX), Y5, Y3
+	TESTQ DI, DI
+	JZ   bms_noscr1
+	VMOVUPS Y5, 32(DI)
+bms_noscr1:
+	SHRQ $8, R8
+	VMOVQ R8, X4
+	VPBROADCASTD X4, Y4
+	VPAND Y15, Y4, Y4
+	VPCMPEQD Y15, Y4, Y4
+	VANDPS 64(SI), Y4, Y5
+	VADDPS Y5, Y0, Y0
+	VFMADD231PS 64(BX), Y5, Y2
+	TESTQ DI, DI
+	JZ   bms_noscr2
+	VMOVUPS Y5, 64(DI)
+bms_noscr2:
+	SHRQ $8, R8
+	VMOVQ R8, X4
+	VPBROADCASTD X4, Y4
+	VPAND Y15, Y4, Y4
+	VPCMPEQD Y15, Y4, Y4
+	VANDPS 96(SI), Y4, Y5
+	VADDPS Y5, Y1, Y1
+	VFMADD231PS 96(BX), Y5, Y3
+	TESTQ DI, DI
+	JZ   bms_noscr3
+	VMOVUPS Y5, 96(DI)
+bms_noscr3:
+	SHRQ $8, R8
+	VMOVQ R8, X4
+	VPBROADCASTD X4, Y4
+	VPAND Y15, Y4, Y4
+	VPCMPEQD Y15, Y4, Y4
+	VANDPS 128(SI), Y4, Y5
+	VADDPS Y5, Y0, Y0
+	VFMADD231PS 128(BX), Y5, Y2
+	TESTQ DI, DI
+	JZ   bms_noscr4
+	VMOVUPS Y5, 128(DI)
+bms_noscr4:
+	SHRQ $8, R8
+	VMOVQ R8, X4
+	VPBROADCASTD X4, Y4
+	VPAND Y15, Y4, Y4
+	VPCMPEQD Y15, Y4, Y4
+	VANDPS 160(SI), Y4, Y5
+	VADDPS Y5, Y1, Y1
+	VFMADD231PS 160(BX), Y5, Y3
+	TESTQ DI, DI
+	JZ   bms_noscr5
+	VMOVUPS Y5, 160(DI)
+bms_noscr5:
+	SHRQ $8, R8
+	VMOVQ R8, X4
+	VPBROADCASTD X4, Y4
+	VPAND Y15, Y4, Y4
+	VPCMPEQD Y15, Y4, Y4
+	VANDPS 192(SI), Y4, Y5
+	VADDPS Y5, Y0, Y0
+	VFMADD231PS 192(BX), Y5, Y2
+	TESTQ DI, DI
+	JZ   bms_noscr6
+	VMOVUPS Y5, 192(DI)
+bms_noscr6:
+	SHRQ $8, R8
+	VMOVQ R8, X4
+	VPBROADCASTD X4, Y4
+	VPAND Y15, Y4, Y4
+	VPCMPEQD Y15, Y4, Y4
+	VANDPS 224(SI), Y4, Y5
+	VADDPS Y5, Y1, Y1
+	VFMADD231PS 224(BX), Y5, Y3
+	TESTQ DI, DI
+	JZ   bms_noscr7
+	VMOVUPS Y5, 224(DI)
+bms_noscr7:
+	ADDQ $8, R10
+	ADDQ $256, SI
+	ADDQ $256, BX
+	TESTQ DI, DI
+	JZ   bms_next
+	ADDQ $256, DI
+bms_next:
+	DECQ CX
+	JNZ  bms_loop
+bms_reduce:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VEXTRACTF128 $1, Y2, X3
+	VADDPS X3, X2, X2
+	VHADDPS X2, X2, X2
+	VHADDPS X2, X2, X2
+	VZEROUPPER
+	MOVSS X0, s+40(FP)
+	MOVSS X2, sx+44(FP)
+	RET
+
+// func bnGradApplyBitsAVX2(dx, dy, x *float32, words *uint64, nw int, acc *float32, k0, k1, k2 float32)
+//
+// dx = k0·dy' + k1·x + k2 (+ acc unless acc is nil), dy' being dy masked by
+// the bits of words, over nw full words (64 values each).
+TEXT ·bnGradApplyBitsAVX2(SB), NOSPLIT, $0-60
+	MOVQ dx+0(FP), DI
+	MOVQ dy+8(FP), SI
+	MOVQ x+16(FP), BX
+	MOVQ words+24(FP), R10
+	MOVQ nw+32(FP), CX
+	MOVQ acc+40(FP), DX
+	VBROADCASTSS k0+48(FP), Y12
+	VBROADCASTSS k1+52(FP), Y13
+	VBROADCASTSS k2+56(FP), Y14
+	VMOVDQU bnBits<>(SB), Y15
+	TESTQ CX, CX
+	JZ   bga_done
+bga_loop:
+	MOVQ (R10), R8
+	VMOVQ R8, X4
+	VPBROADCASTD X4, Y4
+	VPAND Y15, Y4, Y4
+	VPCMPEQD Y15, Y4, Y4
+	VANDPS 0(SI), Y4, Y5
+	VMOVAPS Y14, Y6
+	VFMADD231PS Y5, Y12, Y6
+	VFMADD231PS 0(BX), Y13, Y6
+	TESTQ DX, DX
+	JZ   bga_noacc0
+	VADDPS 0(DX), Y6, Y6
+bga_noacc0:
+	VMOVUPS Y6, 0(DI)
+	SHRQ $8, R8
+	VMOVQ R8, X4
+	VPBROADCASTD X4, Y4
+	VPAND Y15, Y4, Y4
+	VPCMPEQD Y15, Y4, Y4
+	VANDPS 32(SI), Y4, Y5
+	VMOVAPS Y14, Y6
+	VFMADD231PS Y5, Y12, Y6
+	VFMADD231PS 32(BX), Y13, Y6
+	TESTQ DX, DX
+	JZ   bga_noacc1
+	VADDPS 32(DX), Y6, Y6
+bga_noacc1:
+	VMOVUPS Y6, 32(DI)
+	SHRQ $8, R8
+	VMOVQ R8, X4
+	VPBROADCASTD X4, Y4
+	VPAND Y15, Y4, Y4
+	VPCMPEQD Y15, Y4, Y4
+	VANDPS 64(SI), Y4, Y5
+	VMOVAPS Y14, Y6
+	VFMADD231PS Y5, Y12, Y6
+	VFMADD231PS 64(BX), Y13, Y6
+	TESTQ DX, DX
+	JZ   bga_noacc2
+	VADDPS 64(DX), Y6, Y6
+bga_noacc2:
+	VMOVUPS Y6, 64(DI)
+	SHRQ $8, R8
+	VMOVQ R8, X4
+	VPBROADCASTD X4, Y4
+	VPAND Y15, Y4, Y4
+	VPCMPEQD Y15, Y4, Y4
+	VANDPS 96(SI), Y4, Y5
+	VMOVAPS Y14, Y6
+	VFMADD231PS Y5, Y12, Y6
+	VFMADD231PS 96(BX), Y13, Y6
+	TESTQ DX, DX
+	JZ   bga_noacc3
+	VADDPS 96(DX), Y6, Y6
+bga_noacc3:
+	VMOVUPS Y6, 96(DI)
+	SHRQ $8, R8
+	VMOVQ R8, X4
+	VPBROADCASTD X4, Y4
+	VPAND Y15, Y4, Y4
+	VPCMPEQD Y15, Y4, Y4
+	VANDPS 128(SI), Y4, Y5
+	VMOVAPS Y14, Y6
+	VFMADD231PS Y5, Y12, Y6
+	VFMADD231PS 128(BX), Y13, Y6
+	TESTQ DX, DX
+	JZ   bga_noacc4
+	VADDPS 128(DX), Y6, Y6
+bga_noacc4:
+	VMOVUPS Y6, 128(DI)
+	SHRQ $8, R8
+	VMOVQ R8, X4
+	VPBROADCASTD X4, Y4
+	VPAND Y15, Y4, Y4
+	VPCMPEQD Y15, Y4, Y4
+	VANDPS 160(SI), Y4, Y5
+	VMOVAPS Y14, Y6
+	VFMADD231PS Y5, Y12, Y6
+	VFMADD231PS 160(BX), Y13, Y6
+	TESTQ DX, DX
+	JZ   bga_noacc5
+	VADDPS 160(DX), Y6, Y6
+bga_noacc5:
+	VMOVUPS Y6, 160(DI)
+	SHRQ $8, R8
+	VMOVQ R8, X4
+	VPBROADCASTD X4, Y4
+	VPAND Y15, Y4, Y4
+	VPCMPEQD Y15, Y4, Y4
+	VANDPS 192(SI), Y4, Y5
+	VMOVAPS Y14, Y6
+	VFMADD231PS Y5, Y12, Y6
+	VFMADD231PS 192(BX), Y13, Y6
+	TESTQ DX, DX
+	JZ   bga_noacc6
+	VADDPS 192(DX), Y6, Y6
+bga_noacc6:
+	VMOVUPS Y6, 192(DI)
+	SHRQ $8, R8
+	VMOVQ R8, X4
+	VPBROADCASTD X4, Y4
+	VPAND Y15, Y4, Y4
+	VPCMPEQD Y15, Y4, Y4
+	VANDPS 224(SI), Y4, Y5
+	VMOVAPS Y14, Y6
+	VFMADD231PS Y5, Y12, Y6
+	VFMADD231PS 224(BX), Y13, Y6
+	TESTQ DX, DX
+	JZ   bga_noacc7
+	VADDPS 224(DX), Y6, Y6
+bga_noacc7:
+	VMOVUPS Y6, 224(DI)
+	ADDQ $8, R10
+	ADDQ $256, SI
+	ADDQ $256, BX
+	ADDQ $256, DI
+	TESTQ DX, DX
+	JZ   bga_next
+	ADDQ $256, DX
+bga_next:
+	DECQ CX
+	JNZ  bga_loop
+bga_done:
+	VZEROUPPER
+	RET

@@ -10,3 +10,19 @@ func dotVec(x, y []float32) float32 { return dotGo(x, y) }
 
 // axpyVec computes y[i] += a*x[i] over len(y) (len(x) >= len(y)).
 func axpyVec(a float32, x, y []float32) { axpyGo(a, x, y) }
+
+func sumAndSquares(x []float32) (s, s2 float64) { return sumAndSquaresGo(x) }
+
+func affinePlane(out, x, res []float32, scale, shift float32, relu bool) {
+	affinePlaneGo(out, x, res, scale, shift, relu)
+}
+
+func writeMask(words []uint64, out []float32) { writeMaskGo(words, out) }
+
+func maskedSums(dy, x []float32, words []uint64, scratch []float32) (s, sx float64) {
+	return maskedSumsGo(dy, x, words, scratch)
+}
+
+func gradApplyBits(dx, dy, x []float32, words []uint64, acc []float32, k0, k1, k2 float32) {
+	gradApplyBitsGo(dx, dy, x, words, acc, k0, k1, k2)
+}

@@ -975,3 +975,240 @@ S_.append('''	VZEROUPPER
 ''')
 with open(OUT, 'a') as f:
     f.write(''.join(S_))
+
+# ---------------- BatchNorm training helpers (AVX2 + FMA) ----------------
+# Memory-bound per-plane loops of train_bn.go. The ReLU masks are bit sets
+# (bit i of word i/64); a byte of a word becomes a lane mask by
+# broadcasting it, AND-ing with bnBits (1, 2, ..., 128) and comparing.
+B_ = ['''
+DATA bnBits<>+0(SB)/4, $1
+DATA bnBits<>+4(SB)/4, $2
+DATA bnBits<>+8(SB)/4, $4
+DATA bnBits<>+12(SB)/4, $8
+DATA bnBits<>+16(SB)/4, $16
+DATA bnBits<>+20(SB)/4, $32
+DATA bnBits<>+24(SB)/4, $64
+DATA bnBits<>+28(SB)/4, $128
+GLOBL bnBits<>(SB), RODATA|NOPTR, $32
+
+// func bnSumSqAVX2(x *float32, n int) (s, s2 float32)
+//
+// Returns the sums of x[i] and x[i]² for i < n, n a multiple of 16 (two
+// accumulators of 8 lanes each).
+TEXT ·bnSumSqAVX2(SB), NOSPLIT, $0-24
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	SHRQ $4, CX
+	JZ   bss_reduce
+bss_loop:
+	VMOVUPS (SI), Y4
+	VMOVUPS 32(SI), Y5
+	VADDPS Y4, Y0, Y0
+	VADDPS Y5, Y1, Y1
+	VFMADD231PS Y4, Y4, Y2
+	VFMADD231PS Y5, Y5, Y3
+	ADDQ $64, SI
+	DECQ CX
+	JNZ  bss_loop
+bss_reduce:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VEXTRACTF128 $1, Y2, X3
+	VADDPS X3, X2, X2
+	VHADDPS X2, X2, X2
+	VHADDPS X2, X2, X2
+	VZEROUPPER
+	MOVSS X0, s+16(FP)
+	MOVSS X2, s2+20(FP)
+	RET
+
+// func bnAffineAVX2(out, x, res *float32, n int, scale, shift float32, flags int)
+//
+// out[i] = x[i]*scale + shift (+ res[i] if flags&1) (max(·, 0) if flags&2,
+// keeping NaN) for i < n, n a multiple of 8.
+TEXT ·bnAffineAVX2(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ res+16(FP), DX
+	MOVQ n+24(FP), CX
+	VBROADCASTSS scale+32(FP), Y0
+	VBROADCASTSS shift+36(FP), Y1
+	MOVQ flags+40(FP), AX
+	VXORPS Y2, Y2, Y2
+	SHRQ $3, CX
+	JZ   baf_done
+baf_loop:
+	VMOVUPS (SI), Y3
+	VFMADD213PS Y1, Y0, Y3
+	TESTQ $1, AX
+	JZ   baf_nores
+	VADDPS (DX), Y3, Y3
+	ADDQ $32, DX
+baf_nores:
+	TESTQ $2, AX
+	JZ   baf_store
+	VMAXPS Y3, Y2, Y3
+baf_store:
+	VMOVUPS Y3, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  baf_loop
+baf_done:
+	VZEROUPPER
+	RET
+
+// func bnWriteMaskAVX2(words *uint64, out *float32, nw int)
+//
+// Sets bit i of words (bit i%64 of word i/64) where out[i] > 0 or is NaN,
+// for nw full words (64 values each).
+TEXT ·bnWriteMaskAVX2(SB), NOSPLIT, $0-24
+	MOVQ words+0(FP), DI
+	MOVQ out+8(FP), SI
+	MOVQ nw+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	TESTQ CX, CX
+	JZ   bwm_done
+bwm_loop:
+	XORQ R8, R8
+''']
+for j in range(8):
+    B_.append(f'''	VMOVUPS {32*j}(SI), Y1
+	VCMPPS $9, Y1, Y0, Y2
+	VMOVMSKPS Y2, R9
+''')
+    if j:
+        B_.append(f'\tSHLQ ${8*j}, R9\n')
+    B_.append('\tORQ R9, R8\n')
+B_.append('''	MOVQ R8, (DI)
+	ADDQ $8, DI
+	ADDQ $256, SI
+	DECQ CX
+	JNZ  bwm_loop
+bwm_done:
+	VZEROUPPER
+	RET
+
+// func bnMaskedSumsAVX2(dy, x *float32, words *uint64, nw int, scratch *float32) (s, sx float32)
+//
+// With dy' = dy where the bit of words is set, else 0, over nw full words
+// (64 values each): returns the sums of dy' and dy'·x, and stores dy' in
+// scratch unless it is nil.
+TEXT ·bnMaskedSumsAVX2(SB), NOSPLIT, $0-48
+	MOVQ dy+0(FP), SI
+	MOVQ x+8(FP), BX
+	MOVQ words+16(FP), R10
+	MOVQ nw+24(FP), CX
+	MOVQ scratch+32(FP), DI
+	VMOVDQU bnBits<>(SB), Y15
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	TESTQ CX, CX
+	JZ   bms_reduce
+bms_loop:
+	MOVQ (R10), R8
+''')
+for j in range(8):
+    a, d = (0, 2) if j % 2 == 0 else (1, 3)
+    B_.append(f'''	VMOVQ R8, X4
+	VPBROADCASTD X4, Y4
+	VPAND Y15, Y4, Y4
+	VPCMPEQD Y15, Y4, Y4
+	VANDPS {32*j}(SI), Y4, Y5
+	VADDPS Y5, Y{a}, Y{a}
+	VFMADD231PS {32*j}(BX), Y5, Y{d}
+	TESTQ DI, DI
+	JZ   bms_noscr{j}
+	VMOVUPS Y5, {32*j}(DI)
+bms_noscr{j}:
+''')
+    if j < 7:
+        B_.append('\tSHRQ $8, R8\n')
+B_.append('''	ADDQ $8, R10
+	ADDQ $256, SI
+	ADDQ $256, BX
+	TESTQ DI, DI
+	JZ   bms_next
+	ADDQ $256, DI
+bms_next:
+	DECQ CX
+	JNZ  bms_loop
+bms_reduce:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VEXTRACTF128 $1, Y2, X3
+	VADDPS X3, X2, X2
+	VHADDPS X2, X2, X2
+	VHADDPS X2, X2, X2
+	VZEROUPPER
+	MOVSS X0, s+40(FP)
+	MOVSS X2, sx+44(FP)
+	RET
+
+// func bnGradApplyBitsAVX2(dx, dy, x *float32, words *uint64, nw int, acc *float32, k0, k1, k2 float32)
+//
+// dx = k0·dy' + k1·x + k2 (+ acc unless acc is nil), dy' being dy masked by
+// the bits of words, over nw full words (64 values each).
+TEXT ·bnGradApplyBitsAVX2(SB), NOSPLIT, $0-60
+	MOVQ dx+0(FP), DI
+	MOVQ dy+8(FP), SI
+	MOVQ x+16(FP), BX
+	MOVQ words+24(FP), R10
+	MOVQ nw+32(FP), CX
+	MOVQ acc+40(FP), DX
+	VBROADCASTSS k0+48(FP), Y12
+	VBROADCASTSS k1+52(FP), Y13
+	VBROADCASTSS k2+56(FP), Y14
+	VMOVDQU bnBits<>(SB), Y15
+	TESTQ CX, CX
+	JZ   bga_done
+bga_loop:
+	MOVQ (R10), R8
+''')
+for j in range(8):
+    B_.append(f'''	VMOVQ R8, X4
+	VPBROADCASTD X4, Y4
+	VPAND Y15, Y4, Y4
+	VPCMPEQD Y15, Y4, Y4
+	VANDPS {32*j}(SI), Y4, Y5
+	VMOVAPS Y14, Y6
+	VFMADD231PS Y5, Y12, Y6
+	VFMADD231PS {32*j}(BX), Y13, Y6
+	TESTQ DX, DX
+	JZ   bga_noacc{j}
+	VADDPS {32*j}(DX), Y6, Y6
+bga_noacc{j}:
+	VMOVUPS Y6, {32*j}(DI)
+''')
+    if j < 7:
+        B_.append('\tSHRQ $8, R8\n')
+B_.append('''	ADDQ $8, R10
+	ADDQ $256, SI
+	ADDQ $256, BX
+	ADDQ $256, DI
+	TESTQ DX, DX
+	JZ   bga_next
+	ADDQ $256, DX
+bga_next:
+	DECQ CX
+	JNZ  bga_loop
+bga_done:
+	VZEROUPPER
+	RET
+''')
+with open(OUT, 'a') as f:
+    f.write(''.join(B_))

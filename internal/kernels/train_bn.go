@@ -415,8 +415,8 @@ func (j *bnJob) shortcutPlane(u int) []float32 {
 // added into float64 totals: the error is that of a 64-term float32 sum.
 const sumBlock = 256
 
-// sumAndSquares returns the sums of x and x².
-func sumAndSquares(x []float32) (s, s2 float64) {
+// sumAndSquaresGo returns the sums of x and x².
+func sumAndSquaresGo(x []float32) (s, s2 float64) {
 	for len(x) > 0 {
 		blk := x[:min(sumBlock, len(x))]
 		x = x[len(blk):]
@@ -509,11 +509,11 @@ func gradSums(dy, x, out, scratch []float32) (s, sx float64) {
 	return dotSums(scratch, x)
 }
 
-// writeMask sets bit i of words (bit i%64 of word i/64) when out[i] > 0.
+// writeMaskGo sets bit i of words (bit i%64 of word i/64) when out[i] > 0.
 // out is a ReLU output (+0, positive, +Inf or NaN), so (bits+0x7FFFFFFF)>>31
 // is 0 for +0 and 1 otherwise (NaN counts as positive, which only matters
 // for a step that fails on its non-finite loss anyway).
-func writeMask(words []uint64, out []float32) {
+func writeMaskGo(words []uint64, out []float32) {
 	pos := func(v float32) uint32 { return (math.Float32bits(v) + 0x7FFFFFFF) >> 31 }
 	for k := range words {
 		blk := out[k*64 : min((k+1)*64, len(out))]
@@ -538,9 +538,9 @@ func maskBit(g float32, w uint64, k uint) float32 {
 	return math.Float32frombits(math.Float32bits(g) & m)
 }
 
-// maskedSums returns the sums of dy' and dy'·x, dy' being dy masked by the
+// maskedSumsGo returns the sums of dy' and dy'·x, dy' being dy masked by the
 // bits; dy' is stored in scratch if it is not nil.
-func maskedSums(dy, x []float32, words []uint64, scratch []float32) (s, sx float64) {
+func maskedSumsGo(dy, x []float32, words []uint64, scratch []float32) (s, sx float64) {
 	n := len(dy)
 	x = x[:n]
 	for k, w := range words {
@@ -573,9 +573,9 @@ func maskedSums(dy, x []float32, words []uint64, scratch []float32) (s, sx float
 	return s, sx
 }
 
-// gradApplyBits computes dx = k0·dy' + k1·x + k2 (+ acc), dy' being dy
+// gradApplyBitsGo computes dx = k0·dy' + k1·x + k2 (+ acc), dy' being dy
 // masked by the bits.
-func gradApplyBits(dx, dy, x []float32, words []uint64, acc []float32, k0, k1, k2 float32) {
+func gradApplyBitsGo(dx, dy, x []float32, words []uint64, acc []float32, k0, k1, k2 float32) {
 	n := len(dx)
 	dy, x = dy[:n], x[:n]
 	for k, w := range words {
@@ -623,9 +623,9 @@ func gradApplyPlane(dx, dy, x, out, acc []float32, k0, k1, k2 float32) {
 	}
 }
 
-// affinePlane computes out = act(x·scale + shift + res) (res may be nil).
+// affinePlaneGo computes out = act(x·scale + shift + res) (res may be nil).
 // ReLU keeps NaN, as ReLU does.
-func affinePlane(out, x, res []float32, scale, shift float32, relu bool) {
+func affinePlaneGo(out, x, res []float32, scale, shift float32, relu bool) {
 	x = x[:len(out)]
 	switch {
 	case res != nil && relu:
