@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/resnetctl/resnetctl/internal/numfmt"
 	"github.com/resnetctl/resnetctl/models"
 )
 
@@ -86,24 +87,6 @@ func roleOf(name, dirHint string) binRole {
 	return binRole{}
 }
 
-// commas formats n with thousands separators: 30,730,000.
-func commas(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
-
 // detectFormat picks the record kind of a file of size bytes with no
 // official name: the one kind it is a whole number of records of.
 func detectFormat(name string, size int64) (Format, error) {
@@ -116,9 +99,9 @@ func detectFormat(name string, size int64) (Format, error) {
 	case ok100 && !ok10:
 		return FormatCIFAR100, nil
 	case ok10 && ok100:
-		return "", fmt.Errorf("%s: %s bytes is a whole number of both CIFAR-10 (3,073-byte) and CIFAR-100 (3,074-byte) records; say which (Options.Format)", name, commas(size))
+		return "", fmt.Errorf("%s: %s bytes is a whole number of both CIFAR-10 (3,073-byte) and CIFAR-100 (3,074-byte) records; say which (Options.Format)", name, numfmt.Commas(size))
 	}
-	return "", fmt.Errorf("%s: %s bytes is not a whole number of CIFAR-10 (3,073-byte) or CIFAR-100 (3,074-byte) records", name, commas(size))
+	return "", fmt.Errorf("%s: %s bytes is not a whole number of CIFAR-10 (3,073-byte) or CIFAR-100 (3,074-byte) records", name, numfmt.Commas(size))
 }
 
 // checkSize checks a file's size before its records are read.
@@ -129,11 +112,11 @@ func checkSize(name string, size int64, f Format, role binRole, anyCount bool) e
 	}
 	if size%rb != 0 {
 		return fmt.Errorf("%s: %s bytes is not a whole number of %s-byte %s records (%s records and %s bytes over)",
-			name, commas(size), commas(rb), f.title(), commas(size/rb), commas(size%rb))
+			name, numfmt.Commas(size), numfmt.Commas(rb), f.title(), numfmt.Commas(size/rb), numfmt.Commas(size%rb))
 	}
 	if role.want > 0 && !anyCount && size/rb != int64(role.want) {
 		return fmt.Errorf("%s: %s records; the official file has %s (a truncated or altered copy? Options.AnyCount accepts it)",
-			name, commas(size/rb), commas(int64(role.want)))
+			name, numfmt.Commas(size/rb), numfmt.Commas(int64(role.want)))
 	}
 	return nil
 }
@@ -143,7 +126,7 @@ func checkSize(name string, size int64, f Format, role binRole, anyCount bool) e
 func appendRecords(d *Dataset, name string, data []byte, f Format, coarse bool) error {
 	rb := f.recordBytes()
 	if len(data)%rb != 0 {
-		return fmt.Errorf("%s: %s bytes is not a whole number of %s-byte %s records", name, commas(int64(len(data))), commas(int64(rb)), f.title())
+		return fmt.Errorf("%s: %s bytes is not a whole number of %s-byte %s records", name, numfmt.Commas(int64(len(data))), numfmt.Commas(int64(rb)), f.title())
 	}
 	n := len(data) / rb
 	first := d.Len()
@@ -155,17 +138,17 @@ func appendRecords(d *Dataset, name string, data []byte, f Format, coarse bool) 
 		if f == FormatCIFAR100 {
 			c, fine := int(rec[0]), int(rec[1])
 			if c >= 20 {
-				return fmt.Errorf("%s: record %s: coarse label %d, but CIFAR-100 has 20 superclasses", name, commas(int64(i)), c)
+				return fmt.Errorf("%s: record %s: coarse label %d, but CIFAR-100 has 20 superclasses", name, numfmt.Commas(int64(i)), c)
 			}
 			if fine >= 100 {
-				return fmt.Errorf("%s: record %s: fine label %d, but CIFAR-100 has 100 classes", name, commas(int64(i)), fine)
+				return fmt.Errorf("%s: record %s: fine label %d, but CIFAR-100 has 100 classes", name, numfmt.Commas(int64(i)), fine)
 			}
 			label = fine
 			if coarse {
 				label = c
 			}
 		} else if label = int(rec[0]); label >= 10 {
-			return fmt.Errorf("%s: record %s: label %d, but CIFAR-10 has 10 classes", name, commas(int64(i)), label)
+			return fmt.Errorf("%s: record %s: label %d, but CIFAR-10 has 10 classes", name, numfmt.Commas(int64(i)), label)
 		}
 		d.Labels = append(d.Labels, label)
 		d.Pixels = append(d.Pixels, rec[rb-ImageBytes:]...)

@@ -311,11 +311,3 @@ func gzipBytes(t testing.TB, data []byte) []byte {
 	gz.Close()
 	return b.Bytes()
 }
-
-func TestCommas(t *testing.T) {
-	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 30730000: "30,730,000", -12345: "-12,345"} {
-		if got := commas(n); got != want {
-			t.Errorf("commas(%d) = %q, want %q", n, got, want)
-		}
-	}
-}

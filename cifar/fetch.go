@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/resnetctl/resnetctl/internal/numfmt"
 )
 
 // Release is an official archive: where it is and what it must be.
@@ -254,14 +256,14 @@ func download(ctx context.Context, opts FetchOptions, rel Release, part string) 
 		if total <= 0 {
 			total = resp.ContentLength
 		} else if resp.ContentLength >= 0 && resp.ContentLength != total {
-			return &permanentError{fmt.Errorf("the server sends %s bytes; the archive has %s", commas(resp.ContentLength), commas(total))}
+			return &permanentError{fmt.Errorf("the server sends %s bytes; the archive has %s", numfmt.Commas(resp.ContentLength), numfmt.Commas(total))}
 		}
 	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && have > 0:
 		// The partial file is no prefix of what the server has.
 		if err := restart(f); err != nil {
 			return err
 		}
-		return fmt.Errorf("the server refused to resume at byte %s; starting over", commas(have))
+		return fmt.Errorf("the server refused to resume at byte %s; starting over", numfmt.Commas(have))
 	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
 		return fmt.Errorf("server error: %s", resp.Status)
 	default:
@@ -280,7 +282,7 @@ func download(ctx context.Context, opts FetchOptions, rel Release, part string) 
 		if n > 0 {
 			if total > 0 && done+int64(n) > total {
 				restart(f)
-				return &permanentError{fmt.Errorf("the server sends more than the archive's %s bytes", commas(total))}
+				return &permanentError{fmt.Errorf("the server sends more than the archive's %s bytes", numfmt.Commas(total))}
 			}
 			if _, err := f.Write(buf[:n]); err != nil {
 				return &permanentError{err}
@@ -294,11 +296,11 @@ func download(ctx context.Context, opts FetchOptions, rel Release, part string) 
 			break
 		}
 		if rerr != nil {
-			return fmt.Errorf("after %s bytes: %w", commas(done), rerr)
+			return fmt.Errorf("after %s bytes: %w", numfmt.Commas(done), rerr)
 		}
 	}
 	if total > 0 && done != total {
-		return fmt.Errorf("the transfer ended at %s of %s bytes", commas(done), commas(total))
+		return fmt.Errorf("the transfer ended at %s of %s bytes", numfmt.Commas(done), numfmt.Commas(total))
 	}
 	return f.Sync()
 }
@@ -368,7 +370,7 @@ func verifyFile(p string, rel Release) error {
 		return err
 	}
 	if rel.Size > 0 && n != rel.Size {
-		return fmt.Errorf("%s has %s bytes, want %s", filepath.Base(p), commas(n), commas(rel.Size))
+		return fmt.Errorf("%s has %s bytes, want %s", filepath.Base(p), numfmt.Commas(n), numfmt.Commas(rel.Size))
 	}
 	if got := hex.EncodeToString(s.Sum(nil)); rel.SHA256 != "" && got != rel.SHA256 {
 		return fmt.Errorf("%s: sha256 %s, want %s", filepath.Base(p), got, rel.SHA256)

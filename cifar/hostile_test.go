@@ -10,22 +10,12 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/resnetctl/resnetctl/internal/imgproc"
+	"github.com/resnetctl/resnetctl/internal/memcap"
 )
-
-// allocDuring returns the bytes allocated while f runs (TotalAlloc:
-// freed or not).
-func allocDuring(f func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	f()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
 
 // pngBomb is a PNG signature and IHDR chunk claiming w×h RGB pixels, and
 // nothing more.
@@ -123,13 +113,11 @@ func TestHugeMemberClaims(t *testing.T) {
 			data := hugeMemberTar(t, c.member, c.size)
 			p := writeFile(t, filepath.Join(t.TempDir(), "x.tar"), data)
 			var err error
-			alloc := allocDuring(func() { _, err = Load(context.Background(), p, c.opts) })
+			alloc := memcap.Allocated(func() { _, err = Load(context.Background(), p, c.opts) })
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("error %v, want %q", err, c.want)
 			}
-			if limit := uint64(16<<20 + 64*len(data)); alloc > limit {
-				t.Errorf("allocated %d bytes for a %d-byte archive (limit %d)", alloc, len(data), limit)
-			}
+			memcap.Check(t, alloc, memcap.Limit(16<<20, len(data)), "for a %d-byte archive", len(data))
 		})
 	}
 }
@@ -146,28 +134,24 @@ func TestImageBombs(t *testing.T) {
 	for _, p := range []string{filepath.Join(dir, "folder"), archive} {
 		t.Run(filepath.Base(p), func(t *testing.T) {
 			var err error
-			alloc := allocDuring(func() { _, err = Load(context.Background(), p, Options{Split: "test", Workers: 1}) })
+			alloc := memcap.Allocated(func() { _, err = Load(context.Background(), p, Options{Split: "test", Workers: 1}) })
 			if !errors.Is(err, imgproc.ErrTooLarge) || !strings.Contains(err.Error(), "test/b/bomb.png: image too large: 100000x100000 is 10000000000 pixels") {
 				t.Errorf("error %v, want the bomb refused", err)
 			}
-			if alloc > 16<<20 {
-				t.Errorf("allocated %d bytes", alloc)
-			}
+			memcap.Check(t, alloc, 16<<20, "refusing the bomb")
 		})
 	}
 	// An image file over the decoder's byte limit is not read whole.
 	big := filepath.Join(dir, "big", "test", "a", "big.png")
 	writeFile(t, big, append(pngBomb(10, 10), make([]byte, 8<<20)...))
 	var err error
-	alloc := allocDuring(func() {
+	alloc := memcap.Allocated(func() {
 		_, err = Load(context.Background(), filepath.Join(dir, "big"), Options{Workers: 1, Decoder: imgproc.Decoder{MaxBytes: 1 << 20}})
 	})
 	if !errors.Is(err, imgproc.ErrTooLarge) || !strings.Contains(err.Error(), "over the limit of 1048576") {
 		t.Errorf("big file: %v", err)
 	}
-	if alloc > 4<<20 {
-		t.Errorf("big file: allocated %d bytes reading it", alloc)
-	}
+	memcap.Check(t, alloc, 4<<20, "reading the big file")
 	if _, err := os.Stat(big); err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/resnetctl/resnetctl/internal/imgproc"
+	"github.com/resnetctl/resnetctl/internal/numfmt"
 )
 
 // Options say what to read from a data set and how.
@@ -364,7 +365,7 @@ func (s *Source) buildBinary(where string, members []binMember, meta map[string]
 			}
 		}
 		if int64(len(data)) != m.size {
-			return fmt.Errorf("%s: %s bytes read, %s expected (the file changed?)", m.name, commas(int64(len(data))), commas(m.size))
+			return fmt.Errorf("%s: %s bytes read, %s expected (the file changed?)", m.name, numfmt.Commas(int64(len(data))), numfmt.Commas(m.size))
 		}
 		if err := appendRecords(d, m.name, data, f, s.opts.Coarse); err != nil {
 			return err

@@ -2,14 +2,12 @@ package onnximport_test
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
 	onnximport "github.com/resnetctl/resnetctl/import"
 	"github.com/resnetctl/resnetctl/internal/hostileonnx"
+	"github.com/resnetctl/resnetctl/internal/memcap"
 )
 
 // TestHostileModels imports every file of the hostile corpus
@@ -65,30 +63,15 @@ func TestHostileModels(t *testing.T) {
 			if !ok {
 				t.Fatalf("no expected error for hostile case %s", c.Name)
 			}
-			root := t.TempDir()
-			dir, outside := filepath.Join(root, "model"), filepath.Join(root, "outside")
-			for _, d := range []string{dir, outside} {
-				if err := os.Mkdir(d, 0o755); err != nil {
-					t.Fatal(err)
-				}
-			}
-			path := filepath.Join(dir, "model.onnx")
-			if err := os.WriteFile(path, c.Model, 0o644); err != nil {
+			path, err := c.Install(t.TempDir())
+			if err != nil {
 				t.Fatal(err)
 			}
-			if c.Setup != nil {
-				if err := c.Setup(dir, outside); err != nil {
-					t.Fatal(err)
-				}
-			}
-			var err error
-			alloc := allocDuring(func() { _, _, err = onnximport.Load(path) })
+			alloc := memcap.Allocated(func() { _, _, err = onnximport.Load(path) })
 			if err == nil || !errors.Is(err, w.is) || !strings.Contains(err.Error(), w.want) {
 				t.Errorf("error %v\nwant %v containing %q", err, w.is, w.want)
 			}
-			if limit := uint64(64<<20 + 64*len(c.Model)); alloc > limit {
-				t.Errorf("allocated %d bytes importing a %d-byte file (limit %d)", alloc, len(c.Model), limit)
-			}
+			memcap.Check(t, alloc, memcap.Limit(64<<20, len(c.Model)), "importing a %d-byte file", len(c.Model))
 		})
 	}
 	// The unspoiled base is refused only for what it is (no classifier).
@@ -100,13 +83,4 @@ func TestHostileModels(t *testing.T) {
 			t.Errorf("expected error for %s, which is not in the corpus", name)
 		}
 	}
-}
-
-// allocDuring returns the bytes allocated while f runs.
-func allocDuring(f func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	f()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
 }

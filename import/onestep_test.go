@@ -2,7 +2,6 @@ package onnximport_test
 
 import (
 	"context"
-	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"github.com/resnetctl/resnetctl/build"
 	"github.com/resnetctl/resnetctl/export"
 	onnximport "github.com/resnetctl/resnetctl/import"
+	"github.com/resnetctl/resnetctl/internal/testmodel"
 	"github.com/resnetctl/resnetctl/models"
 	"github.com/resnetctl/resnetctl/train"
 )
@@ -108,11 +108,11 @@ func TestImportTrainExportReimport(t *testing.T) {
 				}
 				for _, p := range m.Graph.Params {
 					q := g2.Param(p.Name)
-					if q == nil || !bitsEqual(q.Data, p.Data) {
+					if q == nil || !testmodel.BitsEqual(q.Data, p.Data) {
 						t.Errorf("%s: the re-import is not the trained weight", p.Name)
 					}
 				}
-				changed := func(name string) bool { return !bitsEqual(g2.Param(name).Data, orig[name]) }
+				changed := func(name string) bool { return !testmodel.BitsEqual(g2.Param(name).Data, orig[name]) }
 				if !changed(f.head) {
 					t.Errorf("%s: the head did not change", f.head)
 				}
@@ -156,16 +156,4 @@ func isHead(g *build.Graph, name string) bool {
 		}
 	}
 	return head != nil && (head.Params[0] == name || head.Params[1] == name)
-}
-
-func bitsEqual(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
-			return false
-		}
-	}
-	return true
 }

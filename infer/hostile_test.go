@@ -2,13 +2,11 @@ package infer
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/resnetctl/resnetctl/internal/hostileonnx"
+	"github.com/resnetctl/resnetctl/internal/memcap"
 )
 
 // hostileWant is the error each hostile file must give: a substring that
@@ -71,24 +69,11 @@ func TestHostileModels(t *testing.T) {
 			if !ok {
 				t.Fatalf("no expected error for hostile case %s", c.Name)
 			}
-			root := t.TempDir()
-			dir, outside := filepath.Join(root, "model"), filepath.Join(root, "outside")
-			for _, d := range []string{dir, outside} {
-				if err := os.Mkdir(d, 0o755); err != nil {
-					t.Fatal(err)
-				}
-			}
-			path := filepath.Join(dir, "model.onnx")
-			if err := os.WriteFile(path, c.Model, 0o644); err != nil {
+			path, err := c.Install(t.TempDir())
+			if err != nil {
 				t.Fatal(err)
 			}
-			if c.Setup != nil {
-				if err := c.Setup(dir, outside); err != nil {
-					t.Fatal(err)
-				}
-			}
-			var err error
-			alloc := allocDuring(func() {
+			alloc := memcap.Allocated(func() {
 				var s *Session
 				if s, err = Load(path, Options{Threads: 1}); err == nil {
 					s.Close()
@@ -97,13 +82,11 @@ func TestHostileModels(t *testing.T) {
 			if err == nil || !errors.Is(err, w.sent) || !strings.Contains(err.Error(), w.want) {
 				t.Errorf("error %v\nwant %v containing %q", err, w.sent, w.want)
 			}
-			if limit := uint64(64<<20 + 64*len(c.Model)); alloc > limit {
-				t.Errorf("allocated %d bytes loading a %d-byte file (limit %d)", alloc, len(c.Model), limit)
-			}
+			memcap.Check(t, alloc, memcap.Limit(64<<20, len(c.Model)), "loading a %d-byte file", len(c.Model))
 			// From bytes, without a folder, the same (external data is
 			// refused outright).
 			if c.Setup == nil && !strings.HasPrefix(c.Name, "external-") {
-				alloc := allocDuring(func() {
+				alloc := memcap.Allocated(func() {
 					var s *Session
 					if s, err = LoadBytes(c.Model, Options{Threads: 1}); err == nil {
 						s.Close()
@@ -112,9 +95,7 @@ func TestHostileModels(t *testing.T) {
 				if err == nil || !errors.Is(err, w.sent) || !strings.Contains(err.Error(), w.want) {
 					t.Errorf("LoadBytes: error %v\nwant %v containing %q", err, w.sent, w.want)
 				}
-				if limit := uint64(64<<20 + 64*len(c.Model)); alloc > limit {
-					t.Errorf("LoadBytes allocated %d bytes for a %d-byte file (limit %d)", alloc, len(c.Model), limit)
-				}
+				memcap.Check(t, alloc, memcap.Limit(64<<20, len(c.Model)), "in LoadBytes of a %d-byte file", len(c.Model))
 			}
 		})
 	}
@@ -129,15 +110,6 @@ func TestHostileModels(t *testing.T) {
 		t.Fatalf("the corpus's valid base model: %v", err)
 	}
 	s.Close()
-}
-
-// allocDuring returns the bytes allocated while f runs.
-func allocDuring(f func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	f()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
 }
 
 // TestHostileConstants: tiny models whose constants (computed while
@@ -162,7 +134,7 @@ func TestHostileConstants(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			b := c.g.bytes(t)
 			var err error
-			alloc := allocDuring(func() {
+			alloc := memcap.Allocated(func() {
 				var s *Session
 				if s, err = LoadBytes(b, Options{Threads: 1}); err == nil {
 					s.Close()
@@ -171,9 +143,7 @@ func TestHostileConstants(t *testing.T) {
 			if err != nil {
 				t.Errorf("load: %v", err)
 			}
-			if limit := uint64(64<<20 + 64*len(b)); alloc > limit {
-				t.Errorf("allocated %d bytes loading a %d-byte file (limit %d)", alloc, len(b), limit)
-			}
+			memcap.Check(t, alloc, memcap.Limit(64<<20, len(b)), "loading a %d-byte file", len(b))
 			if c.want == "" {
 				return
 			}

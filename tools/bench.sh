@@ -23,15 +23,7 @@ iters=${ITERS:-20}
 warmup=${WARMUP:-3}
 configs=${CONFIGS:-resnet18 1 224,resnet18 16 224,resnet50 1 224,resnet50 16 224,resnet20 128 32}
 out=${OUT:-bench-results/infer.json}
-bin=${BIN:-bin/resnetctl}
-py=/usr/bin/python3
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-
-load=$(cut -d' ' -f1 /proc/loadavg)
-if awk -v l="$load" 'BEGIN { exit !(l > 0.5) }'; then
-	echo "warning: load average $load; timings on a busy machine are not representative" >&2
-fi
+. tools/bench_lib.sh # bin, py, dir, load, bench_write_json
 
 printf '%-10s %6s %7s %12s %12s %10s %10s %8s\n' model batch threads ours_ms ort_ms ours_img/s ort_img/s ratio
 IFS=, read -r -a cfgs <<<"$configs"
@@ -57,31 +49,7 @@ PY
 	done
 done
 
-mkdir -p "$(dirname "$out")"
 ortver=$(node -p "require('./tools/ort/node_modules/onnxruntime-node/package.json').version" 2>/dev/null || true)
-"$py" - "$dir/results.jsonl" "$out" "$load" "$iters" "$warmup" "$(go version 2>/dev/null || true)" "$(git describe --always --dirty 2>/dev/null || true)" "$ortver" <<'PY'
-import datetime, json, os, platform, sys
-results_path, out, load, iters, warmup, gover, commit, ortver = sys.argv[1:9]
-cpu = ""
-with open("/proc/cpuinfo") as f:
-    for line in f:
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-with open(results_path) as f:
-    results = [json.loads(l) for l in f]
-doc = {
-    "benchmark": "infer",
-    "description": "inference of exported ONNX files on random input; median_ms per batch; "
-                   "ratio_median_ms = ours / onnxruntime (lower is better for resnetctl)",
-    "machine": {"cpu": cpu, "nproc": os.cpu_count(), "kernel": platform.release(), "load_average_at_start": float(load)},
-    "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    "go_version": gover, "resnetctl_commit": commit, "onnxruntime_node_version": ortver,
-    "iters": int(iters), "warmup": int(warmup),
-    "results": results,
-}
-with open(out, "w") as f:
-    json.dump(doc, f, indent=1)
-    f.write("\n")
-print("wrote", out)
-PY
+bench_write_json "$out" infer \
+	"inference of exported ONNX files on random input; median_ms per batch; ratio_median_ms = ours / onnxruntime (lower is better for resnetctl)" \
+	onnxruntime_node_version="$ortver" iters:="$iters" warmup:="$warmup"

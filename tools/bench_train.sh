@@ -21,15 +21,7 @@ warmup=${WARMUP:-3}
 batch=${BATCH:-128}
 models=${MODELS:-resnet20 resnet56}
 out=${OUT:-bench-results/train.json}
-bin=${BIN:-bin/resnetctl}
-py=/usr/bin/python3
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-
-load=$(cut -d' ' -f1 /proc/loadavg)
-if awk -v l="$load" 'BEGIN { exit !(l > 0.5) }'; then
-	echo "warning: load average $load; timings on a busy machine are not representative" >&2
-fi
+. tools/bench_lib.sh # bin, py, dir, load, bench_write_json
 
 printf '%-10s %6s %7s %12s %12s %8s %12s %12s\n' model batch threads ours_img/s torch_img/s ratio ours_rss_MiB torch_rss_MiB
 for threads in $threads_list; do
@@ -51,32 +43,7 @@ PY
 	done
 done
 
-mkdir -p "$(dirname "$out")"
-"$py" - "$dir/results.jsonl" "$out" "$load" "$steps" "$warmup" "$(go version 2>/dev/null || true)" "$(git describe --always --dirty 2>/dev/null || true)" <<'PY'
-import datetime, json, os, platform, sys
-import torch
-results_path, out, load, steps, warmup, gover, commit = sys.argv[1:8]
-cpu = ""
-with open("/proc/cpuinfo") as f:
-    for line in f:
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-with open(results_path) as f:
-    results = [json.loads(l) for l in f]
-doc = {
-    "benchmark": "train",
-    "description": "training steps (forward, cross-entropy, backward, SGD Nesterov momentum 0.9, weight decay 5e-4) "
-                   "on random data; images_per_s from the median step; ratio_images_per_s = ours / pytorch "
-                   "(higher is better for resnetctl); peak_rss_mib is each whole process's peak",
-    "machine": {"cpu": cpu, "nproc": os.cpu_count(), "kernel": platform.release(), "load_average_at_start": float(load)},
-    "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    "go_version": gover, "resnetctl_commit": commit, "torch_version": torch.__version__,
-    "steps": int(steps), "warmup": int(warmup),
-    "results": results,
-}
-with open(out, "w") as f:
-    json.dump(doc, f, indent=1)
-    f.write("\n")
-print("wrote", out)
-PY
+torchver=$("$py" -c 'import torch; print(torch.__version__)')
+bench_write_json "$out" train \
+	"training steps (forward, cross-entropy, backward, SGD Nesterov momentum 0.9, weight decay 5e-4) on random data; images_per_s from the median step; ratio_images_per_s = ours / pytorch (higher is better for resnetctl); peak_rss_mib is each whole process's peak" \
+	torch_version="$torchver" steps:="$steps" warmup:="$warmup"

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/resnetctl/resnetctl/build"
+	"github.com/resnetctl/resnetctl/internal/testmodel"
 )
 
 // snapshot copies every parameter's values (running statistics included).
@@ -19,25 +20,12 @@ func snapshot(g *build.Graph) map[string][]float32 {
 	return s
 }
 
-// bitsEqual reports whether a and b are identical bit for bit.
-func bitsEqual(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
-			return false
-		}
-	}
-	return true
-}
-
 // checkFrozen fails unless every parameter outside the head is
 // bit-identical to before and both head parameters changed.
 func checkFrozen(t *testing.T, g *build.Graph, before map[string][]float32, head map[string]bool) {
 	t.Helper()
 	for _, p := range g.Params {
-		same := bitsEqual(p.Data, before[p.Name])
+		same := testmodel.BitsEqual(p.Data, before[p.Name])
 		switch {
 		case head[p.Name] && same:
 			t.Errorf("head parameter %s did not change", p.Name)
@@ -369,7 +357,7 @@ func TestReestimateBN(t *testing.T) {
 			}
 			t.Logf("%d BatchNorms: worst error %.2g × (1 + |ref|)", len(want), worst)
 			for _, p := range m.Graph.Params {
-				if !strings.HasSuffix(p.Name, "running_mean") && !strings.HasSuffix(p.Name, "running_var") && !bitsEqual(p.Data, before[p.Name]) {
+				if !strings.HasSuffix(p.Name, "running_mean") && !strings.HasSuffix(p.Name, "running_var") && !testmodel.BitsEqual(p.Data, before[p.Name]) {
 					t.Errorf("%s changed", p.Name)
 				}
 			}

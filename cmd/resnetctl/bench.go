@@ -136,17 +136,48 @@ model building included) and the Go heap allocations per step;
 }
 
 type benchResult struct {
-	Model      string  `json:"model"`
-	Engine     string  `json:"engine"`
-	Batch      int     `json:"batch"`
-	Threads    int     `json:"threads"`
-	Iters      int     `json:"iters"`
-	Input      []int   `json:"input"`
-	MedianMS   float64 `json:"median_ms"`
-	MinMS      float64 `json:"min_ms"`
-	MaxMS      float64 `json:"max_ms"`
-	MeanMS     float64 `json:"mean_ms"`
+	Model   string `json:"model"`
+	Engine  string `json:"engine"`
+	Batch   int    `json:"batch"`
+	Threads int    `json:"threads"`
+	Iters   int    `json:"iters"`
+	Input   []int  `json:"input"`
+	timingStats
 	ImagesPerS float64 `json:"images_per_s"`
+}
+
+// timingStats summarizes timed runs, in milliseconds (its fields are
+// flattened into the JSON of the results that embed it).
+type timingStats struct {
+	MedianMS float64 `json:"median_ms"`
+	MinMS    float64 `json:"min_ms"`
+	MaxMS    float64 `json:"max_ms"`
+	MeanMS   float64 `json:"mean_ms"`
+}
+
+// timingStatsOf summarizes ms, the times of the runs in milliseconds (at
+// least one); the median of an even count is the mean of the middle two.
+func timingStatsOf(ms []float64) timingStats {
+	sorted := slices.Clone(ms)
+	slices.Sort(sorted)
+	median := sorted[len(sorted)/2]
+	if len(sorted)%2 == 0 {
+		median = (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
+	}
+	mean := 0.0
+	for _, t := range ms {
+		mean += t / float64(len(ms))
+	}
+	return timingStats{MedianMS: median, MinMS: sorted[0], MaxMS: sorted[len(sorted)-1], MeanMS: mean}
+}
+
+// benchThreads is the thread count a run with --threads n uses (0: one
+// per CPU).
+func benchThreads(n int) int {
+	if n == 0 {
+		return runtime.NumCPU()
+	}
+	return n
 }
 
 func benchRun(c *cobra.Command, opts *BenchOptions) error {
@@ -195,31 +226,19 @@ func benchRun(c *cobra.Command, opts *BenchOptions) error {
 		}
 		times[i] = float64(time.Since(t0).Microseconds()) / 1000
 	}
-	sorted := slices.Clone(times)
-	slices.Sort(sorted)
-	median := sorted[len(sorted)/2]
-	if len(sorted)%2 == 0 {
-		median = (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
-	}
-	mean := 0.0
-	for _, t := range times {
-		mean += t / float64(len(times))
-	}
-	threads := opts.Threads
-	if threads == 0 {
-		threads = runtime.NumCPU()
-	}
+	st := timingStatsOf(times)
+	threads := benchThreads(opts.Threads)
 	res := benchResult{
 		Model: opts.Model, Engine: sess.Engine(), Batch: opts.Batch, Threads: threads, Iters: opts.Iters, Input: shape,
-		MedianMS: median, MinMS: sorted[0], MaxMS: sorted[len(sorted)-1], MeanMS: mean,
-		ImagesPerS: float64(opts.Batch) / (median / 1000),
+		timingStats: st,
+		ImagesPerS:  float64(opts.Batch) / (st.MedianMS / 1000),
 	}
 	w := opts.Streams.Out
 	if opts.JSON {
 		return json.NewEncoder(w).Encode(res)
 	}
 	fmt.Fprintf(w, "%s (%s engine, %d threads), input %v, %d runs after %d warm-up\n", opts.Model, res.Engine, threads, shape, opts.Iters, opts.Warmup)
-	fmt.Fprintf(w, "latency per batch: median %.2f ms, min %.2f ms, max %.2f ms, mean %.2f ms\n", median, res.MinMS, res.MaxMS, mean)
+	fmt.Fprintf(w, "latency per batch: median %.2f ms, min %.2f ms, max %.2f ms, mean %.2f ms\n", st.MedianMS, st.MinMS, st.MaxMS, st.MeanMS)
 	fmt.Fprintf(w, "throughput: %.1f images/s\n", res.ImagesPerS)
 	return nil
 }

@@ -6,11 +6,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/resnetctl/resnetctl/build"
+	"github.com/resnetctl/resnetctl/internal/numfmt"
 	"github.com/resnetctl/resnetctl/train"
 	"github.com/spf13/cobra"
 )
@@ -36,10 +36,7 @@ type trainBenchResult struct {
 	Params     int64  `json:"params"`
 	Optimizer  string `json:"optimizer"`
 	// Wall time of one step (forward, backward, optimizer update).
-	MedianMS float64 `json:"median_ms"`
-	MinMS    float64 `json:"min_ms"`
-	MaxMS    float64 `json:"max_ms"`
-	MeanMS   float64 `json:"mean_ms"`
+	timingStats
 	// ImagesPerS is batch / median step time; OverallImagesPerS is all
 	// timed images over the whole timed wall time.
 	ImagesPerS        float64 `json:"images_per_s"`
@@ -122,29 +119,17 @@ func benchTrainRun(c *cobra.Command, opts *BenchOptions) error {
 	elapsed, cpu := time.Since(t0), processCPUTime()-c0
 	runtime.ReadMemStats(&m1)
 
-	sorted := slices.Clone(times)
-	slices.Sort(sorted)
-	median := sorted[len(sorted)/2]
-	if len(sorted)%2 == 0 {
-		median = (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
-	}
-	mean := 0.0
-	for _, t := range times {
-		mean += t / float64(len(times))
-	}
-	threads := opts.Threads
-	if threads == 0 {
-		threads = runtime.NumCPU()
-	}
+	st := timingStatsOf(times)
+	threads := benchThreads(opts.Threads)
 	n := float64(opts.Steps)
 	res := trainBenchResult{
 		Mode: "train", Framework: "resnetctl", Model: opts.Model,
 		Batch: opts.Batch, Threads: threads, GoMaxProcs: runtime.GOMAXPROCS(0),
 		Steps: opts.Steps, Warmup: opts.Warmup, Input: shape,
-		Params:    g.Counts().Trainable,
-		Optimizer: fmt.Sprintf("SGD lr %g momentum %g nesterov %t weight_decay %g", benchTrainLR, ocfg.Momentum, ocfg.Nesterov, ocfg.WeightDecay),
-		MedianMS:  median, MinMS: sorted[0], MaxMS: sorted[len(sorted)-1], MeanMS: mean,
-		ImagesPerS:        float64(opts.Batch) / (median / 1000),
+		Params:            g.Counts().Trainable,
+		Optimizer:         fmt.Sprintf("SGD lr %g momentum %g nesterov %t weight_decay %g", benchTrainLR, ocfg.Momentum, ocfg.Nesterov, ocfg.WeightDecay),
+		timingStats:       st,
+		ImagesPerS:        float64(opts.Batch) / (st.MedianMS / 1000),
 		OverallImagesPerS: n * float64(opts.Batch) / elapsed.Seconds(),
 		CPUMSPerStep:      float64(cpu.Nanoseconds()) / 1e6 / n,
 		PeakRSSMiB:        float64(peakRSSBytes()) / (1 << 20),
@@ -157,9 +142,9 @@ func benchTrainRun(c *cobra.Command, opts *BenchOptions) error {
 		return json.NewEncoder(w).Encode(res)
 	}
 	fmt.Fprintf(w, "training %s (%s params), input %v, %d threads, %d steps after %d warm-up\n",
-		res.Model, humanCount(res.Params), shape, threads, opts.Steps, opts.Warmup)
+		res.Model, numfmt.Commas(res.Params), shape, threads, opts.Steps, opts.Warmup)
 	fmt.Fprintf(w, "step: %s\n", res.Optimizer)
-	fmt.Fprintf(w, "time per step: median %.1f ms, min %.1f ms, max %.1f ms, mean %.1f ms\n", median, res.MinMS, res.MaxMS, mean)
+	fmt.Fprintf(w, "time per step: median %.1f ms, min %.1f ms, max %.1f ms, mean %.1f ms\n", st.MedianMS, st.MinMS, st.MaxMS, st.MeanMS)
 	fmt.Fprintf(w, "throughput: %.1f images/s (median step), %.1f images/s overall\n", res.ImagesPerS, res.OverallImagesPerS)
 	if res.CPUMSPerStep > 0 {
 		fmt.Fprintf(w, "CPU time: %.1f ms per step (whole process, all threads)\n", res.CPUMSPerStep)

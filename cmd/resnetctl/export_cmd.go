@@ -8,6 +8,7 @@ import (
 	"github.com/resnetctl/resnetctl/build"
 	"github.com/resnetctl/resnetctl/export"
 	onnximport "github.com/resnetctl/resnetctl/import"
+	"github.com/resnetctl/resnetctl/internal/numfmt"
 	"github.com/resnetctl/resnetctl/models"
 	"github.com/spf13/cobra"
 )
@@ -112,7 +113,7 @@ func exportRun(opts *ExportOptions) error {
 		return enc.Encode(info)
 	}
 	w := opts.Streams.Out
-	fmt.Fprintf(w, "wrote %s (%s bytes)\n", info.Path, humanCount(info.Bytes))
+	fmt.Fprintf(w, "wrote %s (%s bytes)\n", info.Path, numfmt.Commas(info.Bytes))
 	fmt.Fprintf(w, "  model:   %s, %s\n", opts.Spec.Name, weights)
 	fmt.Fprintf(w, "  opset:   %d (IR version %d), %d nodes", info.Opset, info.IRVersion, info.Nodes)
 	if opts.Export.FoldBN {
@@ -124,6 +125,6 @@ func exportRun(opts *ExportOptions) error {
 	for _, o := range info.Outputs {
 		fmt.Fprintf(w, "  output:  %s [N, %d] float32\n", o, opts.Spec.Classes)
 	}
-	fmt.Fprintf(w, "  params:  %s\n", humanCount(info.Params))
+	fmt.Fprintf(w, "  params:  %s\n", numfmt.Commas(info.Params))
 	return nil
 }

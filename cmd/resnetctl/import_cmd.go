@@ -10,6 +10,7 @@ import (
 
 	"github.com/resnetctl/resnetctl/export"
 	onnximport "github.com/resnetctl/resnetctl/import"
+	"github.com/resnetctl/resnetctl/internal/numfmt"
 	"github.com/spf13/cobra"
 )
 
@@ -123,6 +124,6 @@ func importRun(opts *ImportOptions) error {
 	fmt.Fprint(w, r.String())
 	c := g.Counts()
 	fmt.Fprintf(w, "wrote %s: %s (opset %d), %s\n", opts.Out, onnximport.CheckpointModel, m.Opset, onnximport.CheckpointManifest)
-	fmt.Fprintf(w, "params: %s (%s trainable), MACs: %s per image\n", humanCount(c.Total()), humanCount(c.Trainable), humanCount(c.MACs))
+	fmt.Fprintf(w, "params: %s (%s trainable), MACs: %s per image\n", numfmt.Commas(c.Total()), numfmt.Commas(c.Trainable), numfmt.Commas(c.MACs))
 	return nil
 }

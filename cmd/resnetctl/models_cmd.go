@@ -6,6 +6,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/resnetctl/resnetctl/build"
+	"github.com/resnetctl/resnetctl/internal/numfmt"
 	"github.com/resnetctl/resnetctl/models"
 	"github.com/spf13/cobra"
 )
@@ -75,7 +76,7 @@ func modelsRun(opts *ModelsOptions) error {
 	for _, e := range entries {
 		s := e.Spec
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\n", e.Name, s.Family, s.Block, s.Depth(), s.Input, s.Classes,
-			humanCount(e.Params), humanSI(e.MACs), e.Description)
+			numfmt.Commas(e.Params), humanSI(e.MACs), e.Description)
 	}
 	return tw.Flush()
 }

@@ -105,24 +105,6 @@ func (f *specFlags) resolve(c *cobra.Command) (models.Spec, error) {
 	return s, nil
 }
 
-// humanCount formats 11689512 as "11,689,512".
-func humanCount(n int64) string {
-	s := fmt.Sprint(n)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
-
 // humanSI formats 1814073344 as "1.81 G".
 func humanSI(n int64) string {
 	v := float64(n)

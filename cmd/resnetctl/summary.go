@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/resnetctl/resnetctl/build"
+	"github.com/resnetctl/resnetctl/internal/numfmt"
 	"github.com/resnetctl/resnetctl/models"
 	"github.com/spf13/cobra"
 )
@@ -153,18 +154,18 @@ func summaryRun(opts *SummaryOptions) error {
 			shape[i] = fmt.Sprint(d)
 		}
 		rows = append(rows, []string{fmt.Sprintf("%s (%s)", l.Name, l.Type), "(N, " + strings.Join(shape, ", ") + ")",
-			humanCount(l.Params), humanCount(l.MACs), strings.Join(l.Inputs, ", ")})
+			numfmt.Commas(l.Params), numfmt.Commas(l.MACs), strings.Join(l.Inputs, ", ")})
 	}
 	rule := writeTable(w, rows, []bool{false, false, true, true, false})
 	t := sum.Totals
 	fmt.Fprintln(w, rule)
-	fmt.Fprintf(w, "Total params: %s (%.2f MB as float32)\n", humanCount(t.Params), float64(t.Bytes)/(1<<20))
-	fmt.Fprintf(w, "Trainable params: %s\n", humanCount(t.Trainable))
-	fmt.Fprintf(w, "Non-trainable params: %s (BatchNorm running statistics)\n", humanCount(t.NonTrainable))
-	fmt.Fprintf(w, "MACs per image: %s (%s)\n", humanCount(t.MACs), humanSI(t.MACs))
+	fmt.Fprintf(w, "Total params: %s (%.2f MB as float32)\n", numfmt.Commas(t.Params), float64(t.Bytes)/(1<<20))
+	fmt.Fprintf(w, "Trainable params: %s\n", numfmt.Commas(t.Trainable))
+	fmt.Fprintf(w, "Non-trainable params: %s (BatchNorm running statistics)\n", numfmt.Commas(t.NonTrainable))
+	fmt.Fprintf(w, "MACs per image: %s (%s)\n", numfmt.Commas(t.MACs), humanSI(t.MACs))
 	if r := s.Reference; r.Params != 0 && s.Name != "" {
 		if base, err := models.Lookup(s.Name); err == nil && specsEqual(base, s) {
-			fmt.Fprintf(w, "Published: %s params", humanCount(r.Params))
+			fmt.Fprintf(w, "Published: %s params", numfmt.Commas(r.Params))
 			if r.MACs != 0 {
 				fmt.Fprintf(w, ", %s MACs", humanSI(r.MACs))
 			}

@@ -34,6 +34,28 @@ type Case struct {
 	Setup func(dir, outside string) error
 }
 
+// Install writes the case below root as a loader meets it: the model as
+// model.onnx in a new folder root/model, beside a new folder
+// root/outside, with Setup run on the two. It returns the model's path.
+func (c Case) Install(root string) (string, error) {
+	dir, outside := filepath.Join(root, "model"), filepath.Join(root, "outside")
+	for _, d := range []string{dir, outside} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return "", err
+		}
+	}
+	path := filepath.Join(dir, "model.onnx")
+	if err := os.WriteFile(path, c.Model, 0o644); err != nil {
+		return "", err
+	}
+	if c.Setup != nil {
+		if err := c.Setup(dir, outside); err != nil {
+			return "", err
+		}
+	}
+	return path, nil
+}
+
 // Secret is the name of the file Setup functions write in the outside
 // folder: what a hostile external-data location tries to read.
 const Secret = "secret.bin"

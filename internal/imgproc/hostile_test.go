@@ -8,9 +8,10 @@ import (
 	"image"
 	"image/color"
 	"image/gif"
-	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/resnetctl/resnetctl/internal/memcap"
 )
 
 // pngHeader is a PNG signature and IHDR chunk (8-bit RGB) claiming w×h
@@ -95,16 +96,6 @@ func riffWebP(chunk []byte) []byte {
 	return append(b, chunk...)
 }
 
-// allocDuring returns the bytes allocated while f runs (TotalAlloc, so a
-// large allocation counts even if it is freed at once).
-func allocDuring(f func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	f()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
-
 // TestDecompressionBombs: headers claiming huge images are refused from
 // the header, before any pixel buffer is allocated. The limit is
 // DefaultMaxPixels (Pillow's 89,478,485); memory allocated while refusing
@@ -133,13 +124,11 @@ func TestDecompressionBombs(t *testing.T) {
 				img *Image
 				err error
 			)
-			alloc := allocDuring(func() { img, err = Decode(c.data, c.name) })
+			alloc := memcap.Allocated(func() { img, err = Decode(c.data, c.name) })
 			if img != nil || err == nil || !strings.Contains(err.Error(), c.name+": "+c.want) || (c.tooLarge && !errors.Is(err, ErrTooLarge)) {
 				t.Errorf("error %v, want ErrTooLarge with %q", err, c.want)
 			}
-			if limit := uint64(1<<20 + 64*len(c.data)); alloc > limit {
-				t.Errorf("allocated %d bytes refusing a %d-byte file (limit %d)", alloc, len(c.data), limit)
-			}
+			memcap.Check(t, alloc, memcap.Limit(1<<20, len(c.data)), "refusing a %d-byte file", len(c.data))
 		})
 	}
 }
@@ -158,13 +147,11 @@ func TestExtremeAspectRatio(t *testing.T) {
 	}
 	p := Preprocessor{Resize: 256, W: 224, H: 224}
 	var werr error
-	alloc := allocDuring(func() { werr = p.Write(make([]float32, 3*224*224), 0, img) })
+	alloc := memcap.Allocated(func() { werr = p.Write(make([]float32, 3*224*224), 0, img) })
 	if !errors.Is(werr, ErrTooLarge) || !strings.Contains(werr.Error(), "a 1x65535 image resized to shorter side 256 would be 256x16776960") {
 		t.Errorf("error %v, want ErrTooLarge naming the sizes", werr)
 	}
-	if alloc > 4<<20 {
-		t.Errorf("allocated %d bytes refusing it", alloc)
-	}
+	memcap.Check(t, alloc, 4<<20, "refusing it")
 	// Straight to the input size is fine.
 	if err := (&Preprocessor{W: 32, H: 32}).Write(make([]float32, 3*32*32), 0, img); err != nil {
 		t.Errorf("direct resize: %v", err)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sync"
 )
 
 // Pool2DParams describes a 2-D pooling window over NCHW tensors (MaxPool2D,
@@ -221,21 +220,14 @@ type opJob struct {
 	fn              func(lo, hi int)
 }
 
-// opFree recycles opJobs.
-var opFree struct {
-	sync.Mutex
-	list []*opJob
-}
+// opFree recycles opJobs. It is the package's, not a Pool's: jobs are
+// taken before it is known whether the work is worth a pool (and a nil
+// *Pool is valid).
+var opFree freeList[opJob]
 
 // getOpJob takes a recycled job of the given kind.
 func getOpJob(kind int) *opJob {
-	opFree.Lock()
-	var j *opJob
-	if k := len(opFree.list); k > 0 {
-		j = opFree.list[k-1]
-		opFree.list = opFree.list[:k-1]
-	}
-	opFree.Unlock()
+	j := opFree.get()
 	if j == nil {
 		j = &opJob{}
 		j.fn = j.run
@@ -248,9 +240,7 @@ func getOpJob(kind int) *opJob {
 func (j *opJob) release() {
 	fn := j.fn
 	*j = opJob{fn: fn}
-	opFree.Lock()
-	opFree.list = append(opFree.list, j)
-	opFree.Unlock()
+	opFree.put(j)
 }
 
 // runPlanes runs the job over planes (n*c) with perPlane work each.

@@ -19,9 +19,7 @@ type Pool struct {
 	work    chan poolItem
 	done    sync.WaitGroup
 	closed  atomic.Bool
-
-	mu   sync.Mutex
-	free []*poolBatch
+	free    freeList[poolBatch]
 }
 
 // poolItem is one contiguous range of a Parallel call, queued for a worker.
@@ -161,20 +159,13 @@ func (p *Pool) Parallel(n int, fn func(lo, hi int)) {
 
 // getBatch takes a recycled batch (or makes one).
 func (p *Pool) getBatch() *poolBatch {
-	p.mu.Lock()
-	if k := len(p.free); k > 0 {
-		b := p.free[k-1]
-		p.free = p.free[:k-1]
-		p.mu.Unlock()
+	if b := p.free.get(); b != nil {
 		return b
 	}
-	p.mu.Unlock()
 	return &poolBatch{fin: make(chan struct{}, 1)}
 }
 
 // putBatch recycles a finished batch.
 func (p *Pool) putBatch(b *poolBatch) {
-	p.mu.Lock()
-	p.free = append(p.free, b)
-	p.mu.Unlock()
+	p.free.put(b)
 }

@@ -106,6 +106,16 @@ func TestConvTrainAgainstReference(t *testing.T) {
 		{"16ch-batch", trConv(16, 32, 16, 3, 1), 17, false},
 		{"small-plane", trConv(32, 4, 64, 3, 1), 20, false},
 	}
+	// Every kernel path: BackwardFilter writes B panels of the path's width.
+	forEachPath(t, func(t *testing.T) { convTrainCases(t, pool, cases) })
+}
+
+func convTrainCases(t *testing.T, pool *Pool, cases []struct {
+	name string
+	p    ConvParams
+	n    int
+	bias bool
+}) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, tc := range cases {
 		for _, algo := range []ConvAlgo{AlgoGEMM, AlgoAuto} {

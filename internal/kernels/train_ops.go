@@ -2,7 +2,6 @@ package kernels
 
 import (
 	"math"
-	"sync"
 	"sync/atomic"
 )
 
@@ -136,19 +135,11 @@ type trOpJob struct {
 	fn                    func(lo, hi int)
 }
 
-var trOpFree struct {
-	sync.Mutex
-	list []*trOpJob
-}
+// trOpFree recycles trOpJobs (the package's, as opFree).
+var trOpFree freeList[trOpJob]
 
 func getTrOpJob(kind int) *trOpJob {
-	trOpFree.Lock()
-	var j *trOpJob
-	if k := len(trOpFree.list); k > 0 {
-		j = trOpFree.list[k-1]
-		trOpFree.list = trOpFree.list[:k-1]
-	}
-	trOpFree.Unlock()
+	j := trOpFree.get()
 	if j == nil {
 		j = &trOpJob{}
 		j.fn = j.run
@@ -160,9 +151,7 @@ func getTrOpJob(kind int) *trOpJob {
 func (j *trOpJob) release() {
 	fn := j.fn
 	*j = trOpJob{fn: fn}
-	trOpFree.Lock()
-	trOpFree.list = append(trOpFree.list, j)
-	trOpFree.Unlock()
+	trOpFree.put(j)
 }
 
 // runUnits runs units (planes) with work each, then releases the job.

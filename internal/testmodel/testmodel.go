@@ -1,6 +1,7 @@
-// Package testmodel holds what the interop tests of several packages share
-// to make models worth comparing: BatchNorm statistics that look trained.
-// It is imported by tests only.
+// Package testmodel holds what the tests of several packages share to
+// make models worth comparing, and to compare them: BatchNorm statistics
+// that look trained, and bit-for-bit equality of parameter values. It is
+// imported by tests only.
 package testmodel
 
 import (
@@ -62,4 +63,18 @@ func PerturbBN(g *build.Graph, seed uint64) {
 			}
 		}
 	}
+}
+
+// BitsEqual reports whether a and b are identical bit for bit (so a NaN
+// equals the same NaN, and -0 differs from +0).
+func BitsEqual(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			return false
+		}
+	}
+	return true
 }
