@@ -976,6 +976,37 @@ S_.append('''	VZEROUPPER
 with open(OUT, 'a') as f:
     f.write(''.join(S_))
 
+
+def bn_reduce(s, s2):
+    """Adds the accumulator pairs Y0+Y1 and Y2+Y3 across lanes into the
+    float32 results s and s2 (frame slots), and returns."""
+    return f'''	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VEXTRACTF128 $1, Y2, X3
+	VADDPS X3, X2, X2
+	VHADDPS X2, X2, X2
+	VHADDPS X2, X2, X2
+	VZEROUPPER
+	MOVSS X0, {s}
+	MOVSS X2, {s2}
+	RET
+'''
+
+
+def bn_lane_mask(j, src):
+    """Turns the low byte of R8 into the lane mask Y4 and puts the masked
+    dy values of group j (src register) in Y5."""
+    return f'''	VMOVQ R8, X4
+	VPBROADCASTD X4, Y4
+	VPAND Y15, Y4, Y4
+	VPCMPEQD Y15, Y4, Y4
+	VANDPS {32*j}({src}), Y4, Y5
+'''
+
 # ---------------- BatchNorm training helpers (AVX2 + FMA) ----------------
 # Memory-bound per-plane loops of train_bn.go. The ReLU masks are bit sets
 # (bit i of word i/64); a byte of a word becomes a lane mask by
@@ -1015,21 +1046,7 @@ bss_loop:
 	DECQ CX
 	JNZ  bss_loop
 bss_reduce:
-	VADDPS Y1, Y0, Y0
-	VADDPS Y3, Y2, Y2
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS X1, X0, X0
-	VHADDPS X0, X0, X0
-	VHADDPS X0, X0, X0
-	VEXTRACTF128 $1, Y2, X3
-	VADDPS X3, X2, X2
-	VHADDPS X2, X2, X2
-	VHADDPS X2, X2, X2
-	VZEROUPPER
-	MOVSS X0, s+16(FP)
-	MOVSS X2, s2+20(FP)
-	RET
-
+''' + bn_reduce('s+16(FP)', 's2+20(FP)') + '''
 // func bnAffineAVX2(out, x, res *float32, n int, scale, shift float32, flags int)
 //
 // out[i] = x[i]*scale + shift (+ res[i] if flags&1) (max(·, 0) if flags&2,
@@ -1120,12 +1137,7 @@ bms_loop:
 ''')
 for j in range(8):
     a, d = (0, 2) if j % 2 == 0 else (1, 3)
-    B_.append(f'''	VMOVQ R8, X4
-	VPBROADCASTD X4, Y4
-	VPAND Y15, Y4, Y4
-	VPCMPEQD Y15, Y4, Y4
-	VANDPS {32*j}(SI), Y4, Y5
-	VADDPS Y5, Y{a}, Y{a}
+    B_.append(bn_lane_mask(j, 'SI') + f'''	VADDPS Y5, Y{a}, Y{a}
 	VFMADD231PS {32*j}(BX), Y5, Y{d}
 	TESTQ DI, DI
 	JZ   bms_noscr{j}
@@ -1144,21 +1156,7 @@ bms_next:
 	DECQ CX
 	JNZ  bms_loop
 bms_reduce:
-	VADDPS Y1, Y0, Y0
-	VADDPS Y3, Y2, Y2
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS X1, X0, X0
-	VHADDPS X0, X0, X0
-	VHADDPS X0, X0, X0
-	VEXTRACTF128 $1, Y2, X3
-	VADDPS X3, X2, X2
-	VHADDPS X2, X2, X2
-	VHADDPS X2, X2, X2
-	VZEROUPPER
-	MOVSS X0, s+40(FP)
-	MOVSS X2, sx+44(FP)
-	RET
-
+''' + bn_reduce('s+40(FP)', 'sx+44(FP)') + '''
 // func bnGradApplyBitsAVX2(dx, dy, x *float32, words *uint64, nw int, acc *float32, k0, k1, k2 float32)
 //
 // dx = k0·dy' + k1·x + k2 (+ acc unless acc is nil), dy' being dy masked by
@@ -1180,12 +1178,7 @@ bga_loop:
 	MOVQ (R10), R8
 ''')
 for j in range(8):
-    B_.append(f'''	VMOVQ R8, X4
-	VPBROADCASTD X4, Y4
-	VPAND Y15, Y4, Y4
-	VPCMPEQD Y15, Y4, Y4
-	VANDPS {32*j}(SI), Y4, Y5
-	VMOVAPS Y14, Y6
+    B_.append(bn_lane_mask(j, 'SI') + f'''	VMOVAPS Y14, Y6
 	VFMADD231PS Y5, Y12, Y6
 	VFMADD231PS {32*j}(BX), Y13, Y6
 	TESTQ DX, DX
