@@ -228,14 +228,26 @@ func trainRun(c *cobra.Command, opts *TrainOptions) error {
 	var m *train.Model
 	r := opts.Recipe
 	initPreFromFile := true // an --init file's own preprocessing
+	resumeDir := ""
 	if opts.Resume {
 		dir, err := train.LatestCheckpoint(opts.Out)
 		if err != nil {
 			return err
 		}
 		if dir == "" {
-			return fmt.Errorf("--resume: no checkpoint in %s", opts.Out)
+			// A directory `resnetctl import` wrote: train from its model.
+			man, merr := onnximport.ReadManifest(opts.Out)
+			if merr != nil {
+				return fmt.Errorf("--resume: no checkpoint in %s", opts.Out)
+			}
+			opts.Init, opts.Resume = filepath.Join(opts.Out, man.Model), false
+			fmt.Fprintf(errw, "%s holds an imported model: training starts from its weights (%s)\n", opts.Out, opts.Init)
 		}
+		resumeDir = dir
+	}
+	if opts.Resume {
+		dir := resumeDir
+		var err error
 		var saved train.Recipe
 		if m, saved, err = train.Resume(dir, opts.Threads); err != nil {
 			return err
