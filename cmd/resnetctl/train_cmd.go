@@ -156,7 +156,7 @@ augmentation.`,
 	fs.StringVar(&optimizer, "optimizer", "", "sgd, adam or adamw (default: the recipe's)")
 	fs.StringVar(&augmentation, "augment", "", "paper, keras or none (default: the recipe's)")
 	fs.StringVar(&opts.Out, "out", "runs/resnet", "run folder for checkpoints and metrics")
-	fs.BoolVar(&opts.Resume, "resume", false, "continue the latest checkpoint in --out")
+	fs.BoolVar(&opts.Resume, "resume", false, "continue the latest checkpoint in --out (or, in a directory 'resnetctl import' wrote, train its model)")
 	fs.Uint64Var(&opts.Seed, "seed", 1, "seed of the initial weights and the data order")
 	fs.IntVar(&opts.Threads, "threads", 0, "worker threads (default: all cores)")
 	fs.IntVar(&opts.Limit, "limit", 0, "use only the first N training images (quick runs)")
