@@ -1,11 +1,11 @@
 package onnximport
 
 import (
-	"container/heap"
 	"fmt"
 	"strings"
 
 	"github.com/resnetctl/resnetctl/internal/onnxpb"
+	"github.com/resnetctl/resnetctl/internal/toposort"
 )
 
 // onnxGraph is a decoded, checked ONNX graph: nodes in topological order,
@@ -117,28 +117,11 @@ func readGraph(mp *onnxpb.ModelProto) (*onnxGraph, error) {
 			}
 		}
 	}
-	ready := &intHeap{}
-	for i := range nodes {
-		if indeg[i] == 0 {
-			heap.Push(ready, i)
-		}
-	}
-	order := make([]int, 0, len(nodes))
-	for ready.Len() > 0 {
-		i := heap.Pop(ready).(int)
-		order = append(order, i)
-		for _, u := range users[i] {
-			if indeg[u]--; indeg[u] == 0 {
-				heap.Push(ready, u)
-			}
-		}
-	}
-	if len(order) < len(nodes) {
+	order, cycle := toposort.Stable(users, indeg)
+	if len(cycle) > 0 {
 		var cyc []string
-		for i := range nodes {
-			if indeg[i] > 0 && len(cyc) < 5 {
-				cyc = append(cyc, fmt.Sprintf("%q", nodes[i].GetName()))
-			}
+		for _, i := range cycle[:min(5, len(cycle))] {
+			cyc = append(cyc, fmt.Sprintf("%q", nodes[i].GetName()))
 		}
 		return nil, invalidf("the graph has a cycle through nodes %s", strings.Join(cyc, ", "))
 	}
@@ -219,17 +202,4 @@ func (g *onnxGraph) live(out string) []bool {
 		}
 	}
 	return live
-}
-
-type intHeap []int
-
-func (h intHeap) Len() int           { return len(h) }
-func (h intHeap) Less(i, j int) bool { return h[i] < h[j] }
-func (h intHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *intHeap) Push(x any)        { *h = append(*h, x.(int)) }
-func (h *intHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
 }

@@ -1,13 +1,13 @@
 package infer
 
 import (
-	"container/heap"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/resnetctl/resnetctl/internal/onnxpb"
+	"github.com/resnetctl/resnetctl/internal/toposort"
 )
 
 // Supported format versions.
@@ -406,42 +406,7 @@ func topoSort(m *model) (order, cycle []int) {
 			}
 		}
 	}
-	ready := &intHeap{}
-	for i := range n {
-		if indeg[i] == 0 {
-			heap.Push(ready, i)
-		}
-	}
-	for ready.Len() > 0 {
-		i := heap.Pop(ready).(int)
-		order = append(order, i)
-		for _, u := range users[i] {
-			if indeg[u]--; indeg[u] == 0 {
-				heap.Push(ready, u)
-			}
-		}
-	}
-	if len(order) < n {
-		for i := range n {
-			if indeg[i] > 0 {
-				cycle = append(cycle, i)
-			}
-		}
-	}
-	return order, cycle
-}
-
-type intHeap []int
-
-func (h intHeap) Len() int           { return len(h) }
-func (h intHeap) Less(i, j int) bool { return h[i] < h[j] }
-func (h intHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *intHeap) Push(x any)        { *h = append(*h, x.(int)) }
-func (h *intHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+	return toposort.Stable(users, indeg)
 }
 
 // markValueInputs finds the values planning must know: the value ports
