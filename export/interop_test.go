@@ -303,6 +303,16 @@ func TestInterop(t *testing.T) {
 		ranHere := 0
 		for k, in := range c.inputs {
 			out, err := gorgonnx.Run(ctx, b, in.Data, in.Dims)
+			// onnx-go is not deterministic: rarely (seen twice across the
+			// project's full runs, on different ResNets) its graph feeds a
+			// node the wrong input and gorgonia fails on a shape mismatch,
+			// e.g. a Conv weight Reshape fed the activation. Each Run is a fresh process, so
+			// a failed execution is retried twice; results are still
+			// compared in full, and three failures in a row fail the test.
+			for retry := 1; retry <= 2 && err != nil && !errors.Is(err, gorgonnx.ErrUnsupported) && ctx.Err() == nil; retry++ {
+				t.Logf("%s batch %d: onnx-go failed (%.160s); retry %d in a fresh process", c.name, in.Dims[0], err, retry)
+				out, err = gorgonnx.Run(ctx, b, in.Data, in.Dims)
+			}
 			if errors.Is(err, gorgonnx.ErrUnsupported) {
 				t.Logf("%s batch %d: onnx-go cannot run it: %.200s", c.name, in.Dims[0], err)
 				continue
