@@ -131,15 +131,7 @@ func (o *bnGradOp) Do(vs ...G.Value) (G.Value, error) {
 	b := o.bn
 	dxT := o.dx.get()
 	dx := dxT.Float32s()
-	var acc []float32
-	if extras := vs[4:]; len(extras) > 0 {
-		acc = f32(extras[0])
-		if len(extras) > 1 {
-			copy(dx, acc)
-			accumulate(b.env.pool, dx, extras[1:])
-			acc = dx
-		}
-	}
+	acc := gradAccum(b.env.pool, dx, vs[4:])
 	var dsc kernels.Shortcut
 	if o.dsc != nil {
 		dsc = b.sc

@@ -113,15 +113,7 @@ func (o *convDataGradOp) Do(vs ...G.Value) (G.Value, error) {
 	c := o.conv
 	t := o.out.get()
 	dx := t.Float32s()
-	var acc []float32
-	if extras := vs[2:]; len(extras) > 0 {
-		acc = f32(extras[0])
-		if len(extras) > 1 {
-			copy(dx, acc)
-			accumulate(c.env.pool, dx, extras[1:])
-			acc = dx
-		}
-	}
+	acc := gradAccum(c.env.pool, dx, vs[2:])
 	c.k.BackwardData(c.env.pool, c.n, c.w, f32(vs[0]), acc, dx)
 	return t, nil
 }

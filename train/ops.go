@@ -290,6 +290,23 @@ func (b *base) view(suffix string, g *gbuf, src *G.Node) (*G.Node, error) {
 	return apply(op, op.name, src)
 }
 
+// gradAccum returns the gradient a backward kernel should add to its own
+// result, from the extra gradient inputs of its node: nil for none, the
+// one input itself, or (for several) their sum written into dst, which
+// the kernel may then read while overwriting it.
+func gradAccum(p *kernels.Pool, dst []float32, extras []G.Value) []float32 {
+	if len(extras) == 0 {
+		return nil
+	}
+	acc := f32(extras[0])
+	if len(extras) > 1 {
+		copy(dst, acc)
+		accumulate(p, dst, extras[1:])
+		acc = dst
+	}
+	return acc
+}
+
 // accumulate adds the values of extra gradient inputs into dst.
 func accumulate(p *kernels.Pool, dst []float32, extras []G.Value) {
 	for _, e := range extras {
