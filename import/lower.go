@@ -771,23 +771,41 @@ func lowerGAP(c *call) (*lval, error) {
 	return same(c.l.emit(c.node(build.GlobalAvgPool, []*dval{x}, models.Shape{C: x.shape.C, H: 1, W: 1}), 4, false)), nil
 }
 
+// intsArg reads an integer list that opsets before since give as the
+// attribute name and later ones as the constant input idx (ReduceMean's
+// axes, Reshape's shape, ...): nil when absent, an error when required and
+// absent or when the input is not an integer tensor.
+func (c *call) intsArg(since int, name string, idx int, required bool) ([]int64, error) {
+	if c.l.og.opset < since {
+		v, err := c.a.ints(name, nil)
+		if err == nil && v == nil && required {
+			err = fmt.Errorf("missing %s", name)
+		}
+		return v, err
+	}
+	t, err := c.konst(idx, name)
+	if err != nil {
+		return nil, err
+	}
+	if t == nil {
+		if required {
+			return nil, fmt.Errorf("missing %s", name)
+		}
+		return nil, nil
+	}
+	v, ok := t.ints()
+	if !ok {
+		return nil, fmt.Errorf("%s is not an integer tensor", name)
+	}
+	return v, nil
+}
+
 func lowerReduceMean(c *call) (*lval, error) {
 	x, err := c.data(0)
 	if err != nil {
 		return nil, err
 	}
-	var axes []int64
-	if c.l.og.opset < 18 {
-		axes, err = c.a.ints("axes", nil)
-	} else {
-		var t *tensor
-		if t, err = c.konst(1, "axes"); err == nil && t != nil {
-			var ok bool
-			if axes, ok = t.ints(); !ok {
-				err = fmt.Errorf("axes are not integers")
-			}
-		}
-	}
+	axes, err := c.intsArg(18, "axes", 1, false)
 	if err != nil {
 		return nil, err
 	}
@@ -850,19 +868,7 @@ func lowerReshape(c *call) (*lval, error) {
 	if err != nil {
 		return nil, err
 	}
-	var target []int64
-	if c.l.og.opset < 5 {
-		target, err = c.a.ints("shape", nil)
-	} else {
-		var t *tensor
-		if t, err = c.konst(1, "shape"); err == nil {
-			if t == nil {
-				err = fmt.Errorf("missing shape")
-			} else if target, _ = t.ints(); target == nil && t.size() > 0 {
-				err = fmt.Errorf("shape is not an integer tensor")
-			}
-		}
-	}
+	target, err := c.intsArg(5, "shape", 1, true)
 	if err != nil {
 		return nil, err
 	}
@@ -907,14 +913,7 @@ func lowerSqueeze(c *call) (*lval, error) {
 	if err != nil {
 		return nil, err
 	}
-	var axes []int64
-	if c.l.og.opset < 13 {
-		axes, err = c.a.ints("axes", nil)
-	} else if t, e := c.konst(1, "axes"); e != nil {
-		err = e
-	} else if t != nil {
-		axes, _ = t.ints()
-	}
+	axes, err := c.intsArg(13, "axes", 1, false)
 	if err != nil {
 		return nil, err
 	}
