@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	G "gorgonia.org/gorgonia"
-
 	"github.com/resnetctl/resnetctl/build"
 	"github.com/resnetctl/resnetctl/models"
 )
@@ -107,58 +105,4 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// BenchmarkTrainStepDirect runs the same program as BenchmarkTrainStep
-// without the TapeMachine: the compiled graph's nodes in topological
-// order, each op's Do called directly on its children's values. The
-// difference between the two is the machine's overhead.
-func BenchmarkTrainStepDirect(b *testing.B) {
-	batch := benchBatch()
-	spec, _ := models.Lookup("resnet20")
-	g, _ := build.New(spec, build.Options{Seed: 1})
-	net, err := NewNet(g, batch, NetOptions{Threads: 2})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer net.Close()
-	sorted, err := G.Sort(net.g)
-	if err != nil {
-		b.Fatal(err)
-	}
-	vals := map[*G.Node]G.Value{}
-	run := func() {
-		for i := len(sorted) - 1; i >= 0; i-- {
-			n := sorted[i]
-			if n.Op() == nil {
-				vals[n] = n.Value()
-				continue
-			}
-			kids, ok := net.env.children[n]
-			if !ok {
-				v, err := n.Op().Do() // constants
-				if err != nil {
-					b.Fatal(err)
-				}
-				vals[n] = v
-				continue
-			}
-			args := make([]G.Value, 0, len(kids))
-			for _, c := range kids {
-				args = append(args, vals[c])
-			}
-			v, err := n.Op().Do(args...)
-			if err != nil {
-				b.Fatal(err)
-			}
-			vals[n] = v
-		}
-	}
-	run()
-	b.ResetTimer()
-	t0 := time.Now()
-	for i := 0; i < b.N; i++ {
-		run()
-	}
-	b.ReportMetric(float64(b.N*batch)/time.Since(t0).Seconds(), "img/s")
 }

@@ -33,7 +33,7 @@ type NetOptions struct {
 // Net is a build.Graph as a gorgonia training graph at a fixed batch
 // size: the forward graph of our custom ops, a softmax cross-entropy loss,
 // and the backward graph gorgonia.Grad derived from the ops' SymDiff, run
-// by one TapeMachine. The trainable parameters are gorgonia nodes over the
+// by a program (see exec.go). The trainable parameters are gorgonia nodes over the
 // build.Graph's own Param.Data slices, and BatchNorm running statistics are
 // updated in their Param.Data, so an optimiser that updates Params() in
 // place trains the build.Graph itself (export.WriteFile then writes the
@@ -54,7 +54,7 @@ type Net struct {
 	lossOp *lossOp
 	xT, yT *tensor.Dense
 	params []*Trainable
-	vm     G.VM
+	prog   *program
 
 	// bns are the BatchNorm ops in graph order.
 	bns []*bnOp
@@ -69,12 +69,13 @@ type Trainable struct {
 	Param *build.Param
 	node  *G.Node
 	grad  *G.Node
+	prog  *program
 }
 
 // Grad returns the parameter's gradient from the last Step (the Net's
 // buffer, overwritten by the next Step).
 func (t *Trainable) Grad() []float32 {
-	if v := t.grad.Value(); v != nil {
+	if v := t.prog.value(t.grad); v != nil {
 		return f32(v)
 	}
 	return nil
@@ -128,9 +129,6 @@ func (n *Net) SetTraining(on bool) { n.env.training = on }
 
 // Close releases the kernel threads.
 func (n *Net) Close() error {
-	if n.vm != nil {
-		n.vm.Close()
-	}
 	n.env.pool.Close()
 	return nil
 }
@@ -159,9 +157,7 @@ func (n *Net) Step(x []float32, labels []int) (StepResult, error) {
 	}
 	copy(xs, x)
 	n.packWeights()
-	err := n.vm.RunAll()
-	n.vm.Reset()
-	if err != nil {
+	if err := n.prog.run(); err != nil {
 		return StepResult{}, fmt.Errorf("train: %w", err)
 	}
 	return StepResult{Loss: n.lossOp.total / float64(n.batch), Correct: n.lossOp.correct}, nil
@@ -188,7 +184,7 @@ func (n *Net) packSome(lo, hi int) {
 
 // Logits returns the logits of the last Step ([batch, classes]).
 func (n *Net) Logits() []float32 {
-	if v := n.logits.Value(); v != nil {
+	if v := n.prog.value(n.logits); v != nil {
 		return f32(v)
 	}
 	return nil
@@ -560,7 +556,7 @@ func (n *Net) build(units []*unit, logits string, opts NetOptions) (err error) {
 	return n.compile()
 }
 
-// compile orders the weight packing and makes the machine.
+// compile orders the weight packing and makes the program.
 func (n *Net) compile() (err error) {
 	// Pack the largest convolutions (by weight count) first.
 	sort.SliceStable(n.convs, func(i, j int) bool { return len(n.convs[i].wData) > len(n.convs[j].wData) })
@@ -570,12 +566,17 @@ func (n *Net) compile() (err error) {
 			err = fmt.Errorf("train: compiling the graph: %v", r)
 		}
 	}()
-	n.vm = G.NewTapeMachine(n.g)
+	if n.prog, err = newProgram(n.g, n.env.children); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	for _, t := range n.params {
+		t.prog = n.prog
+	}
 	return nil
 }
 
 // planMemory places the activation gradients in shared buffers: in the
-// order the TapeMachine runs the nodes (gorgonia's Sort, reversed), each
+// order the program runs the nodes (gorgonia's Sort, reversed), each
 // gradient lives from the node that writes it to the last node that reads
 // it (through views), and gradients whose lifetimes do not overlap share
 // memory (best fit, slabs sized to their largest user). A ResNet's backward

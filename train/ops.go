@@ -20,7 +20,7 @@ import (
 // step allocates no tensors. Forward outputs are owned by their op;
 // activation gradients are gbufs placed in shared memory by the Net. Forward ops implement
 // gorgonia.SDOp: SymDiff builds the backward ops as new graph nodes, which
-// gorgonia.Grad wires up and the TapeMachine runs like any other node.
+// gorgonia.Grad wires up and the Net's program runs like any other node.
 // State a backward pass needs from its forward pass (BatchNorm statistics,
 // max-pool positions, softmax probabilities) lives in the forward op; the
 // backward node takes the forward node as an input so that it runs after it.

@@ -24,7 +24,7 @@ func optimStep(t *testing.T, cfg OptimizerConfig) []float32 {
 	p := &build.Param{Name: "w", Shape: []int{4}, Data: []float32{0.5, -1.25, 2.0, 0.0}, Trainable: true}
 	grads := [][]float32{{0.1, -0.2, 0.3, 0.4}, {-0.5, 0.25, 0.0, 1.0}, {0.05, 0.05, -0.05, -2.0}}
 	gd := newDense(tensor.Shape{4})
-	tr := &Trainable{Param: p, grad: gradNodeFor(gd)}
+	tr := trainableFor(p, gd)
 	for _, g := range grads {
 		copy(gd.Float32s(), g)
 		if err := o.Step([]*Trainable{tr}, cfg.LR, cfg.Momentum); err != nil {
@@ -207,9 +207,10 @@ func TestSafetensorsRoundTrip(t *testing.T) {
 	}
 }
 
-// gradNodeFor returns a gorgonia node whose value is t.
-func gradNodeFor(t *tensor.Dense) *G.Node {
-	return G.NewTensor(G.NewGraph(), tensor.Float32, len(t.Shape()), G.WithShape(t.Shape()...), G.WithName("grad"), G.WithValue(t))
+// trainableFor returns p as a Trainable whose gradient is g.
+func trainableFor(p *build.Param, g *tensor.Dense) *Trainable {
+	nd := G.NewTensor(G.NewGraph(), tensor.Float32, len(g.Shape()), G.WithShape(g.Shape()...), G.WithName("grad"), G.WithValue(g))
+	return &Trainable{Param: p, grad: nd, prog: &program{vals: []G.Value{g}, index: map[*G.Node]int{nd: 0}}}
 }
 
 // TestCrossEntropyMatchesPyTorch compares the loss and its gradient with
