@@ -37,10 +37,16 @@ func gatherRows32AVX512(dst, plane *float32, idx *int32, desc *uint64, rows, r0,
 func gemmKernel6x16AVX2(kc int, a, b, c *float32, ldc, mr, nr int, flags uintptr, bias, res *float32)
 
 //go:noescape
-func winoInput16AVX512(v, x *float32, inOff *int32, inMask *uint16, w, plane, inC, xiStride int, tmp *float32)
+func winoInput16AVX512(v, x *float32, inOff *int32, inMask *uint16, w, plane, inC, xiStride, icStride int, tmp *float32)
 
 //go:noescape
 func winoOutput16AVX512(out, m *float32, xiStride int, outOff *int32, outMask *uint16, ow, ohw, nOC, block int, flags uintptr, bias, res, tmp *float32)
+
+//go:noescape
+func winoGradOut16AVX512(m, dy *float32, xiStride int, outOff *int32, outMask *uint16, ow, ohw, nOC, ocStride int, tmp *float32)
+
+//go:noescape
+func dot4x4AVX512(c *float32, ldc int, a, b *float32, ld, k int)
 
 //go:noescape
 func dotAVX2(x, y *float32, n int) float32
@@ -108,6 +114,8 @@ var avx512Kernel = &kernelImpl{
 	gatherRows:  gatherRows32AVX512,
 	winoIn:      winoInput16AVX512,
 	winoOut:     winoOutput16AVX512,
+	winoGradOut: winoGradOut16AVX512,
+	dot4x4:      dot4x4AVX512,
 }
 
 // avx2Kernel: 6x16 register tile (12 YMM accumulators); edge tiles go

@@ -73,12 +73,16 @@ type kernelImpl struct {
 	// gatherRows32AVX512). nil means the Go version.
 	gatherRows func(dst, plane *float32, idx *int32, desc *uint64, rows, r0, khw, planeStride, idxStride int)
 
-	// winoIn and winoOut are the Winograd F(4x4, 3x3) transforms of 16
-	// tiles (see winoInputGo and winoOutputGo for what they compute); nil
-	// means the Go versions. Auto algorithm selection only picks Winograd
-	// for paths that have them.
-	winoIn  func(v, x *float32, inOff *int32, inMask *uint16, w, plane, inC, xiStride int, tmp *float32)
-	winoOut func(out, m *float32, xiStride int, outOff *int32, outMask *uint16, ow, ohw, nOC, block int, flags uintptr, bias, res, tmp *float32)
+	// winoIn, winoOut and winoGradOut are the Winograd F(4x4, 3x3)
+	// transforms of 16 tiles (see winoInputGo, winoOutputGo and
+	// winoGradOutGo for what they compute); nil means the Go versions. Auto
+	// algorithm selection only picks Winograd for paths that have them.
+	winoIn      func(v, x *float32, inOff *int32, inMask *uint16, w, plane, inC, xiStride, icStride int, tmp *float32)
+	winoOut     func(out, m *float32, xiStride int, outOff *int32, outMask *uint16, ow, ohw, nOC, block int, flags uintptr, bias, res, tmp *float32)
+	winoGradOut func(m, dy *float32, xiStride int, outOff *int32, outMask *uint16, ow, ohw, nOC, ocStride int, tmp *float32)
+	// dot4x4 adds a 4x4 block of A B^T with depth-contiguous operands
+	// (see dot4x4Go); nil means the Go version.
+	dot4x4 func(c *float32, ldc int, a, b *float32, ld, k int)
 }
 
 // kernelPaths lists the paths this CPU supports, best first; the generic Go

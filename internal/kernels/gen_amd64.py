@@ -419,14 +419,14 @@ ww('''
 // Winograd F(4x4, 3x3) transforms, 16 tiles at a time (one tile per ZMM
 // lane). Constants live in Z28 = 4, Z29 = 5, Z30 = 2, Z31 = 8.
 
-// func winoInput16AVX512(v, x *float32, inOff *int32, inMask *uint16, w, plane, inC, xiStride int, tmp *float32)
+// func winoInput16AVX512(v, x *float32, inOff *int32, inMask *uint16, w, plane, inC, xiStride, icStride int, tmp *float32)
 //
 // For each input channel ic < inC, gathers the 6x6 patches of 16 tiles
 // (lane l: x[ic*plane + inOff[l] + r*w + s] where bit l of inMask[r*6+s] is
 // set, 0 elsewhere), computes B^T d B and stores element ξ of lane l at
-// v[ξ*xiStride + ic*32 + l]. tmp holds 72*16 floats of scratch: 36 index
-// vectors, then the 36 column-transformed vectors.
-TEXT ·winoInput16AVX512(SB), NOSPLIT, $0-72
+// v[ξ*xiStride + ic*icStride + l]. tmp holds 72*16 floats of scratch: 36
+// index vectors, then the 36 column-transformed vectors.
+TEXT ·winoInput16AVX512(SB), NOSPLIT, $0-80
 	MOVQ v+0(FP), DI
 	MOVQ x+8(FP), SI
 	MOVQ inOff+16(FP), AX
@@ -437,7 +437,9 @@ TEXT ·winoInput16AVX512(SB), NOSPLIT, $0-72
 	MOVQ inC+48(FP), CX
 	MOVQ xiStride+56(FP), R14
 	SHLQ $2, R14
-	MOVQ tmp+64(FP), DX
+	MOVQ icStride+64(FP), R13
+	SHLQ $2, R13
+	MOVQ tmp+72(FP), DX
 	MOVL $0x40800000, R10
 	VPBROADCASTD R10, Z28
 	MOVL $0x40a00000, R10
@@ -497,7 +499,7 @@ for j in range(6):
     for k in range(6):
         ww(f'\tVMOVUPS {O[k]}, (R12)\n\tADDQ R14, R12\n')
 ww('''	ADDQ BX, SI
-	ADDQ $128, DI
+	ADDQ R13, DI
 	DECQ CX
 	JNZ  wi_loop
 wi_done:
@@ -626,6 +628,186 @@ wo_done:
 	RET
 ''')
 _emit(''.join(W))
+
+# Weight-gradient transform of the output gradient: D = A dY A^T.
+G = []
+gg = G.append
+gg("""
+// func winoGradOut16AVX512(m, dy *float32, xiStride int, outOff *int32, outMask *uint16, ow, ohw, nOC, ocStride int, tmp *float32)
+//
+// For each of nOC output channels (channel c: dy + c*ohw, m + c*ocStride),
+// gathers the 4x4 output-gradient tiles of 16 tiles (lane l: pixel (i, j)
+// at dy[outOff[l] + i*ow + j] where bit l of outMask[i*4+j] is set, 0
+// elsewhere), computes D = A dY A^T (the transpose of winoOutput16's
+// transform, for the weight gradient) and stores element ξ of lane l at
+// m[ξ*xiStride + l]. tmp holds 40*16 floats of scratch: 16 index vectors
+// and the 24 column-transformed vectors.
+TEXT ·winoGradOut16AVX512(SB), NOSPLIT, $0-80
+	MOVQ m+0(FP), DI
+	MOVQ dy+8(FP), SI
+	MOVQ xiStride+16(FP), R14
+	SHLQ $2, R14
+	MOVQ outOff+24(FP), AX
+	MOVQ outMask+32(FP), R9
+	MOVQ ow+40(FP), R11
+	MOVQ ohw+48(FP), R13
+	SHLQ $2, R13
+	MOVQ nOC+56(FP), CX
+	MOVQ ocStride+64(FP), R15
+	SHLQ $2, R15
+	MOVQ tmp+72(FP), DX
+	MOVL $0x40800000, R12
+	VPBROADCASTD R12, Z28
+	MOVL $0x41000000, R12
+	VPBROADCASTD R12, Z31
+	VMOVDQU32 (AX), Z19
+	// Index vectors: tmp[i*4+j] = outOff + i*ow + j.
+	XORQ AX, AX
+""")
+for i in range(4):
+    for j in range(4):
+        gg(f'\tLEAQ {j}(AX), R12\n\tVPBROADCASTD R12, Z20\n\tVPADDD Z19, Z20, Z20\n\tVMOVDQU32 Z20, {(i*4+j)*64}(DX)\n')
+    gg('\tADDQ R11, AX\n')
+gg("""	TESTQ CX, CX
+	JZ   wg_done
+wg_loop:
+""")
+def a6(y, o, t):
+    # o[r] = sum_i A^T[i][r] y[i]: y0, y0+y1+y2+y3, y0-y1+y2-y3,
+    # y0+2y1+4y2+8y3, y0-2y1+4y2-8y3, y3.
+    y0, y1, y2, y3 = y
+    o0, o1, o2, o3, o4, o5 = o
+    e, f = t
+    return f"""	VADDPS {y2}, {y0}, {e}
+	VADDPS {y3}, {y1}, {f}
+	VADDPS {f}, {e}, {o1}
+	VSUBPS {f}, {e}, {o2}
+	VMOVAPS {y0}, {e}
+	VFMADD231PS Z28, {y2}, {e}
+	VADDPS {y1}, {y1}, {f}
+	VFMADD231PS Z31, {y3}, {f}
+	VADDPS {f}, {e}, {o3}
+	VSUBPS {f}, {e}, {o4}
+	VMOVAPS {y0}, {o0}
+	VMOVAPS {y3}, {o5}
+"""
+Yr = ['Z0', 'Z1', 'Z2', 'Z3']
+Or = [f'Z{i}' for i in range(6, 12)]
+Tr = ['Z12', 'Z13']
+for j in range(4):
+    for i in range(4):
+        k = i*4+j
+        gg(f'\tKMOVW {2*k}(R9), K1\n\tVMOVDQU32 {k*64}(DX), Z20\n\tVPXORD {Yr[i]}, {Yr[i]}, {Yr[i]}\n\tVGATHERDPS (SI)(Z20*4), K1, {Yr[i]}\n')
+    gg(a6(Yr, Or, Tr))
+    for r in range(6):
+        gg(f'\tVMOVUPS {Or[r]}, {1024 + (r*4+j)*64}(DX)\n')
+gg('\tMOVQ DI, R12\n')
+for r in range(6):
+    for j in range(4):
+        gg(f'\tVMOVUPS {1024 + (r*4+j)*64}(DX), {Yr[j]}\n')
+    gg(a6(Yr, Or, Tr))
+    for s in range(6):
+        gg(f'\tVMOVUPS {Or[s]}, (R12)\n\tADDQ R14, R12\n')
+gg("""	ADDQ R13, SI
+	ADDQ R15, DI
+	DECQ CX
+	JNZ  wg_loop
+wg_done:
+	VZEROUPPER
+	RET
+""")
+_emit(''.join(G))
+
+# 4x4 block of dot products with a contiguous depth (Winograd weight gradient).
+D4 = []
+dd = D4.append
+dd("""
+// func dot4x4AVX512(c *float32, ldc int, a, b *float32, ld, k int)
+//
+// c[i*ldc + j] += sum over t < k of a[i*ld + t] * b[j*ld + t] for i, j < 4,
+// k a multiple of 16: a 4x4 block of C = A B^T with both operands stored
+// depth-contiguous, so nothing needs packing. The 16 accumulators are
+// reduced to one vector (lane 4i+j) by a transpose-and-add tree.
+TEXT ·dot4x4AVX512(SB), NOSPLIT, $0-48
+	MOVQ c+0(FP), DI
+	MOVQ ldc+8(FP), R8
+	SHLQ $2, R8
+	MOVQ a+16(FP), SI
+	MOVQ b+24(FP), DX
+	MOVQ ld+32(FP), R9
+	SHLQ $2, R9
+	MOVQ k+40(FP), CX
+	SHRQ $4, CX
+""")
+for i in range(16):
+    dd(f'\tVPXORD Z{i}, Z{i}, Z{i}\n')
+dd("""	LEAQ (SI)(R9*2), R10
+	LEAQ (DX)(R9*2), R11
+	TESTQ CX, CX
+	JZ   d4_reduce
+d4_loop:
+	VMOVUPS (SI), Z16
+	VMOVUPS (SI)(R9*1), Z17
+	VMOVUPS (R10), Z18
+	VMOVUPS (R10)(R9*1), Z19
+	VMOVUPS (DX), Z20
+	VMOVUPS (DX)(R9*1), Z21
+	VMOVUPS (R11), Z22
+	VMOVUPS (R11)(R9*1), Z23
+""")
+for i in range(4):
+    for j in range(4):
+        dd(f'\tVFMADD231PS Z{20+j}, Z{16+i}, Z{4*i+j}\n')
+dd("""	ADDQ $64, SI
+	ADDQ $64, DX
+	ADDQ $64, R10
+	ADDQ $64, R11
+	DECQ CX
+	JNZ  d4_loop
+d4_reduce:
+""")
+# Level 1: pairs (v2p, v2p+1) -> 8 vectors, per 128-bit lane
+# (v0[0]+v0[2], v1[0]+v1[2], v0[1]+v0[3], v1[1]+v1[3]).
+for p_ in range(8):
+    a, b = 2*p_, 2*p_+1
+    dd(f'\tVUNPCKLPS Z{b}, Z{a}, Z24\n\tVUNPCKHPS Z{b}, Z{a}, Z25\n\tVADDPS Z25, Z24, Z{16+p_}\n')
+# Level 2: pairs of those as 64-bit halves -> 4 vectors, per 128-bit lane
+# (v0, v1, v2, v3) partial sums.
+for q in range(4):
+    a, b = 16+2*q, 16+2*q+1
+    dd(f'\tVUNPCKLPD Z{b}, Z{a}, Z24\n\tVUNPCKHPD Z{b}, Z{a}, Z25\n\tVADDPS Z25, Z24, Z{q}\n')
+# Level 3: add the four 128-bit lanes; lane i of the result holds row i.
+dd("""	VSHUFF32X4 $0x44, Z1, Z0, Z24
+	VSHUFF32X4 $0xEE, Z1, Z0, Z25
+	VADDPS Z25, Z24, Z4
+	VSHUFF32X4 $0x44, Z3, Z2, Z24
+	VSHUFF32X4 $0xEE, Z3, Z2, Z25
+	VADDPS Z25, Z24, Z5
+	VSHUFF32X4 $0x88, Z5, Z4, Z24
+	VSHUFF32X4 $0xDD, Z5, Z4, Z25
+	VADDPS Z25, Z24, Z6
+	VMOVUPS (DI), X7
+	VADDPS X7, X6, X7
+	VMOVUPS X7, (DI)
+	ADDQ R8, DI
+	VEXTRACTF32X4 $1, Z6, X8
+	VMOVUPS (DI), X7
+	VADDPS X7, X8, X7
+	VMOVUPS X7, (DI)
+	ADDQ R8, DI
+	VEXTRACTF32X4 $2, Z6, X8
+	VMOVUPS (DI), X7
+	VADDPS X7, X8, X7
+	VMOVUPS X7, (DI)
+	ADDQ R8, DI
+	VEXTRACTF32X4 $3, Z6, X8
+	VMOVUPS (DI), X7
+	VADDPS X7, X8, X7
+	VMOVUPS X7, (DI)
+	VZEROUPPER
+	RET
+""")
+_emit(''.join(D4))
 
 P = '''
 // func packPanels32AVX512(dst, src *float32, ld, rows, cols, panelStride int)

@@ -30,9 +30,11 @@ const trainChunks = 8
 //     a forward Conv over dy with the flipped, transposed weights (so they
 //     get the same fast paths); other shapes as W^T·dy GEMMs per image
 //     followed by col2im;
-//   - BackwardFilter: dW = sum over images of dy_n · im2row(x_n), where
-//     im2row is built from an HWC copy of x_n with contiguous copies, and
-//     db = sum of dy over images and pixels.
+//   - BackwardFilter: Winograd F(4x4, 3x3) for the shapes the forward
+//     Winograd handles (see train_wino.go; AlgoGEMM turns it off);
+//     otherwise dW = sum over images of dy_n · im2row(x_n), where im2row is
+//     built from an HWC copy of x_n with contiguous copies. db = sum of dy
+//     over images and pixels.
 //
 // A ConvTrain owns its scratch memory and is not safe for concurrent use.
 type ConvTrain struct {
@@ -164,25 +166,29 @@ func (c *ConvTrain) BackwardFilter(p *Pool, n int, x, dy, dw, db []float32) {
 		}
 		return
 	}
-	chunks := min(n, trainChunks)
-	c.partial = trGrow(c.partial, chunks*wsize)
-	clear(c.partial)
-	c.ensureThreadScratch(p.Threads())
 	j := &c.job
-	j.kind, j.n, j.x, j.dy, j.chunks = jobBackFilter, n, x, dy, chunks
-	j.next.Store(0)
-	p.Parallel(p.Threads(), j.fn)
+	if c.winoGradUsable(activeKernel.Load()) {
+		c.backFilterWino(p, n, x, dy, dw)
+	} else {
+		chunks := min(n, trainChunks)
+		c.partial = trGrow(c.partial, chunks*wsize)
+		clear(c.partial)
+		c.ensureThreadScratch(p.Threads())
+		j.kind, j.n, j.x, j.dy, j.chunks = jobBackFilter, n, x, dy, chunks
+		j.next.Store(0)
+		p.Parallel(p.Threads(), j.fn)
 
-	// dw[g][o][ci][t] = sum over chunks of partial[chunk][g][o][t*cin+ci].
-	kg := c.taps * c.cin
-	for o := 0; o < prm.OutC; o++ {
-		for ci := 0; ci < c.cin; ci++ {
-			for t := 0; t < c.taps; t++ {
-				var s float32
-				for k := 0; k < chunks; k++ {
-					s += c.partial[k*wsize+o*kg+t*c.cin+ci]
+		// dw[g][o][ci][t] = sum over chunks of partial[chunk][g][o][t*cin+ci].
+		kg := c.taps * c.cin
+		for o := 0; o < prm.OutC; o++ {
+			for ci := 0; ci < c.cin; ci++ {
+				for t := 0; t < c.taps; t++ {
+					var s float32
+					for k := 0; k < chunks; k++ {
+						s += c.partial[k*wsize+o*kg+t*c.cin+ci]
+					}
+					dw[(o*c.cin+ci)*c.taps+t] = s
 				}
-				dw[(o*c.cin+ci)*c.taps+t] = s
 			}
 		}
 	}
@@ -237,6 +243,9 @@ func growFloat64s(s []float64, n int) []float64 {
 const (
 	jobBackData = iota
 	jobBackFilter
+	jobBackFilterWino
+	jobWinoSum
+	jobWinoFinish
 	jobBiasSums
 	jobScatter
 )
@@ -247,6 +256,7 @@ type convTrainJob struct {
 	kind         int
 	n, chunks    int
 	w, x, dy, dx []float32
+	dw           []float32
 	accum        []float32
 	phaseOut     []float32
 	next         atomic.Int64
@@ -254,7 +264,7 @@ type convTrainJob struct {
 }
 
 func (j *convTrainJob) clear() {
-	j.w, j.x, j.dy, j.dx, j.accum, j.phaseOut = nil, nil, nil, nil, nil, nil
+	j.w, j.x, j.dy, j.dx, j.dw, j.accum, j.phaseOut = nil, nil, nil, nil, nil, nil, nil
 }
 
 func (j *convTrainJob) run(lo, hi int) {
@@ -274,6 +284,20 @@ func (j *convTrainJob) run(lo, hi int) {
 					return
 				}
 				c.backFilterChunk(u, j.chunks, j.n, j.x, j.dy, sc)
+			case jobBackFilterWino:
+				if u >= j.chunks {
+					return
+				}
+				c.winoGradChunk(u, j.chunks, j.n, j.x, j.dy, sc)
+			case jobWinoSum:
+				if !c.winoSum(u, j.chunks) {
+					return
+				}
+			case jobWinoFinish:
+				if u >= c.prm.OutC {
+					return
+				}
+				c.winoFinish(u, j.dw)
 			case jobScatter:
 				if u >= j.n*c.prm.InC {
 					return

@@ -140,9 +140,13 @@ func (c *Conv) winoLayout() winoLayout {
 // input taps (tap inside the input) and 16 outputs (pixel inside the
 // output). Lanes past cnt have all masks clear.
 func (c *Conv) winoTables(g0, cnt int, inOff, outOff []int32, inMask, outMask []uint16) {
-	p := c.prm
-	wBlock := c.wb
-	tiles := c.tilesH * c.tilesW
+	winoTileTables(c.prm, c.oh, c.ow, c.tilesH, c.tilesW, c.wb, g0, cnt, inOff, outOff, inMask, outMask)
+}
+
+// winoTileTables fills the tables of winoTables for a block of wBlock
+// lanes of the convolution p (oh x ow outputs in tilesH x tilesW tiles).
+func winoTileTables(p ConvParams, oh, ow, tilesH, tilesW, wBlock, g0, cnt int, inOff, outOff []int32, inMask, outMask []uint16) {
+	tiles := tilesH * tilesW
 	clear(inMask)
 	clear(outMask)
 	for l := 0; l < wBlock; l++ {
@@ -152,10 +156,10 @@ func (c *Conv) winoTables(g0, cnt int, inOff, outOff []int32, inMask, outMask []
 		}
 		g := g0 + l
 		img, t := g/tiles, g%tiles
-		ty, tx := t/c.tilesW, t%c.tilesW
+		ty, tx := t/tilesW, t%tilesW
 		y0, x0 := 4*ty-p.PadTop, 4*tx-p.PadLeft
 		inOff[l] = int32(img*p.InC*p.InH*p.InW + y0*p.InW + x0)
-		outOff[l] = int32(img*p.OutC*c.oh*c.ow + 4*ty*c.ow + 4*tx)
+		outOff[l] = int32(img*p.OutC*oh*ow + 4*ty*ow + 4*tx)
 		q, bit := l/16, uint16(1)<<(l%16)
 		for r := 0; r < 6; r++ {
 			if y := y0 + r; y < 0 || y >= p.InH {
@@ -167,8 +171,8 @@ func (c *Conv) winoTables(g0, cnt int, inOff, outOff []int32, inMask, outMask []
 				}
 			}
 		}
-		for i := 0; i < 4 && 4*ty+i < c.oh; i++ {
-			for j := 0; j < 4 && 4*tx+j < c.ow; j++ {
+		for i := 0; i < 4 && 4*ty+i < oh; i++ {
+			for j := 0; j < 4 && 4*tx+j < ow; j++ {
 				outMask[q*16+i*4+j] |= bit
 			}
 		}
@@ -223,7 +227,7 @@ func (j *convJob) winoUnit(c *Conv, g0, cnt, m0, m1 int, sc []float32) {
 		if kern.winoIn != nil {
 			t := 16 * q
 			dst := (t/kern.nr)*p.InC*kern.nr + t%kern.nr
-			kern.winoIn(&v[dst], &j.x[0], &inOff[t], &inMask[q*36], p.InW, inPlane, p.InC, l.vStride, &tmp[0])
+			kern.winoIn(&v[dst], &j.x[0], &inOff[t], &inMask[q*36], p.InW, inPlane, p.InC, l.vStride, kern.nr, &tmp[0])
 			continue
 		}
 		winoInputGo(v, j.x, inOff[16*q:16*q+16], inMask[q*36:q*36+36], p.InW, inPlane, p.InC, l.vStride, kern.nr, 16*q)
