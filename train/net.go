@@ -105,7 +105,8 @@ func NewNet(g *build.Graph, batch int, opts NetOptions) (*Net, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Net{graph: g, batch: batch, env: &env{pool: kernels.NewPool(opts.Threads), training: true, extras: map[*G.Node][]*G.Node{}}}
+	n := &Net{graph: g, batch: batch, env: &env{pool: kernels.NewPool(opts.Threads), training: true, extras: map[*G.Node][]*G.Node{},
+		convScratch: &kernels.TrainScratch{}}}
 	if err := n.build(units, logits, opts); err != nil {
 		n.env.pool.Close()
 		return nil, err

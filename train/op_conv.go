@@ -37,6 +37,9 @@ func newConvOp(e *env, name string, n int, in, out tensor.Shape, prm kernels.Con
 	if err != nil {
 		return nil, err
 	}
+	if e.convScratch != nil {
+		k.ShareScratch(e.convScratch)
+	}
 	dims := []int{4, 4}
 	if bias {
 		dims = append(dims, 1)

@@ -41,6 +41,10 @@ type env struct {
 	// grads lists the activation-gradient buffers, which a Net places in
 	// shared memory by liveness (see Net.planMemory).
 	grads []*gbuf
+	// convScratch is the scratch memory every convolution of the graph
+	// shares (ops run one at a time), sized by the largest; nil gives each
+	// its own.
+	convScratch *kernels.TrainScratch
 }
 
 // gbuf is an activation-gradient buffer. Its memory is assigned by the

@@ -50,16 +50,35 @@ type ConvTrain struct {
 	phases []convPhase
 	direct bool // a single phase writing dx directly
 
-	// Scratch, grown on demand.
-	fwdWS, bwdWS []float32
-	phaseOut     []float32
-	partial      []float32 // trainChunks x Group x mg x taps*cin (tap-major)
-	thread       []float32 // per thread: HWC image, im2row block, dy block
-	perThread    int
-	dbPart       []float64 // n x OutC plane sums
+	// ws is the scratch memory, grown on demand (see ShareScratch);
+	// perThread is the size of one thread's part of ws.thread in the
+	// current call.
+	ws        *TrainScratch
+	perThread int
 
 	job convTrainJob
 }
+
+// TrainScratch is the scratch memory of ConvTrain calls: nothing in it
+// lives from one call to the next. ConvTrains that never run at the same
+// time (the layers of one network, run one op at a time) can share one
+// (ShareScratch), so that the network holds one set of buffers sized for
+// its largest layer instead of a set per layer. The zero value is ready to
+// use.
+type TrainScratch struct {
+	fwd, bwd []float32 // forward and transposed-convolution workspaces
+	phaseOut []float32 // strided BackwardData's per-phase outputs
+	// partial holds BackwardFilter's per-chunk sums: trainChunks x Group x
+	// mg x taps*cin (tap-major), or trainChunks x 36 x OutC x InC for
+	// Winograd.
+	partial []float32
+	thread  []float32 // per thread: HWC image, im2row block, dy block (or the Winograd transforms)
+	dbPart  []float64 // n x OutC plane sums
+}
+
+// ShareScratch makes c use s for its scratch memory from now on. c must
+// then never run at the same time as another user of s.
+func (c *ConvTrain) ShareScratch(s *TrainScratch) { c.ws = s }
 
 // NewConvTrain validates prm and prepares a training convolution; call
 // SetWeights before Forward or BackwardData. algo selects the forward
@@ -72,7 +91,7 @@ func NewConvTrain(prm ConvParams, algo ConvAlgo) (*ConvTrain, error) {
 		return nil, fmt.Errorf("kernels: Winograd needs a 3x3, stride-1, undilated, ungrouped conv, got %+v", prm)
 	}
 	prm = trConvNorm(prm)
-	c := &ConvTrain{prm: prm, algo: algo, oh: prm.OutH(), ow: prm.OutW()}
+	c := &ConvTrain{prm: prm, algo: algo, oh: prm.OutH(), ow: prm.OutW(), ws: &TrainScratch{}}
 	c.cin = prm.InC / prm.Group
 	c.mg = prm.OutC / prm.Group
 	c.taps = prm.KH * prm.KW
@@ -112,8 +131,8 @@ func (c *ConvTrain) Forward(p *Pool, n int, x, out []float32) {
 	if c.fwd == nil {
 		panic("kernels.ConvTrain.Forward: SetWeights was not called")
 	}
-	c.fwdWS = trGrow(c.fwdWS, c.fwd.WorkspaceSize(n, p.Threads()))
-	c.fwd.Forward(p, n, x, nil, false, out, c.fwdWS)
+	c.ws.fwd = trGrow(c.ws.fwd, c.fwd.WorkspaceSize(n, p.Threads()))
+	c.fwd.Forward(p, n, x, nil, false, out, c.ws.fwd)
 }
 
 // BackwardData computes dx = conv_transpose(dy, weight) for a batch of n
@@ -171,8 +190,8 @@ func (c *ConvTrain) BackwardFilter(p *Pool, n int, x, dy, dw, db []float32) {
 		c.backFilterWino(p, n, x, dy, dw)
 	} else {
 		chunks := min(n, trainChunks)
-		c.partial = trGrow(c.partial, chunks*wsize)
-		clear(c.partial)
+		c.ws.partial = trGrow(c.ws.partial, chunks*wsize)
+		clear(c.ws.partial)
 		c.ensureThreadScratch(p.Threads())
 		j.kind, j.n, j.x, j.dy, j.chunks = jobBackFilter, n, x, dy, chunks
 		j.next.Store(0)
@@ -185,7 +204,7 @@ func (c *ConvTrain) BackwardFilter(p *Pool, n int, x, dy, dw, db []float32) {
 				for t := 0; t < c.taps; t++ {
 					var s float32
 					for k := 0; k < chunks; k++ {
-						s += c.partial[k*wsize+o*kg+t*c.cin+ci]
+						s += c.ws.partial[k*wsize+o*kg+t*c.cin+ci]
 					}
 					dw[(o*c.cin+ci)*c.taps+t] = s
 				}
@@ -193,14 +212,14 @@ func (c *ConvTrain) BackwardFilter(p *Pool, n int, x, dy, dw, db []float32) {
 		}
 	}
 	if db != nil {
-		c.dbPart = growFloat64s(c.dbPart, n*prm.OutC)
+		c.ws.dbPart = growFloat64s(c.ws.dbPart, n*prm.OutC)
 		j.kind = jobBiasSums
 		j.next.Store(0)
 		p.Parallel(p.Threads(), j.fn)
 		for o := 0; o < prm.OutC; o++ {
 			var s float64
 			for i := 0; i < n; i++ {
-				s += c.dbPart[i*prm.OutC+o]
+				s += c.ws.dbPart[i*prm.OutC+o]
 			}
 			db[o] = float32(s)
 		}
@@ -220,7 +239,7 @@ func (c *ConvTrain) ensureThreadScratch(threads int) {
 	// the transposed weights of a group.
 	per = max(per, c.cin*c.taps*ohw+c.cin*c.taps*c.mg)
 	c.perThread = per
-	c.thread = trGrow(c.thread, threads*per)
+	c.ws.thread = trGrow(c.ws.thread, threads*per)
 }
 
 // blockImages is how many images BackwardFilter contracts in one GEMM: enough
@@ -270,7 +289,7 @@ func (j *convTrainJob) clear() {
 func (j *convTrainJob) run(lo, hi int) {
 	c := j.c
 	for slot := lo; slot < hi; slot++ {
-		sc := c.thread[slot*c.perThread : (slot+1)*c.perThread]
+		sc := c.ws.thread[slot*c.perThread : (slot+1)*c.perThread]
 		for {
 			u := int(j.next.Add(1)) - 1
 			switch j.kind {
@@ -310,7 +329,7 @@ func (j *convTrainJob) run(lo, hi int) {
 				ohw := c.oh * c.ow
 				oc := c.prm.OutC
 				for o := 0; o < oc; o++ {
-					c.dbPart[u*oc+o] = trSum64(j.dy[(u*oc+o)*ohw : (u*oc+o+1)*ohw])
+					c.ws.dbPart[u*oc+o] = trSum64(j.dy[(u*oc+o)*ohw : (u*oc+o+1)*ohw])
 				}
 			}
 		}
@@ -406,7 +425,7 @@ func (c *ConvTrain) backFilterChunk(k, chunks, n int, x, dy, sc []float32) {
 	ohw := c.oh * c.ow
 	kg := c.taps * c.cin
 	wsize := prm.OutC * kg
-	part := c.partial[k*wsize : (k+1)*wsize]
+	part := c.ws.partial[k*wsize : (k+1)*wsize]
 	i0, i1 := trSplit(n, chunks, k)
 	nbMax := c.blockImages()
 	pix := c.blockPixels()
@@ -659,8 +678,8 @@ func (c *ConvTrain) backDataPhases(p *Pool, n int, dy, accum, dx []float32) {
 		if cp.conv == nil {
 			panic("kernels.ConvTrain.BackwardData: SetWeights was not called")
 		}
-		c.bwdWS = trGrow(c.bwdWS, cp.conv.WorkspaceSize(n, p.Threads()))
-		cp.conv.Forward(p, n, dy, accum, false, dx, c.bwdWS)
+		c.ws.bwd = trGrow(c.ws.bwd, cp.conv.WorkspaceSize(n, p.Threads()))
+		cp.conv.Forward(p, n, dy, accum, false, dx, c.ws.bwd)
 		return
 	}
 	prm := c.prm
@@ -668,7 +687,7 @@ func (c *ConvTrain) backDataPhases(p *Pool, n int, dy, accum, dx []float32) {
 	for i := range c.phases {
 		total += n * prm.InC * c.phases[i].a * c.phases[i].b
 	}
-	c.phaseOut = trGrow(c.phaseOut, total)
+	c.ws.phaseOut = trGrow(c.ws.phaseOut, total)
 	off := 0
 	for i := range c.phases {
 		cp := &c.phases[i]
@@ -677,13 +696,13 @@ func (c *ConvTrain) backDataPhases(p *Pool, n int, dy, accum, dx []float32) {
 			if cp.conv == nil {
 				panic("kernels.ConvTrain.BackwardData: SetWeights was not called")
 			}
-			c.bwdWS = trGrow(c.bwdWS, cp.conv.WorkspaceSize(n, p.Threads()))
-			cp.conv.Forward(p, n, dy, nil, false, c.phaseOut[off:off+size], c.bwdWS)
+			c.ws.bwd = trGrow(c.ws.bwd, cp.conv.WorkspaceSize(n, p.Threads()))
+			cp.conv.Forward(p, n, dy, nil, false, c.ws.phaseOut[off:off+size], c.ws.bwd)
 		}
 		off += size
 	}
 	j := &c.job
-	j.kind, j.n, j.phaseOut, j.accum, j.dx = jobScatter, n, c.phaseOut, accum, dx
+	j.kind, j.n, j.phaseOut, j.accum, j.dx = jobScatter, n, c.ws.phaseOut, accum, dx
 	j.next.Store(0)
 	p.Parallel(p.Threads(), j.fn)
 	j.clear()

@@ -82,10 +82,10 @@ func (c *ConvTrain) backFilterWino(p *Pool, n int, x, dy, dw []float32) {
 	tiles := n * tilesH * tilesW
 	chunks := min(tiles, trainChunks)
 	usize := 36 * prm.OutC * prm.InC
-	c.partial = trGrow(c.partial, chunks*usize)
+	c.ws.partial = trGrow(c.ws.partial, chunks*usize)
 	l := c.winoGradLayout()
 	c.perThread = l.size
-	c.thread = trGrow(c.thread, p.Threads()*l.size)
+	c.ws.thread = trGrow(c.ws.thread, p.Threads()*l.size)
 	j := &c.job
 	j.kind, j.n, j.x, j.dy, j.dw, j.chunks = jobBackFilterWino, n, x, dy, dw, chunks
 	j.next.Store(0)
@@ -112,9 +112,9 @@ func (c *ConvTrain) winoSum(u, chunks int) bool {
 		return false
 	}
 	e1 := min(e0+winoSumUnit, usize)
-	dst := c.partial[e0:e1]
+	dst := c.ws.partial[e0:e1]
 	for k := 1; k < chunks; k++ {
-		src := c.partial[k*usize+e0 : k*usize+e1]
+		src := c.ws.partial[k*usize+e0 : k*usize+e1]
 		for i, v := range src {
 			dst[i] += v
 		}
@@ -131,7 +131,7 @@ func (c *ConvTrain) winoFinish(o int, dw []float32) {
 		var t [3][6]float64 // G^T dU
 		for r := 0; r < 6; r++ {
 			for s := 0; s < 6; s++ {
-				u := float64(c.partial[(r*6+s)*oi+o*prm.InC+i])
+				u := float64(c.ws.partial[(r*6+s)*oi+o*prm.InC+i])
 				t[0][s] += winoG[r][0] * u
 				t[1][s] += winoG[r][1] * u
 				t[2][s] += winoG[r][2] * u
@@ -159,7 +159,7 @@ func (c *ConvTrain) winoGradChunk(k, chunks, n int, x, dy, sc []float32) {
 	tilesH, tilesW := (c.oh+3)/4, (c.ow+3)/4
 	t0, t1 := trSplit(n*tilesH*tilesW, chunks, k)
 	usize := 36 * prm.OutC * prm.InC
-	part := c.partial[k*usize : (k+1)*usize]
+	part := c.ws.partial[k*usize : (k+1)*usize]
 	clear(part)
 	v := sc[l.v:l.d]
 	d := sc[l.d:l.tmp]
