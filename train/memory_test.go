@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"runtime"
 	"slices"
 	"sort"
@@ -101,7 +102,11 @@ func TestOpTimes(t *testing.T) {
 	const batch = 128
 	spec, _ := models.Lookup("resnet20")
 	g, _ := build.New(spec, build.Options{Seed: 1})
-	net, err := NewNet(g, batch, NetOptions{Threads: 2})
+	threads := 2
+	if v, err := strconv.Atoi(os.Getenv("TRAIN_BENCH_THREADS")); err == nil && v > 0 {
+		threads = v
+	}
+	net, err := NewNet(g, batch, NetOptions{Threads: threads})
 	if err != nil {
 		t.Fatal(err)
 	}
