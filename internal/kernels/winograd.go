@@ -68,34 +68,18 @@ func winoUsable(prm ConvParams) bool {
 }
 
 // winoPackWeights transforms weight [OutC, InC, 3, 3] into the 36 matrices
-// U_ξ = (G g G^T)[ξ] (computed in float64) and packs each as a GEMM A
-// operand: 36 consecutive blocks of mpad*InC floats.
+// U_ξ = (G g G^T)[ξ] and packs each as a GEMM A operand: 36 consecutive
+// blocks of mpad*InC floats. Each U_ξ[oc][ic] is a fixed combination of
+// the 9 weights of (oc, ic), U = (G⊗G) W^T, so all 36 come from one small
+// GEMM (training repacks every step): the float32 products of weights by
+// the 36x9 coefficients (exact to a few 1e-7 relative), well below the
+// Winograd rounding of the convolution itself.
 func (c *Conv) winoPackWeights(weight []float32) {
 	p := c.prm
 	c.winoU = trGrow(c.winoU, 36*p.OutC*p.InC)
 	u := c.winoU // [ξ][oc][ic]
-	for oc := 0; oc < p.OutC; oc++ {
-		for ic := 0; ic < p.InC; ic++ {
-			g := weight[(oc*p.InC+ic)*9:]
-			var tmp [6][3]float64 // G g
-			for i := 0; i < 6; i++ {
-				for j := 0; j < 3; j++ {
-					for k := 0; k < 3; k++ {
-						tmp[i][j] += winoG[i][k] * float64(g[k*3+j])
-					}
-				}
-			}
-			for i := 0; i < 6; i++ {
-				for j := 0; j < 6; j++ {
-					var s float64
-					for k := 0; k < 3; k++ {
-						s += tmp[i][k] * winoG[j][k]
-					}
-					u[((i*6+j)*p.OutC+oc)*p.InC+ic] = float32(s)
-				}
-			}
-		}
-	}
+	oi := p.OutC * p.InC
+	Gemm(nil, false, true, 36, oi, 9, 1, winoGG[:], 9, weight, 9, 0, u, oi)
 	c.mpad = roundUp(p.OutC, c.kern.mr)
 	c.wpack = trGrow(c.wpack, 36*c.mpad*p.InC)
 	for xi := 0; xi < 36; xi++ {
@@ -323,6 +307,20 @@ func (j *convJob) winoUnit(c *Conv, g0, cnt, m0, m1 int, sc []float32) {
 		winoOutputGo(j.out, mb, l.mStride, outOff[t:t+16], outMask[q*16:q*16+16], c.ow, ohw, m0, m1, wBlock, t, flags, c.bias, j.res)
 	}
 }
+
+// winoGG is G⊗G: U[(i,j)] = sum over (a,b) of G[i][a]·G[j][b]·g[a][b].
+var winoGG = func() (k [36 * 9]float32) {
+	for i := 0; i < 6; i++ {
+		for j := 0; j < 6; j++ {
+			for a := 0; a < 3; a++ {
+				for b := 0; b < 3; b++ {
+					k[(i*6+j)*9+a*3+b] = float32(winoG[i][a] * winoG[j][b])
+				}
+			}
+		}
+	}
+	return k
+}()
 
 // bT6 applies B^T to 6 values (one column or row of a 6x6 patch).
 func bT6(x *[6]float32) [6]float32 {
