@@ -306,6 +306,29 @@ func BenchmarkParallel(b *testing.B) {
 	}
 }
 
+// BenchmarkParallelSplit times a Parallel call whose ranges each take
+// about 10 µs (independent float64 additions): on 2 threads it should take
+// about half of what it takes with GOMAXPROCS=1 (-cpu 1,2). Before the pool
+// spun while waiting, a worker that had gone to sleep was woken too late on
+// the 2-vCPU VM to take its range, and 2 threads ran no faster than 1.
+func BenchmarkParallelSplit(b *testing.B) {
+	p := benchPool()
+	defer p.Close()
+	var sink [8][16]float64
+	fn := func(lo, hi int) {
+		for k := lo; k < hi; k++ {
+			s := 0.0
+			for i := 0; i < 10000; i++ {
+				s += float64(i) * 1.0000001
+			}
+			sink[k%8][0] = s
+		}
+	}
+	for b.Loop() {
+		p.Parallel(p.Threads(), fn)
+	}
+}
+
 // BenchmarkGemmFC times a fully connected layer at batch 8 the way ONNX
 // Gemm stores it (weights [out, in], transB).
 func BenchmarkGemmFC(b *testing.B) {

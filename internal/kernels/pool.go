@@ -1,9 +1,11 @@
 package kernels
 
 import (
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Pool is a persistent pool of worker goroutines used by every kernel in this
@@ -71,11 +73,24 @@ func (p *Pool) Close() {
 	p.done.Wait()
 }
 
-// workerSpins is how many times an idle worker polls the queue (roughly
-// 10-20 µs) before blocking on it. Kernels call Parallel back to back (one
-// call per layer); a worker that is still polling picks the next call up at
-// once instead of paying a scheduler wake-up of tens of microseconds.
-const workerSpins = 2000
+// spinWait is how long an idle worker polls the queue, and a caller
+// polls for its last ranges to finish, before blocking. Kernels call
+// Parallel back to back (one call per layer, several per training op); a
+// thread that is still polling picks the next call up at once. A blocked
+// thread costs a scheduler wake-up, and on a virtual machine whose idle
+// vCPU the host has descheduled that wake-up was measured at 0.1 to 1 ms:
+// longer than most kernel calls, so a blocked worker never got its share
+// and 2 threads ran no faster than 1.
+var spinWait = envDuration("RESNETCTL_SPIN", 2*time.Millisecond)
+
+// envDuration reads a duration from the environment (a Go duration
+// string), or returns def.
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, err := time.ParseDuration(os.Getenv(name)); err == nil && v >= 0 {
+		return v
+	}
+	return def
+}
 
 // worker runs queued items until the pool is closed.
 func (p *Pool) worker() {
@@ -83,12 +98,21 @@ func (p *Pool) worker() {
 	for {
 		var it poolItem
 		ok := false
+		var start time.Time
 	poll:
-		for i := 0; i < workerSpins; i++ {
+		for i := 0; ; i++ {
 			select {
 			case it, ok = <-p.work:
 				break poll
 			default:
+			}
+			if i&255 == 0 {
+				if i == 0 {
+					start = time.Now()
+				} else if time.Since(start) > spinWait {
+					break
+				}
+				runtime.Gosched() // let other goroutines have this thread
 			}
 		}
 		if !ok {
@@ -145,6 +169,26 @@ func (p *Pool) Parallel(n int, fn func(lo, hi int)) {
 	}
 	lo, hi := splitRange(n, parts, 0)
 	fn(lo, hi)
+	var start time.Time
+	for i := 0; ; i++ {
+		if i&255 == 0 {
+			if i == 0 {
+				start = time.Now()
+			} else if time.Since(start) > spinWait {
+				break
+			}
+			runtime.Gosched()
+		}
+		select {
+		case <-b.fin:
+			b.fn = nil
+			p.putBatch(b)
+			return
+		case it := <-p.work:
+			it.run()
+		default:
+		}
+	}
 	for {
 		select {
 		case <-b.fin:
