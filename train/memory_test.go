@@ -3,10 +3,10 @@ package train
 import (
 	"fmt"
 	"os"
-	"strconv"
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"testing"
 	"time"
 

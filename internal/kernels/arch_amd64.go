@@ -46,6 +46,15 @@ func winoOutput16AVX512(out, m *float32, xiStride int, outOff *int32, outMask *u
 func winoGradOut16AVX512(m, dy *float32, xiStride int, outOff *int32, outMask *uint16, ow, ohw, nOC, ocStride int, tmp *float32)
 
 //go:noescape
+func winoInputRows16AVX512(v, x *float32, slot *int32, idx *int32, masks uintptr, inC, plane, xiStride, icStride int, tmp *float32)
+
+//go:noescape
+func winoGradOutRows16AVX512(m, dy *float32, slot *int32, idx *int32, xiStride, ohw, nOC, ocStride int, tmp *float32)
+
+//go:noescape
+func winoOutputRows16AVX512(out, m *float32, xiStride int, slot *int32, idx *int32, ohw, nOC, block int, flags uintptr, bias, res, tmp *float32)
+
+//go:noescape
 func dot4x4AVX512(c *float32, ldc int, a, b *float32, ld, k int)
 
 //go:noescape
@@ -116,6 +125,10 @@ var avx512Kernel = &kernelImpl{
 	winoOut:     winoOutput16AVX512,
 	winoGradOut: winoGradOut16AVX512,
 	dot4x4:      dot4x4AVX512,
+
+	winoInRows:      winoInputRows16AVX512,
+	winoGradOutRows: winoGradOutRows16AVX512,
+	winoOutRows:     winoOutputRows16AVX512,
 }
 
 // avx2Kernel: 6x16 register tile (12 YMM accumulators); edge tiles go

@@ -80,6 +80,12 @@ type kernelImpl struct {
 	winoIn      func(v, x *float32, inOff *int32, inMask *uint16, w, plane, inC, xiStride, icStride int, tmp *float32)
 	winoOut     func(out, m *float32, xiStride int, outOff *int32, outMask *uint16, ow, ohw, nOC, block int, flags uintptr, bias, res, tmp *float32)
 	winoGradOut func(m, dy *float32, xiStride int, outOff *int32, outMask *uint16, ow, ohw, nOC, ocStride int, tmp *float32)
+	// winoInRows, winoGradOutRows and winoOutRows are the same transforms
+	// for a 16-tile group of whole tile rows (see winoRows); nil means the
+	// general versions.
+	winoInRows      func(v, x *float32, slot *int32, idx *int32, masks uintptr, inC, plane, xiStride, icStride int, tmp *float32)
+	winoGradOutRows func(m, dy *float32, slot *int32, idx *int32, xiStride, ohw, nOC, ocStride int, tmp *float32)
+	winoOutRows     func(out, m *float32, xiStride int, slot *int32, idx *int32, ohw, nOC, block int, flags uintptr, bias, res, tmp *float32)
 	// dot4x4 adds a 4x4 block of A B^T with depth-contiguous operands
 	// (see dot4x4Go); nil means the Go version.
 	dot4x4 func(c *float32, ldc int, a, b *float32, ld, k int)

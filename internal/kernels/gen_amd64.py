@@ -809,6 +809,281 @@ dd("""	VSHUFF32X4 $0x44, Z1, Z0, Z24
 """)
 _emit(''.join(D4))
 
+# ---------------- Winograd transforms without gathers (rows) ----------------
+# For images 16 or 32 pixels wide with "same" padding, a group of 16
+# consecutive tiles is whole tile rows of one image (4 rows of 4 tiles, or
+# 2 of 8), so the values of a tile element for the 16 lanes are every 4th
+# element of a few image rows: load the rows, pick with two-table permutes
+# (VPERMT2PS) and merge, instead of 16-lane gathers. Each (r, m) "slot" is
+# one 16-float load: a row, or half a 32-float row; slot m = 0, 1 feeds the
+# permute that fills lanes 0-7, m = 2, 3 lanes 8-15. The arithmetic is the
+# same, in the same order, as in the gather versions: results are identical.
+RW = []
+rw = RW.append
+
+def pick4(slots, idx, dst, t):
+    # dst = lanes 0-7 from permute(slots[0], slots[1]), lanes 8-15 from
+    # permute(slots[2], slots[3]), both by index vector idx (K2 = 0xFF00).
+    s0, s1, s2, s3 = slots
+    return f"""	VMOVAPS {s0}, {dst}
+	VPERMT2PS {s1}, {idx}, {dst}
+	VMOVAPS {s2}, {t}
+	VPERMT2PS {s3}, {idx}, {t}
+	VBLENDMPS {t}, {dst}, K2, {dst}
+"""
+
+rw("""
+// func winoInputRows16AVX512(v, x *float32, slot *int32, idx *int32, masks uintptr, inC, plane, xiStride, icStride int, tmp *float32)
+//
+// winoInput16AVX512 for a 16-tile group of whole tile rows: for each input
+// channel (x + ic*plane), row r of the 6x6 patches is built from the four
+// 16-float loads at x + slot[4r+m] (a negative slot reads zeros: padding
+// rows) by the phase permutes idx[0..3] (element 4t+q of each tile row)
+// and the lane shifts idx[4] (right) and idx[5] (left) zeroed by the masks
+// (bits 0-15: shift right, 16-31: shift left) at the tile-row ends.
+// tmp holds 72*16 floats.
+TEXT ·winoInputRows16AVX512(SB), NOSPLIT, $0-80
+	MOVQ v+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ slot+16(FP), AX
+	MOVQ idx+24(FP), R8
+	MOVQ masks+32(FP), R9
+	KMOVW R9, K3
+	SHRQ $16, R9
+	KMOVW R9, K4
+	MOVL $0xFF00, R9
+	KMOVW R9, K2
+	MOVQ inC+40(FP), CX
+	MOVQ plane+48(FP), BX
+	SHLQ $2, BX
+	MOVQ xiStride+56(FP), R14
+	SHLQ $2, R14
+	MOVQ icStride+64(FP), R13
+	SHLQ $2, R13
+	MOVQ tmp+72(FP), DX
+	MOVL $0x40800000, R10
+	VPBROADCASTD R10, Z28
+	MOVL $0x40a00000, R10
+	VPBROADCASTD R10, Z29
+""")
+for k in range(6):
+    rw(f'\tVMOVDQU32 {k*64}(R8), Z{22+k}\n')
+rw("""	TESTQ CX, CX
+	JZ   wir_done
+wir_loop:
+""")
+for r in range(6):
+    for m in range(4):
+        L = f'wir_{r}_{m}'
+        rw(f"""	MOVLQSX {4*(4*r+m)}(AX), R10
+	TESTQ R10, R10
+	JS   {L}_z
+	VMOVUPS (SI)(R10*4), Z{16+m}
+	JMP  {L}_d
+{L}_z:
+	VPXORD Z{16+m}, Z{16+m}, Z{16+m}
+{L}_d:
+""")
+    for q in range(4):
+        rw(pick4(['Z16', 'Z17', 'Z18', 'Z19'], f'Z{22+q}', f'Z{q}', 'Z21'))
+    rw('\tVPERMPS.Z Z3, Z26, K3, Z4\n\tVPERMPS.Z Z0, Z27, K4, Z5\n')
+    # s = 0..5 are Z4, Z0, Z1, Z2, Z3, Z5.
+    for s_, reg in enumerate(['Z4', 'Z0', 'Z1', 'Z2', 'Z3', 'Z5']):
+        rw(f'\tVMOVUPS {reg}, {(r*6+s_)*64}(DX)\n')
+for s_ in range(6):
+    for r in range(6):
+        rw(f'\tVMOVUPS {(r*6+s_)*64}(DX), {X[r]}\n')
+    rw(bt6(X, O, T))
+    for j in range(6):
+        rw(f'\tVMOVUPS {O[j]}, {2304 + (j*6+s_)*64}(DX)\n')
+rw('\tMOVQ DI, R12\n')
+for j in range(6):
+    for s_ in range(6):
+        rw(f'\tVMOVUPS {2304 + (j*6+s_)*64}(DX), {X[s_]}\n')
+    rw(bt6(X, O, T))
+    for k in range(6):
+        rw(f'\tVMOVUPS {O[k]}, (R12)\n\tADDQ R14, R12\n')
+rw("""	ADDQ BX, SI
+	ADDQ R13, DI
+	DECQ CX
+	JNZ  wir_loop
+wir_done:
+	VZEROUPPER
+	RET
+""")
+
+rw("""
+// func winoGradOutRows16AVX512(m, dy *float32, slot *int32, idx *int32, xiStride, ohw, nOC, ocStride int, tmp *float32)
+//
+// winoGradOut16AVX512 for a 16-tile group of whole tile rows: row i of the
+// 4x4 tiles comes from the four 16-float loads at dy + slot[4i+m] by the
+// phase permutes idx[0..3]. tmp holds 40*16 floats.
+TEXT ·winoGradOutRows16AVX512(SB), NOSPLIT, $0-72
+	MOVQ m+0(FP), DI
+	MOVQ dy+8(FP), SI
+	MOVQ slot+16(FP), AX
+	MOVQ idx+24(FP), R8
+	MOVQ xiStride+32(FP), R14
+	SHLQ $2, R14
+	MOVQ ohw+40(FP), R13
+	SHLQ $2, R13
+	MOVQ nOC+48(FP), CX
+	MOVQ ocStride+56(FP), R15
+	SHLQ $2, R15
+	MOVQ tmp+64(FP), DX
+	MOVL $0xFF00, R9
+	KMOVW R9, K2
+	MOVL $0x40800000, R12
+	VPBROADCASTD R12, Z28
+	MOVL $0x41000000, R12
+	VPBROADCASTD R12, Z31
+""")
+for k in range(4):
+    rw(f'\tVMOVDQU32 {k*64}(R8), Z{22+k}\n')
+rw("""	TESTQ CX, CX
+	JZ   wgr_done
+wgr_loop:
+""")
+for i in range(4):
+    for m in range(4):
+        rw(f'\tMOVLQSX {4*(4*i+m)}(AX), R10\n\tVMOVUPS (SI)(R10*4), Z{16+m}\n')
+    for q in range(4):
+        rw(pick4(['Z16', 'Z17', 'Z18', 'Z19'], f'Z{22+q}', 'Z20', 'Z21'))
+        rw(f'\tVMOVUPS Z20, {(i*4+q)*64}(DX)\n')
+for j in range(4):
+    for i in range(4):
+        rw(f'\tVMOVUPS {(i*4+j)*64}(DX), {Yr[i]}\n')
+    rw(a6(Yr, Or, Tr))
+    for r in range(6):
+        rw(f'\tVMOVUPS {Or[r]}, {1024 + (r*4+j)*64}(DX)\n')
+rw('\tMOVQ DI, R12\n')
+for r in range(6):
+    for j in range(4):
+        rw(f'\tVMOVUPS {1024 + (r*4+j)*64}(DX), {Yr[j]}\n')
+    rw(a6(Yr, Or, Tr))
+    for s_ in range(6):
+        rw(f'\tVMOVUPS {Or[s_]}, (R12)\n\tADDQ R14, R12\n')
+rw("""	ADDQ R13, SI
+	ADDQ R15, DI
+	DECQ CX
+	JNZ  wgr_loop
+wgr_done:
+	VZEROUPPER
+	RET
+""")
+
+rw("""
+// func winoOutputRows16AVX512(out, m *float32, xiStride int, slot *int32, idx *int32, ohw, nOC, block int, flags uintptr, bias, res, tmp *float32)
+//
+// winoOutput16AVX512 for a 16-tile group of whole tile rows: row i of the
+// 4x4 output tiles is interleaved by the permutes idx[0..3] into four
+// 16-float vectors stored (after the same epilogue) at out + slot[4i+m]
+// (res + slot[4i+m] for the residual). tmp holds 40*16 floats.
+TEXT ·winoOutputRows16AVX512(SB), NOSPLIT, $0-96
+	MOVQ out+0(FP), DI
+	MOVQ m+8(FP), SI
+	MOVQ xiStride+16(FP), R14
+	SHLQ $2, R14
+	MOVQ slot+24(FP), AX
+	MOVQ idx+32(FP), R9
+	MOVQ ohw+40(FP), R13
+	SHLQ $2, R13
+	MOVQ nOC+48(FP), CX
+	MOVQ block+56(FP), R15
+	SHLQ $2, R15
+	MOVQ flags+64(FP), R8
+	MOVQ bias+72(FP), BX
+	MOVQ res+80(FP), R10
+	MOVQ tmp+88(FP), DX
+	MOVL $0x40800000, R12
+	VPBROADCASTD R12, Z28
+	MOVL $0x40000000, R12
+	VPBROADCASTD R12, Z30
+	MOVL $0x41000000, R12
+	VPBROADCASTD R12, Z31
+	VPXORD Z27, Z27, Z27
+""")
+for k in range(4):
+    rw(f'\tVMOVDQU32 {k*64}(R9), Z{20+k}\n')
+rw("""	// R11 = 6*xiStride bytes (between rows of M within a column).
+	MOVQ R14, R11
+	IMULQ $6, R11
+	TESTQ CX, CX
+	JZ   wor_done
+wor_loop:
+""")
+# Ask for this channel's 16 output lines now (write intent), so that their
+# fetches overlap the transform instead of stalling the stores.
+for k in range(16):
+    rw(f'\tMOVLQSX {4*k}(AX), R12\n\tPREFETCHT0 (DI)(R12*4)\n')
+rw("""	MOVQ SI, R12
+""")
+for s_ in range(6):
+    rw('\tMOVQ R12, R9\n')
+    for r in range(6):
+        rw(f'\tVMOVUPS (R9), {X[r]}\n')
+        if r < 5: rw('\tADDQ R11, R9\n')
+    rw(at6(X, Y, T4))
+    for i in range(4):
+        rw(f'\tVMOVUPS {Y[i]}, {1024 + (i*6+s_)*64}(DX)\n')
+    rw('\tADDQ R14, R12\n')
+for i in range(4):
+    for s_ in range(6):
+        rw(f'\tVMOVUPS {1024 + (i*6+s_)*64}(DX), {X[s_]}\n')
+    rw(at6(X, Y, T4))
+    # Interleave Y0..Y3 (Z6..Z9): E01 = Z16, E23 = Z17 (lanes 0-7),
+    # E01' = Z18, E23' = Z19 (lanes 8-15); outputs Z0..Z3.
+    rw("""	VMOVAPS Z6, Z16
+	VPERMT2PS Z7, Z20, Z16
+	VMOVAPS Z8, Z17
+	VPERMT2PS Z9, Z20, Z17
+	VMOVAPS Z6, Z18
+	VPERMT2PS Z7, Z21, Z18
+	VMOVAPS Z8, Z19
+	VPERMT2PS Z9, Z21, Z19
+	VMOVAPS Z16, Z0
+	VPERMT2PS Z17, Z22, Z0
+	VMOVAPS Z16, Z1
+	VPERMT2PS Z17, Z23, Z1
+	VMOVAPS Z18, Z2
+	VPERMT2PS Z19, Z22, Z2
+	VMOVAPS Z18, Z3
+	VPERMT2PS Z19, Z23, Z3
+""")
+    for mm in range(4):
+        o = f'Z{mm}'
+        L = f'wor_{i}_{mm}'
+        rw(f"""	MOVLQSX {4*(4*i+mm)}(AX), R12
+	TESTQ $1, R8
+	JZ   {L}_a
+	VADDPS (DI)(R12*4), {o}, {o}
+{L}_a:
+	TESTQ $2, R8
+	JZ   {L}_b
+	VADDPS.BCST (BX), {o}, {o}
+{L}_b:
+	TESTQ $4, R8
+	JZ   {L}_c
+	VADDPS (R10)(R12*4), {o}, {o}
+{L}_c:
+	TESTQ $8, R8
+	JZ   {L}_d
+	VMAXPS {o}, Z27, {o}
+{L}_d:
+	VMOVUPS {o}, (DI)(R12*4)
+""")
+rw("""	ADDQ R15, SI
+	ADDQ R13, DI
+	ADDQ R13, R10
+	ADDQ $4, BX
+	DECQ CX
+	JNZ  wor_loop
+wor_done:
+	VZEROUPPER
+	RET
+""")
+_emit(''.join(RW))
+
 P = '''
 // func packPanels32AVX512(dst, src *float32, ld, rows, cols, panelStride int)
 //

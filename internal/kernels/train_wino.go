@@ -80,7 +80,7 @@ func (c *ConvTrain) backFilterWino(p *Pool, n int, x, dy, dw []float32) {
 	prm := c.prm
 	tilesH, tilesW := (c.oh+3)/4, (c.ow+3)/4
 	tiles := n * tilesH * tilesW
-	chunks := min(tiles, trainChunks)
+	chunks := min((tiles+15)/16, trainChunks)
 	usize := 36 * prm.OutC * prm.InC
 	c.ws.partial = trGrow(c.ws.partial, chunks*usize)
 	l := c.winoGradLayout()
@@ -157,10 +157,17 @@ func (c *ConvTrain) winoGradChunk(k, chunks, n int, x, dy, sc []float32) {
 	kern := activeKernel.Load()
 	l := c.winoGradLayout()
 	tilesH, tilesW := (c.oh+3)/4, (c.ow+3)/4
-	t0, t1 := trSplit(n*tilesH*tilesW, chunks, k)
+	// Chunks start at multiples of 16 tiles (whole transform groups).
+	tiles := n * tilesH * tilesW
+	t0, t1 := trSplit((tiles+15)/16, chunks, k)
+	t0, t1 = min(16*t0, tiles), min(16*t1, tiles)
 	usize := 36 * prm.OutC * prm.InC
 	part := c.ws.partial[k*usize : (k+1)*usize]
 	clear(part)
+	rows := c.rows
+	if c.noRows || kern.winoInRows == nil || kern.winoGradOutRows == nil {
+		rows = nil
+	}
 	v := sc[l.v:l.d]
 	d := sc[l.d:l.tmp]
 	tmp := sc[l.tmp:l.inOff]
@@ -172,10 +179,24 @@ func (c *ConvTrain) winoGradChunk(k, chunks, n int, x, dy, sc []float32) {
 	ohw := c.oh * c.ow
 	for g0 := t0; g0 < t1; g0 += l.block {
 		cnt := min(l.block, t1-g0)
-		winoTileTables(prm, c.oh, c.ow, tilesH, tilesW, l.block, g0, cnt, inOff, outOff, inMask, outMask)
+		if rows == nil {
+			winoTileTables(prm, c.oh, c.ow, tilesH, tilesW, l.block, g0, cnt, inOff, outOff, inMask, outMask)
+		}
 		groups := (cnt + 15) / 16
 		for q := 0; q < groups; q++ {
 			t := 16 * q
+			if rows != nil {
+				// Whole groups of tile rows (chunks and blocks start at
+				// multiples of 16, and images hold a multiple of 16 tiles).
+				img, ty0 := rows.group(g0 + t)
+				in, out := inOff[:24], outOff[:16] // no tables with rows
+				rows.inSlots(ty0, in)
+				rows.outSlots(ty0, out)
+				kern.winoInRows(&v[t], &x[img*prm.InC*inPlane], &in[0], &rows.tab.in[0], rows.tab.masks,
+					prm.InC, inPlane, l.vStride, l.block, &tmp[0])
+				kern.winoGradOutRows(&d[t], &dy[img*prm.OutC*ohw], &out[0], &rows.tab.in[0], l.dStride, ohw, prm.OutC, l.block, &tmp[0])
+				continue
+			}
 			if kern.winoIn != nil && kern.winoGradOut != nil {
 				kern.winoIn(&v[t], &x[0], &inOff[t], &inMask[q*36], prm.InW, inPlane, prm.InC, l.vStride, l.block, &tmp[0])
 				kern.winoGradOut(&d[t], &dy[0], l.dStride, &outOff[t], &outMask[q*16], c.ow, ohw, prm.OutC, l.block, &tmp[0])

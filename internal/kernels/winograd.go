@@ -190,7 +190,14 @@ func (j *convJob) winoUnit(c *Conv, g0, cnt, m0, m1 int, sc []float32) {
 	outOff := int32s(sc[l.outOff:l.inMask])
 	inMask := uint16s(sc[l.inMask:l.outMask])
 	outMask := uint16s(sc[l.outMask:l.size])
-	c.winoTables(g0, cnt, inOff, outOff, inMask, outMask)
+	// Groups of 16 whole tile rows use the row transforms (no tables).
+	rows := c.rows
+	if rows != nil && g0%16 != 0 {
+		rows = nil
+	}
+	if rows == nil || cnt%16 != 0 {
+		c.winoTables(g0, cnt, inOff, outOff, inMask, outMask)
+	}
 
 	groups := (cnt + 15) / 16
 	panels := (cnt + kern.nr - 1) / kern.nr
@@ -208,6 +215,16 @@ func (j *convJob) winoUnit(c *Conv, g0, cnt, m0, m1 int, sc []float32) {
 		}
 	}
 	for q := 0; q < groups; q++ {
+		if rows != nil && 16*q+16 <= cnt {
+			t := 16 * q
+			img, ty0 := rows.group(g0 + t)
+			slots := inOff[:24] // the tables are not used for row groups
+			rows.inSlots(ty0, slots)
+			dst := (t/kern.nr)*p.InC*kern.nr + t%kern.nr
+			kern.winoInRows(&v[dst], &j.x[img*p.InC*inPlane], &slots[0], &rows.tab.in[0], rows.tab.masks,
+				p.InC, inPlane, l.vStride, kern.nr, &tmp[0])
+			continue
+		}
 		if kern.winoIn != nil {
 			t := 16 * q
 			dst := (t/kern.nr)*p.InC*kern.nr + t%kern.nr
@@ -293,6 +310,21 @@ func (j *convJob) winoUnit(c *Conv, g0, cnt, m0, m1 int, sc []float32) {
 	}
 	for q := 0; q < groups; q++ {
 		t := 16 * q
+		if rows != nil && t+16 <= cnt {
+			img, ty0 := rows.group(g0 + t)
+			slots := outOff[:16]
+			rows.outSlots(ty0, slots)
+			base := (img*p.OutC + m0) * ohw
+			var bias, res *float32
+			if c.bias != nil {
+				bias = &c.bias[m0]
+			}
+			if j.res != nil {
+				res = &j.res[base]
+			}
+			kern.winoOutRows(&j.out[base], &mb[m0*wBlock+t], l.mStride, &slots[0], &rows.tab.out[0], ohw, m1-m0, wBlock, flags, bias, res, &tmp[0])
+			continue
+		}
 		if kern.winoOut != nil {
 			var bias, res *float32
 			if c.bias != nil {
