@@ -16,7 +16,8 @@ import (
 )
 
 // BenchmarkTrainStep measures training steps (forward, backward, SGD
-// update) of a CIFAR ResNet-20 at batch $TRAIN_BENCH_BATCH (default 128)
+// update) of a CIFAR ResNet-20 ($TRAIN_BENCH_MODEL names another) at batch
+// $TRAIN_BENCH_BATCH (default 128)
 // on $TRAIN_BENCH_THREADS threads (default 2), reporting img/s, CPU time
 // per step and, from /proc/self/status, the peak RSS:
 //
@@ -27,7 +28,14 @@ func BenchmarkTrainStep(b *testing.B) {
 		threads = v
 	}
 	batch := benchBatch()
-	spec, _ := models.Lookup("resnet20")
+	model := "resnet20"
+	if m := os.Getenv("TRAIN_BENCH_MODEL"); m != "" {
+		model = m
+	}
+	spec, err := models.Lookup(model)
+	if err != nil {
+		b.Fatal(err)
+	}
 	g, err := build.New(spec, build.Options{Seed: 1})
 	if err != nil {
 		b.Fatal(err)
