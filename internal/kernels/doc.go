@@ -4,7 +4,10 @@
 // It provides:
 //
 //   - Pool, a persistent worker pool that every kernel accepts (a nil *Pool
-//     runs on the calling goroutine);
+//     runs on the calling goroutine). Idle threads poll for up to 2 ms
+//     (RESNETCTL_SPIN, a Go duration, changes it), yielding to other
+//     goroutines, before they block: on a virtual machine a blocked thread
+//     can take a millisecond to wake, longer than most kernel calls;
 //   - Gemm, a packed BLIS/GotoBLAS-style single-precision matrix multiply
 //     whose register-blocked micro-kernels are written in Go assembly for
 //     AVX-512 (8x32 ZMM tile, plus 8x16 and narrow edge kernels) and
@@ -18,7 +21,9 @@
 //     permutes or gathers, never materialised), and 3x3 stride-1
 //     convolutions by Winograd F(4x4, 3x3) when that is faster (AlgoAuto;
 //     AlgoGEMM forces the plain path). Bias, residual add and ReLU are fused
-//     into the tile write-back;
+//     into the tile write-back. On 16- and 32-wide images the Winograd
+//     transforms read and write whole image rows instead of gathering
+//     (winorows.go);
 //   - pooling (MaxPool2D, AvgPool2D, GlobalAvgPool), inference BatchNorm
 //     (FoldBatchNorm turns its parameters into scale and shift), ReLU and
 //     Add.
@@ -33,12 +38,17 @@
 //
 // Accuracy: GEMM-based results match a float64 reference to a few float32
 // roundings per sqrt(K) of the dot-product magnitude; Winograd results to
-// about 1e-5 of it (tests allow 1e-3, the bound DESIGN.md sets).
+// about 1e-5 of it (tests allow 1e-3, the bound DESIGN.md sets); Winograd
+// weight gradients to about 2.5e-6 of the largest element (direct: 4e-7).
 //
 // The micro-kernel path in use is reported by KernelPath; it is chosen once
 // at start-up from the CPU features and can be overridden with
 // SetKernelPath (tests force every path).
 //
-// Backward passes (training) are to be added next to the forward kernels,
-// reusing Gemm (with its transposes) and the same pools and workspaces.
+// Training: ConvTrain (forward, data gradient as a transposed convolution,
+// weight gradient by Winograd F(4x4, 3x3) for 3x3 stride-1 layers and by
+// im2row GEMMs otherwise), BatchNormTrain (batch statistics, fused residual
+// add and ReLU with 1-bit masks) and the pooling, dense and loss helpers of
+// train_ops.go. Their reductions are summed in an order fixed by the batch
+// size, so results do not depend on the number of threads.
 package kernels

@@ -169,36 +169,47 @@ func (p *Pool) Parallel(n int, fn func(lo, hi int)) {
 	}
 	lo, hi := splitRange(n, parts, 0)
 	fn(lo, hi)
+	// Poll (helping with queued items) for up to spinWait, then block.
 	var start time.Time
+	block := false
 	for i := 0; ; i++ {
-		if i&255 == 0 {
+		if i&255 == 0 && !block {
 			if i == 0 {
 				start = time.Now()
 			} else if time.Since(start) > spinWait {
-				break
+				block = true
+			} else {
+				runtime.Gosched()
 			}
-			runtime.Gosched()
 		}
-		select {
-		case <-b.fin:
+		if p.waitStep(b, block) {
 			b.fn = nil
 			p.putBatch(b)
 			return
-		case it := <-p.work:
-			it.run()
-		default:
 		}
 	}
-	for {
+}
+
+// waitStep reports whether batch b is done; otherwise it runs one queued
+// item if there is one. With block, it waits for one or the other.
+func (p *Pool) waitStep(b *poolBatch, block bool) bool {
+	if block {
 		select {
 		case <-b.fin:
-			b.fn = nil
-			p.putBatch(b)
-			return
+			return true
 		case it := <-p.work:
 			it.run()
+			return false
 		}
 	}
+	select {
+	case <-b.fin:
+		return true
+	case it := <-p.work:
+		it.run()
+	default:
+	}
+	return false
 }
 
 // getBatch takes a recycled batch (or makes one).
