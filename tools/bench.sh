@@ -7,8 +7,10 @@
 # measurement with the machine's description to $OUT as JSON.
 #   THREADS_LIST (default: "nproc 1", i.e. all cores then one thread; THREADS=T
 #   alone means just T), ITERS (default 20), WARMUP (default 3), CONFIGS
-#   (default: the list below, "model batch size" separated by commas), OUT
-#   (default bench-results/infer.json) override.
+#   (default: the list below, "model batch size" separated by commas), ROUNDS
+#   (default 3: the engines alternate this many times per configuration and
+#   each side's figure is the median of its rounds' medians), OUT (default
+#   bench-results/infer.json) override.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -n "${THREADS_LIST:-}" ]; then
@@ -21,6 +23,7 @@ else
 fi
 iters=${ITERS:-20}
 warmup=${WARMUP:-3}
+rounds=${ROUNDS:-3}
 configs=${CONFIGS:-resnet18 1 224,resnet18 16 224,resnet50 1 224,resnet50 16 224,resnet20 128 32}
 out=${OUT:-bench-results/infer.json}
 . tools/bench_lib.sh # bin, py, dir, load, bench_write_json
@@ -35,21 +38,32 @@ for threads in $threads_list; do
 		[ -f "$f" ] || "$bin" export --model "$model" "$f" >/dev/null
 		it=$iters
 		[ "$batch" -ge 16 ] && it=$(( iters / 2 > 3 ? iters / 2 : 3 ))
-		ours=$("$bin" bench "$f" --batch "$batch" --threads "$threads" --iters "$it" --warmup "$warmup" --json)
-		ort=$(node tools/ort/bench.js "$f" "$batch" "$threads" "$it" "$warmup" 3 "$size" "$size")
+		# Alternate the two engines $rounds times, so that a slow spell of a
+		# shared machine does not fall on one side only.
+		ours="" ort=""
+		for _ in $(seq "$rounds"); do
+			ours+=$("$bin" bench "$f" --batch "$batch" --threads "$threads" --iters "$it" --warmup "$warmup" --json)$'\n'
+			ort+=$(node tools/ort/bench.js "$f" "$batch" "$threads" "$it" "$warmup" 3 "$size" "$size")$'\n'
+		done
 		"$py" - "$model" "$batch" "$threads" "$ours" "$ort" "$dir/results.jsonl" <<'PY'
-import json, sys
-m, b, th, o, r = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4]), json.loads(sys.argv[5])
-ratio = o["median_ms"] / r["median_ms"]
-print("%-10s %6d %7d %12.2f %12.2f %10.1f %10.1f %8.2f" % (m, b, th, o["median_ms"], r["median_ms"], o["images_per_s"], r["images_per_s"], ratio), flush=True)
-o["model"] = m  # the catalog name, not the temporary file
+import json, statistics, sys
+m, b, th = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+os_ = [json.loads(l) for l in sys.argv[4].splitlines() if l.strip()]
+rs = [json.loads(l) for l in sys.argv[5].splitlines() if l.strip()]
+om = statistics.median(o["median_ms"] for o in os_)
+rm = statistics.median(r["median_ms"] for r in rs)
+ratio = om / rm
+print("%-10s %6d %7d %12.2f %12.2f %10.1f %10.1f %8.2f" % (m, b, th, om, rm, b * 1000 / om, b * 1000 / rm, ratio), flush=True)
+for o in os_:
+    o["model"] = m  # the catalog name, not the temporary file
 with open(sys.argv[6], "a") as f:
-    f.write(json.dumps({"model": m, "batch": b, "threads": th, "ratio_median_ms": ratio, "ours": o, "ort": r}) + "\n")
+    f.write(json.dumps({"model": m, "batch": b, "threads": th, "ours_median_ms": om, "ort_median_ms": rm,
+                        "ratio_median_ms": ratio, "ours_rounds": os_, "ort_rounds": rs}) + "\n")
 PY
 	done
 done
 
 ortver=$(node -p "require('./tools/ort/node_modules/onnxruntime-node/package.json').version" 2>/dev/null || true)
 bench_write_json "$out" infer \
-	"inference of exported ONNX files on random input; median_ms per batch; ratio_median_ms = ours / onnxruntime (lower is better for resnetctl)" \
-	onnxruntime_node_version="$ortver" iters:="$iters" warmup:="$warmup"
+	"inference of exported ONNX files on random input; each engine's median_ms per batch in each of ROUNDS alternating rounds; ours_median_ms and ort_median_ms are the medians of those; ratio_median_ms = ours / onnxruntime (lower is better for resnetctl)" \
+	onnxruntime_node_version="$ortver" iters:="$iters" warmup:="$warmup" rounds:="$rounds"
