@@ -92,6 +92,35 @@ func resnet50Layers() []resnetLayer {
 	return ls
 }
 
+// resnet18Layers lists the 20 convolutions of torchvision's ResNet-18 at
+// 224x224 (basic blocks).
+func resnet18Layers() []resnetLayer {
+	ls := []resnetLayer{{name: "conv1", p: conv(3, 224, 64, 7, 2), relu: true, in: -1, res: -1}}
+	in, hw := 64, 56
+	x := -1
+	for s, width := range []int{64, 128, 256, 512} {
+		for b := 0; b < 2; b++ {
+			stride := 1
+			if b == 0 && s > 0 {
+				stride = 2
+			}
+			pre := fmt.Sprintf("layer%d.%d.", s+1, b)
+			ohw := hw / stride
+			c1 := len(ls)
+			ls = append(ls, resnetLayer{name: pre + "conv1", p: conv(in, hw, width, 3, stride), relu: true, in: x, res: -1})
+			short := x
+			if b == 0 && s > 0 {
+				short = len(ls)
+				ls = append(ls, resnetLayer{name: pre + "downsample", p: conv(in, hw, width, 1, stride), in: x, res: -1})
+			}
+			ls = append(ls, resnetLayer{name: pre + "conv2", p: conv(width, ohw, width, 3, 1), residual: true, relu: true, in: c1, res: short})
+			x = len(ls) - 1
+			in, hw = width, ohw
+		}
+	}
+	return ls
+}
+
 // resnet20Layers lists the 19 convolutions of the CIFAR ResNet-20 (option A
 // shortcuts need no convolution) at 32x32.
 func resnet20Layers() []resnetLayer {

@@ -479,10 +479,24 @@ func (c *Conv) Forward(p *Pool, n int, x, residual []float32, relu bool, out, ws
 			case tiles >= 32*threads:
 				j.wmode = winoRanges
 			default:
-				j.wmode = winoSplitM
+				j.wmode = winoShared
 			}
-			j.next.Store(0)
-			p.Parallel(threads, j.fn)
+			if j.wmode != winoShared {
+				j.next.Store(0)
+				p.Parallel(threads, j.fn)
+				continue
+			}
+			// Few tiles: per block, the threads first transform a share of
+			// the input channels each into one V, then compute a share of
+			// the output channels each from it.
+			for b := 0; b < j.blocks; b++ {
+				j.g0 = b * w.wb
+				j.cnt = min(w.wb, tiles-j.g0)
+				j.phase = winoPhaseIn
+				p.Parallel(threads, j.fn)
+				j.phase = winoPhaseMul | winoPhaseOut
+				p.Parallel(threads, j.fn)
+			}
 		}
 	} else {
 		gemms := n * prm.Group
@@ -507,7 +521,8 @@ type convJob struct {
 	inPlace        bool         // residual is out: accumulate onto it
 	next           atomic.Int64 // next unit to claim
 	wino           bool         // Winograd: work split by wmode
-	wmode          int          // winoDynamic, winoRanges or winoSplitM
+	wmode          int          // winoDynamic, winoRanges or winoShared
+	g0, cnt, phase int          // winoShared: the block and the phases to run
 	blocks         int          // Winograd tile blocks of up to wb tiles
 	per, slots     int
 	mParts, nParts int
@@ -589,9 +604,11 @@ func (j *convJob) run(lo, hi int) {
 
 // runWino runs the Winograd work of the given slots, split according to
 // j.wmode: whole tile blocks claimed dynamically (large batches), equal
-// contiguous tile ranges per thread cut into blocks (no duplicated work), or,
-// with few tiles, every block for a share of the output channels (which
-// halves each thread's stream of transformed weights).
+// contiguous tile ranges per thread cut into blocks (no duplicated work;
+// ranges start at multiples of the GEMM panel width, so no thread gets a
+// ragged panel in the middle), or, with few tiles, one block at a time
+// shared by all threads (j.phase: a share of the input channels each for
+// the input transform, then a share of the output channels each).
 func (j *convJob) runWino(lo, hi int) {
 	w := j.c.wino
 	tiles := j.n * w.tilesH * w.tilesW
@@ -605,23 +622,25 @@ func (j *convJob) runWino(lo, hi int) {
 					break
 				}
 				g0 := b * w.wb
-				j.winoUnit(w, g0, min(w.wb, tiles-g0), 0, w.prm.OutC, sc)
+				j.winoUnit(w, g0, min(w.wb, tiles-g0), 0, w.prm.OutC, 0, w.prm.InC, sc, sc, winoAll)
 			}
 		case winoRanges:
-			t0, t1 := splitRange(tiles, j.slots, slot)
-			chunks := (t1 - t0 + w.wb - 1) / w.wb
-			for i := 0; i < chunks; i++ {
-				c0, c1 := splitRange(t1-t0, chunks, i)
-				j.winoUnit(w, t0+c0, c1-c0, 0, w.prm.OutC, sc)
+			nr := w.kern.nr
+			u0, u1 := splitRange((tiles+nr-1)/nr, j.slots, slot)
+			t0, t1 := min(u0*nr, tiles), min(u1*nr, tiles)
+			for g0 := t0; g0 < t1; g0 += w.wb {
+				j.winoUnit(w, g0, min(w.wb, t1-g0), 0, w.prm.OutC, 0, w.prm.InC, sc, sc, winoAll)
 			}
-		case winoSplitM:
-			m0, m1 := partRange(w.prm.OutC, w.kern.mr, j.slots, slot)
-			if m0 >= m1 {
+		case winoShared:
+			shared := j.ws[:j.per]
+			if j.phase == winoPhaseIn {
+				ic0, ic1 := splitRange(w.prm.InC, j.slots, slot)
+				j.winoUnit(w, j.g0, j.cnt, 0, 0, ic0, ic1, shared, sc, winoPhaseIn)
 				continue
 			}
-			for b := 0; b < j.blocks; b++ {
-				g0 := b * w.wb
-				j.winoUnit(w, g0, min(w.wb, tiles-g0), m0, m1, sc)
+			m0, m1 := partRange(w.prm.OutC, w.kern.mr, j.slots, slot)
+			if m0 < m1 {
+				j.winoUnit(w, j.g0, j.cnt, m0, m1, 0, 0, shared, sc, j.phase)
 			}
 		}
 	}

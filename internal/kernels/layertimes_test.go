@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-// TestLayerTimes prints, for every convolution of ResNet-50 (batch 1) and
+// TestLayerTimes prints, for every convolution of ResNet-18 and ResNet-50
+// (batch 1) and
 // ResNet-20 (batch 128), the fastest of several runs, and their sums. It
 // runs only when KERNELS_LAYER_TIMES is set (to the number of runs), e.g.
 //
@@ -28,6 +29,7 @@ func TestLayerTimes(t *testing.T) {
 		ls   []resnetLayer
 		n    int
 	}{
+		{"resnet18", resnet18Layers(), 1},
 		{"resnet50", resnet50Layers(), 1},
 		{"resnet50-gemm", withAlgo(resnet50Layers(), AlgoGEMM), 1},
 		{"resnet20", resnet20Layers(), 128},

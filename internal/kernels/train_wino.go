@@ -202,7 +202,7 @@ func (c *ConvTrain) winoGradChunk(k, chunks, n int, x, dy, sc []float32) {
 				kern.winoGradOut(&d[t], &dy[0], l.dStride, &outOff[t], &outMask[q*16], c.ow, ohw, prm.OutC, l.block, &tmp[0])
 				continue
 			}
-			winoInputGo(v, x, inOff[t:t+16], inMask[q*36:q*36+36], prm.InW, inPlane, prm.InC, l.vStride, l.block, t)
+			winoInputGo(v, x, inOff[t:t+16], inMask[q*36:q*36+36], prm.InW, inPlane, prm.InC, l.vStride, l.block, 0, t)
 			winoGradOutGo(d[t:], dy, l.dStride, outOff[t:t+16], outMask[q*16:q*16+16], c.ow, ohw, prm.OutC, l.block)
 		}
 		k := groups * 16 // lanes past cnt are zero in both

@@ -58,7 +58,7 @@ func winoBlock(prm ConvParams) int {
 const (
 	winoDynamic = iota // many blocks: threads claim whole blocks
 	winoRanges         // each thread takes a contiguous, equal range of tiles
-	winoSplitM         // few tiles: threads split the output channels
+	winoShared         // few tiles: threads split each block's channels
 )
 
 // winoUsable reports whether prm can run as Winograd F(4x4, 3x3).
@@ -174,68 +174,99 @@ func uint16s(f []float32) []uint16 {
 	return unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(f))), 2*len(f))
 }
 
+// Phases of winoUnit.
+const (
+	winoPhaseIn  = 1 << iota // tile tables and the input transform into V
+	winoPhaseMul             // the 36 GEMMs into M
+	winoPhaseOut             // the output transform and epilogue
+	winoAll      = winoPhaseIn | winoPhaseMul | winoPhaseOut
+)
+
 // winoUnit computes, for the Winograd half c of j's Conv, output channels
 // [m0, m1) (multiples of mr, or OutC) of the tile block starting at global
-// tile g0, for the whole batch (x, out,
-// res are the batch tensors). sc is this thread's scratch.
-func (j *convJob) winoUnit(c *Conv, g0, cnt, m0, m1 int, sc []float32) {
-	p := c.prm
-	kern := c.kern
-	wBlock := c.wb
+// tile g0, for the whole batch (x, out, res are the batch tensors): the
+// phases selected, the input transform for input channels [ic0, ic1) only.
+// V and M live in shared (a thread's own scratch, or one shared by threads
+// that split a block's channels), the tile tables and transform scratch in
+// own (the same thread's scratch in every phase of a block).
+func (j *convJob) winoUnit(c *Conv, g0, cnt, m0, m1, ic0, ic1 int, shared, own []float32, phases int) {
 	l := c.winoLayout()
-	v := sc[l.v:l.m]
-	mb := sc[l.m:l.tmp]
-	tmp := sc[l.tmp:l.inOff]
-	inOff := int32s(sc[l.inOff:l.outOff])
-	outOff := int32s(sc[l.outOff:l.inMask])
-	inMask := uint16s(sc[l.inMask:l.outMask])
-	outMask := uint16s(sc[l.outMask:l.size])
+	v := shared[l.v:l.m]
+	mb := shared[l.m:l.tmp]
+	tmp := own[l.tmp:l.inOff]
+	inOff := int32s(own[l.inOff:l.outOff])
+	outOff := int32s(own[l.outOff:l.inMask])
+	inMask := uint16s(own[l.inMask:l.outMask])
+	outMask := uint16s(own[l.outMask:l.size])
 	// Groups of 16 whole tile rows use the row transforms (no tables).
 	rows := c.rows
 	if rows != nil && g0%16 != 0 {
 		rows = nil
 	}
-	if rows == nil || cnt%16 != 0 {
+	if phases&winoPhaseIn != 0 && (rows == nil || cnt%16 != 0) {
 		c.winoTables(g0, cnt, inOff, outOff, inMask, outMask)
 	}
+	if phases&winoPhaseIn != 0 && ic0 < ic1 {
+		j.winoInput(c, g0, cnt, ic0, ic1, v, tmp, inOff, inMask, rows)
+	}
+	if phases&winoPhaseMul != 0 {
+		j.winoMul(c, cnt, m0, m1, v, mb, own)
+	}
+	if phases&winoPhaseOut != 0 {
+		j.winoOutput(c, g0, cnt, m0, m1, mb, tmp, outOff, outMask, rows)
+	}
+}
 
+// winoInput transforms input channels [ic0, ic1) of the block's tiles into
+// V: V_ξ is InC x wBlock in nr-wide panels, element (ic, t) at
+// ξ*vStride + (t/nr)*InC*nr + ic*nr + t%nr.
+func (j *convJob) winoInput(c *Conv, g0, cnt, ic0, ic1 int, v, tmp []float32, inOff []int32, inMask []uint16, rows *winoRows) {
+	p := c.prm
+	kern := c.kern
+	l := c.winoLayout()
 	groups := (cnt + 15) / 16
 	panels := (cnt + kern.nr - 1) / kern.nr
 	inPlane := p.InH * p.InW
-	// Input transform into V: V_ξ is InC x wBlock in nr-wide panels,
-	// element (ic, t) at ξ*vStride + (t/nr)*InC*nr + ic*nr + t%nr.
+	nc := ic1 - ic0
 	// Lanes of the last panel past the last group must be zero.
 	if tail := groups * 16; tail < panels*kern.nr {
 		for xi := 0; xi < 36; xi++ {
 			base := xi*l.vStride + (panels-1)*p.InC*kern.nr
-			for ic := 0; ic < p.InC; ic++ {
+			for ic := ic0; ic < ic1; ic++ {
 				row := v[base+ic*kern.nr : base+(ic+1)*kern.nr]
 				clear(row[tail%kern.nr:])
 			}
 		}
 	}
 	for q := 0; q < groups; q++ {
-		if rows != nil && 16*q+16 <= cnt {
-			t := 16 * q
+		t := 16 * q
+		dst := (t/kern.nr)*p.InC*kern.nr + ic0*kern.nr + t%kern.nr
+		if rows != nil && t+16 <= cnt {
 			img, ty0 := rows.group(g0 + t)
 			slots := inOff[:24] // the tables are not used for row groups
 			rows.inSlots(ty0, slots)
-			dst := (t/kern.nr)*p.InC*kern.nr + t%kern.nr
-			kern.winoInRows(&v[dst], &j.x[img*p.InC*inPlane], &slots[0], &rows.tab.in[0], rows.tab.masks,
-				p.InC, inPlane, l.vStride, kern.nr, &tmp[0])
+			kern.winoInRows(&v[dst], &j.x[(img*p.InC+ic0)*inPlane], &slots[0], &rows.tab.in[0], rows.tab.masks,
+				nc, inPlane, l.vStride, kern.nr, &tmp[0])
 			continue
 		}
 		if kern.winoIn != nil {
-			t := 16 * q
-			dst := (t/kern.nr)*p.InC*kern.nr + t%kern.nr
-			kern.winoIn(&v[dst], &j.x[0], &inOff[t], &inMask[q*36], p.InW, inPlane, p.InC, l.vStride, kern.nr, &tmp[0])
+			kern.winoIn(&v[dst], &j.x[ic0*inPlane], &inOff[t], &inMask[q*36], p.InW, inPlane, nc, l.vStride, kern.nr, &tmp[0])
 			continue
 		}
-		winoInputGo(v, j.x, inOff[16*q:16*q+16], inMask[q*36:q*36+36], p.InW, inPlane, p.InC, l.vStride, kern.nr, 16*q)
+		winoInputGo(v[ic0*kern.nr:], j.x[ic0*inPlane:], inOff[t:t+16], inMask[q*36:q*36+36], p.InW, inPlane, nc, l.vStride, kern.nr, p.InC*kern.nr, t)
 	}
-	// 36 GEMMs: M_ξ[m0:m1, 0:cnt] = U_ξ * V_ξ, K blocked like packA.
+}
+
+// winoMul computes M_ξ[m0:m1, 0:cnt] = U_ξ * V_ξ for the 36 ξ, K blocked
+// like packA. own provides the scratch tile for edge and narrow tiles.
+func (j *convJob) winoMul(c *Conv, cnt, m0, m1 int, v, mb, own []float32) {
+	p := c.prm
+	kern := c.kern
+	wBlock := c.wb
+	l := c.winoLayout()
+	panels := (cnt + kern.nr - 1) / kern.nr
 	mr, nr := kern.mr, kern.nr
-	tile := sc[len(sc)-mr*nr:] // scratch tile for edge and narrow tiles
+	tile := own[len(own)-mr*nr:]
 	for xi := 0; xi < 36; xi++ {
 		ua := c.wpack[xi*c.mpad*p.InC:]
 		vb := v[xi*l.vStride:]
@@ -293,7 +324,16 @@ func (j *convJob) winoUnit(c *Conv, g0, cnt, m0, m1 int, sc []float32) {
 			}
 		}
 	}
-	// Output transform with the epilogue.
+}
+
+// winoOutput transforms M back into output channels [m0, m1) of the
+// block's tiles, with the epilogue.
+func (j *convJob) winoOutput(c *Conv, g0, cnt, m0, m1 int, mb, tmp []float32, outOff []int32, outMask []uint16, rows *winoRows) {
+	p := c.prm
+	kern := c.kern
+	wBlock := c.wb
+	l := c.winoLayout()
+	groups := (cnt + 15) / 16
 	ohw := c.oh * c.ow
 	var flags uintptr
 	if c.bias != nil {
@@ -379,12 +419,13 @@ func aT6(x *[6]float32) [4]float32 {
 	}
 }
 
-// winoInputGo transforms 16 tiles (lanes; lane l at block tile t0+l) of all
-// input channels into V (see winoUnit for the layout).
-func winoInputGo(v, x []float32, inOff []int32, inMask []uint16, w, plane, inC, xiStride, nr, t0 int) {
+// winoInputGo transforms 16 tiles (lanes; lane l at block tile t0+l) of
+// inC input channels into V: lane l of channel ic at
+// ((t0+l)/nr)*panelStride + ic*nr + (t0+l)%nr (see winoUnit for the layout).
+func winoInputGo(v, x []float32, inOff []int32, inMask []uint16, w, plane, inC, xiStride, nr, panelStride, t0 int) {
 	for l := 0; l < 16; l++ {
 		t := t0 + l
-		dst := (t/nr)*inC*nr + t%nr
+		dst := (t/nr)*panelStride + t%nr
 		bit := uint16(1) << l
 		for ic := 0; ic < inC; ic++ {
 			var d [6][6]float32
