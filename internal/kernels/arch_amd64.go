@@ -61,6 +61,9 @@ func dot4x4AVX512(c *float32, ldc int, a, b *float32, ld, k int)
 func dotAVX2(x, y *float32, n int) float32
 
 //go:noescape
+func maxAccAVX2(dst, src *float32, n int)
+
+//go:noescape
 func axpyAVX2(a float32, x, y *float32, n int)
 
 //go:noescape
@@ -91,6 +94,18 @@ func dotVec(x, y []float32) float32 {
 		n = 0
 	}
 	return s + dotGo(x[n:], y[n:len(x)])
+}
+
+// maxAcc sets dst[i] = max(dst[i], src[i]) over len(dst) (len(src) >=
+// len(dst)), NaN if either is NaN.
+func maxAcc(dst, src []float32) {
+	n := len(dst) &^ 7
+	if hasFMA256 && n > 0 && useAsmVec() {
+		maxAccAVX2(&dst[0], &src[0], n)
+	} else {
+		n = 0
+	}
+	maxAccGo(dst[n:], src[n:len(dst)])
 }
 
 // axpyVec computes y[i] += a*x[i] over len(y) (len(x) >= len(y)).

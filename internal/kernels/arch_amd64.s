@@ -1088,6 +1088,32 @@ dot_reduce:
 	MOVSS X0, ret+24(FP)
 	RET
 
+// func maxAccAVX2(dst, src *float32, n int)
+//
+// dst[i] = max(dst[i], src[i]) for i < n, n a multiple of 8, NaN if
+// either is NaN (VMAXPS returns its second operand when one is NaN, so
+// NaNs of dst are put back with a blend).
+TEXT ·maxAccAVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JZ   maxacc_done
+maxacc_loop:
+	VMOVUPS (DI), Y0
+	VMOVUPS (SI), Y1
+	VMAXPS Y1, Y0, Y2
+	VCMPPS $3, Y0, Y0, Y3
+	VBLENDVPS Y3, Y0, Y2, Y2
+	VMOVUPS Y2, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  maxacc_loop
+maxacc_done:
+	VZEROUPPER
+	RET
+
 // func axpyAVX2(a float32, x, y *float32, n int)
 //
 // y[i] += a*x[i] for i < n, n a multiple of 16.

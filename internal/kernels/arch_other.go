@@ -11,6 +11,9 @@ func dotVec(x, y []float32) float32 { return dotGo(x, y) }
 // axpyVec computes y[i] += a*x[i] over len(y) (len(x) >= len(y)).
 func axpyVec(a float32, x, y []float32) { axpyGo(a, x, y) }
 
+// maxAcc sets dst[i] = max(dst[i], src[i]), NaN if either is NaN.
+func maxAcc(dst, src []float32) { maxAccGo(dst, src) }
+
 func sumAndSquares(x []float32) (s, s2 float64) { return sumAndSquaresGo(x) }
 
 func affinePlane(out, x, res []float32, scale, shift float32, relu bool) {

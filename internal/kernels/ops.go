@@ -326,6 +326,10 @@ func (j *opJob) flat(e0, e1 int) {
 func (j *opJob) pool2D(x, out []float32) {
 	p := j.prm
 	h, w := j.h, j.w
+	if j.kind == opMaxPool && p.DilationH == 1 && p.DilationW == 1 && w <= maxPoolRow {
+		j.maxPoolSeparable(x, out)
+		return
+	}
 	for oy := 0; oy < j.oh; oy++ {
 		y0 := oy*p.StrideH - p.PadTop
 		// Taps kh in [kh0, kh1) fall inside the input rows.
@@ -365,6 +369,52 @@ func (j *opJob) pool2D(x, out []float32) {
 				}
 			}
 			out[oy*j.ow+ox] = v
+		}
+	}
+}
+
+// maxAccGo is the Go version of maxAcc.
+func maxAccGo(dst, src []float32) {
+	src = src[:len(dst)]
+	for i, e := range src {
+		dst[i] = max(dst[i], e) // Go's max: NaN if either is NaN
+	}
+}
+
+// maxPoolRow is the widest input row maxPoolSeparable handles (its row
+// buffer lives on the stack).
+const maxPoolRow = 1024
+
+// maxPoolSeparable is max pooling of one plane without dilation, as a max
+// over the window's rows (contiguous, for a whole input row at once) and
+// then over its columns: KH+KW comparisons per output instead of KH*KW,
+// and no per-element bounds logic or data-dependent branches (Go's max is
+// branch-free and returns NaN if either operand is). A NaN anywhere in a
+// window gives NaN, and a window with no input element -MaxFloat32, as in
+// the general loop.
+func (j *opJob) maxPoolSeparable(x, out []float32) {
+	p := j.prm
+	h, w := j.h, j.w
+	var buf [maxPoolRow]float32
+	col := buf[:w]
+	for oy := 0; oy < j.oh; oy++ {
+		y0 := oy*p.StrideH - p.PadTop
+		kh0, kh1 := tapRange(y0, 1, p.KH, h)
+		for i := range col {
+			col[i] = -math.MaxFloat32
+		}
+		for kh := kh0; kh < kh1; kh++ {
+			maxAcc(col, x[(y0+kh)*w:(y0+kh+1)*w])
+		}
+		o := out[oy*j.ow : (oy+1)*j.ow]
+		for ox := range o {
+			x0 := ox*p.StrideW - p.PadLeft
+			kw0, kw1 := tapRange(x0, 1, p.KW, w)
+			v := float32(-math.MaxFloat32)
+			for _, e := range col[x0+kw0 : x0+kw1] {
+				v = max(v, e)
+			}
+			o[ox] = v
 		}
 	}
 }
