@@ -69,11 +69,7 @@ func resnet50Layers() []resnetLayer {
 	for s, st := range []struct{ width, blocks int }{{64, 3}, {128, 4}, {256, 6}, {512, 3}} {
 		out := st.width * 4
 		for b := 0; b < st.blocks; b++ {
-			stride := 1
-			if b == 0 && s > 0 {
-				stride = 2
-			}
-			pre := fmt.Sprintf("layer%d.%d.", s+1, b)
+			pre, stride := blockName(s, b)
 			ohw := hw / stride
 			c1 := len(ls)
 			ls = append(ls,
@@ -92,6 +88,16 @@ func resnet50Layers() []resnetLayer {
 	return ls
 }
 
+// blockName returns torchvision's name prefix of block b of stage s and
+// its stride (2 for the first block of every stage but the first).
+func blockName(s, b int) (string, int) {
+	stride := 1
+	if b == 0 && s > 0 {
+		stride = 2
+	}
+	return fmt.Sprintf("layer%d.%d.", s+1, b), stride
+}
+
 // resnet18Layers lists the 20 convolutions of torchvision's ResNet-18 at
 // 224x224 (basic blocks).
 func resnet18Layers() []resnetLayer {
@@ -100,11 +106,7 @@ func resnet18Layers() []resnetLayer {
 	x := -1
 	for s, width := range []int{64, 128, 256, 512} {
 		for b := 0; b < 2; b++ {
-			stride := 1
-			if b == 0 && s > 0 {
-				stride = 2
-			}
-			pre := fmt.Sprintf("layer%d.%d.", s+1, b)
+			pre, stride := blockName(s, b)
 			ohw := hw / stride
 			c1 := len(ls)
 			ls = append(ls, resnetLayer{name: pre + "conv1", p: conv(in, hw, width, 3, stride), relu: true, in: x, res: -1})

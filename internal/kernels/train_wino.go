@@ -52,9 +52,9 @@ func winoGradBlock(prm ConvParams) int {
 // winoGradLayout is the per-thread scratch of the Winograd weight
 // gradient, in float32 slots.
 type winoGradLayout struct {
-	block                                           int
-	v, d, tmp, inOff, outOff, inMask, outMask, size int
-	vStride, dStride                                int // floats between consecutive ξ
+	block, v, d int
+	winoScratch
+	vStride, dStride int // floats between consecutive ξ
 }
 
 func (c *ConvTrain) winoGradLayout() winoGradLayout {
@@ -170,11 +170,7 @@ func (c *ConvTrain) winoGradChunk(k, chunks, n int, x, dy, sc []float32) {
 	}
 	v := sc[l.v:l.d]
 	d := sc[l.d:l.tmp]
-	tmp := sc[l.tmp:l.inOff]
-	inOff := int32s(sc[l.inOff:l.outOff])
-	outOff := int32s(sc[l.outOff:l.inMask])
-	inMask := uint16s(sc[l.inMask:l.outMask])
-	outMask := uint16s(sc[l.outMask:l.size])
+	tmp, inOff, outOff, inMask, outMask := l.views(sc)
 	inPlane := prm.InH * prm.InW
 	ohw := c.oh * c.ow
 	for g0 := t0; g0 < t1; g0 += l.block {

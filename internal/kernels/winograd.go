@@ -92,8 +92,21 @@ func (c *Conv) winoPackWeights(weight []float32) {
 // float32 slots: V (36 x InC x wBlock, packed-B panels), M (36 x OutC x
 // wBlock), each ξ padded by winoPad, the transform scratch (72 x 16) and the tile tables.
 type winoLayout struct {
-	v, m, tmp, inOff, outOff, inMask, outMask, size int
-	vStride, mStride                                int // floats between the V_ξ (M_ξ) of consecutive ξ
+	v, m int
+	winoScratch
+	vStride, mStride int // floats between the V_ξ (M_ξ) of consecutive ξ
+}
+
+// winoScratch places the transform scratch and the tile tables in a
+// thread's scratch (float32 slots), after the layout's V and M (or D).
+type winoScratch struct {
+	tmp, inOff, outOff, inMask, outMask, size int
+}
+
+// views returns the transform scratch and the tile tables in sc.
+func (w winoScratch) views(sc []float32) (tmp []float32, inOff, outOff []int32, inMask, outMask []uint16) {
+	return sc[w.tmp:w.inOff], int32s(sc[w.inOff:w.outOff]), int32s(sc[w.outOff:w.inMask]),
+		uint16s(sc[w.inMask:w.outMask]), uint16s(sc[w.outMask:w.size])
 }
 
 // winoPad staggers consecutive V_ξ and M_ξ by one cache line: with
@@ -193,11 +206,7 @@ func (j *convJob) winoUnit(c *Conv, g0, cnt, m0, m1, ic0, ic1 int, shared, own [
 	l := c.winoLayout()
 	v := shared[l.v:l.m]
 	mb := shared[l.m:l.tmp]
-	tmp := own[l.tmp:l.inOff]
-	inOff := int32s(own[l.inOff:l.outOff])
-	outOff := int32s(own[l.outOff:l.inMask])
-	inMask := uint16s(own[l.inMask:l.outMask])
-	outMask := uint16s(own[l.outMask:l.size])
+	tmp, inOff, outOff, inMask, outMask := l.views(own)
 	// Groups of 16 whole tile rows use the row transforms (no tables).
 	rows := c.rows
 	if rows != nil && g0%16 != 0 {
