@@ -77,7 +77,9 @@
 // Activation gradients live in buffers shared by liveness (Net.planMemory):
 // a ResNet-20's 47 gradient tensors fit in 3 buffers, so a training step
 // holds little more than the forward activations the backward pass needs
-// (peak RSS about 0.6 GB for ResNet-20 at batch 128).
+// (peak RSS about 280 MiB for ResNet-20 at batch 128 on random data). The
+// convolutions also share one set of scratch buffers (kernels.TrainScratch),
+// sized by the largest layer.
 //
 // Every reduction (weight and BatchNorm gradients, batch statistics) is
 // summed in an order fixed by the batch size, never by thread scheduling,
