@@ -214,16 +214,17 @@ func NewConvAlgo(prm ConvParams, weight, bias []float32, algo ConvAlgo) (*Conv, 
 	// slower at 16 channels, 1.3x faster at 32, 2x at 64 and more); with
 	// the row transforms (16- and 32-wide images) from 16 channels (1.8x
 	// faster at 16 channels, 32x32, batch 128).
+	var rows *winoRows
+	if c.kern.winoInRows != nil {
+		rows = newWinoRows(prm)
+	}
 	wide := prm.InC >= 32 && prm.OutC >= 32
-	if c.kern.winoInRows != nil && newWinoRows(prm) != nil {
+	if rows != nil {
 		wide = prm.InC >= 16 && prm.OutC >= 16
 	}
 	autoWino := winoUsable(prm) && c.kern.winoIn != nil && wide
 	if algo == AlgoWinograd || (algo == AlgoAuto && autoWino) {
-		c.wino = &Conv{prm: prm, kern: c.kern, oh: c.oh, ow: c.ow, mg: c.mg, kg: c.kg, bias: c.bias, wb: winoBlock(prm)}
-		if c.kern.winoInRows != nil {
-			c.wino.rows = newWinoRows(prm)
-		}
+		c.wino = &Conv{prm: prm, kern: c.kern, oh: c.oh, ow: c.ow, mg: c.mg, kg: c.kg, bias: c.bias, wb: winoBlock(prm), rows: rows}
 		c.wino.winoPackWeights(weight)
 		c.forceWino = algo == AlgoWinograd
 		if c.forceWino {

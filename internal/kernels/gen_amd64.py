@@ -510,20 +510,31 @@ def bt6(x, o, t):
 X = [f'Z{i}' for i in range(6)]
 O = [f'Z{i}' for i in range(6, 12)]
 T = ['Z12', 'Z13']
-for s in range(6):
-    for r in range(6):
-        k = r*6+s
-        ww(f'\tKMOVW {2*k}(R8), K1\n\tVMOVDQU32 {k*64}(DX), Z{20+r}\n\tVPXORD {X[r]}, {X[r]}, {X[r]}\n\tVGATHERDPS (SI)(Z{20+r}*4), K1, {X[r]}\n')
-    ww(bt6(X, O, T))
-    for j in range(6):
-        ww(f'\tVMOVUPS {O[j]}, {2304 + (j*6+s)*64}(DX)\n')
-ww('\tMOVQ DI, R12\n')
-for j in range(6):
+
+def bt6_passes(load):
+    # B^T d B of one channel: columns (load(r, s, reg) puts d[r][s] in reg)
+    # into tmp + 2304, then rows into V at R12 (from DI), stepping R14.
+    c = []
     for s in range(6):
-        ww(f'\tVMOVUPS {2304 + (j*6+s)*64}(DX), {X[s]}\n')
-    ww(bt6(X, O, T))
-    for k in range(6):
-        ww(f'\tVMOVUPS {O[k]}, (R12)\n\tADDQ R14, R12\n')
+        for r in range(6):
+            c.append(load(r, s, X[r]))
+        c.append(bt6(X, O, T))
+        for j in range(6):
+            c.append(f'\tVMOVUPS {O[j]}, {2304 + (j*6+s)*64}(DX)\n')
+    c.append('\tMOVQ DI, R12\n')
+    for j in range(6):
+        for s in range(6):
+            c.append(f'\tVMOVUPS {2304 + (j*6+s)*64}(DX), {X[s]}\n')
+        c.append(bt6(X, O, T))
+        for k in range(6):
+            c.append(f'\tVMOVUPS {O[k]}, (R12)\n\tADDQ R14, R12\n')
+    return ''.join(c)
+
+def gather_in(r, s, reg):
+    k = r*6+s
+    return f'\tKMOVW {2*k}(R8), K1\n\tVMOVDQU32 {k*64}(DX), Z{20+r}\n\tVPXORD {reg}, {reg}, {reg}\n\tVGATHERDPS (SI)(Z{20+r}*4), K1, {reg}\n'
+
+ww(bt6_passes(gather_in))
 ww('''	ADDQ BX, SI
 	ADDQ R13, DI
 	DECQ CX
@@ -599,20 +610,31 @@ def at6(x, o, t):
 '''
 Y = ['Z6', 'Z7', 'Z8', 'Z9']
 T4 = ['Z12', 'Z13', 'Z14', 'Z15']
-ww('\tMOVQ SI, R12\n')
-for s in range(6):
-    ww('\tMOVQ R12, AX\n')
-    for r in range(6):
-        ww(f'\tVMOVUPS (AX), {X[r]}\n')
-        if r < 5: ww('\tADDQ R11, AX\n')
-    ww(at6(X, Y, T4))
-    for i in range(4):
-        ww(f'\tVMOVUPS {Y[i]}, {1024 + (i*6+s)*64}(DX)\n')
-    ww('\tADDQ R14, R12\n')
-for i in range(4):
+def at6_columns(ptr):
+    # First half of A^T M A for one channel: the columns of M (from SI,
+    # rows R11 apart, columns R14 apart; ptr is a scratch register) into
+    # tmp + 1024.
+    c = ['\tMOVQ SI, R12\n']
     for s in range(6):
-        ww(f'\tVMOVUPS {1024 + (i*6+s)*64}(DX), {X[s]}\n')
-    ww(at6(X, Y, T4))
+        c.append(f'\tMOVQ R12, {ptr}\n')
+        for r in range(6):
+            c.append(f'\tVMOVUPS ({ptr}), {X[r]}\n')
+            if r < 5: c.append(f'\tADDQ R11, {ptr}\n')
+        c.append(at6(X, Y, T4))
+        for i in range(4):
+            c.append(f'\tVMOVUPS {Y[i]}, {1024 + (i*6+s)*64}(DX)\n')
+        c.append('\tADDQ R14, R12\n')
+    return ''.join(c)
+
+def at6_row(i):
+    # Second half for output row i: Y[i][0..3] into Y.
+    c = [f'\tVMOVUPS {1024 + (i*6+s)*64}(DX), {X[s]}\n' for s in range(6)]
+    c.append(at6(X, Y, T4))
+    return ''.join(c)
+
+ww(at6_columns('AX'))
+for i in range(4):
+    ww(at6_row(i))
     for j in range(4):
         k = i*4+j
         y = Y[j]
@@ -720,20 +742,31 @@ def a6(y, o, t):
 Yr = ['Z0', 'Z1', 'Z2', 'Z3']
 Or = [f'Z{i}' for i in range(6, 12)]
 Tr = ['Z12', 'Z13']
-for j in range(4):
-    for i in range(4):
-        k = i*4+j
-        gg(f'\tKMOVW {2*k}(R9), K1\n\tVMOVDQU32 {k*64}(DX), Z20\n\tVPXORD {Yr[i]}, {Yr[i]}, {Yr[i]}\n\tVGATHERDPS (SI)(Z20*4), K1, {Yr[i]}\n')
-    gg(a6(Yr, Or, Tr))
-    for r in range(6):
-        gg(f'\tVMOVUPS {Or[r]}, {1024 + (r*4+j)*64}(DX)\n')
-gg('\tMOVQ DI, R12\n')
-for r in range(6):
+
+def a6_passes(load):
+    # A dY A^T of one channel: columns (load(i, j, reg) puts dY[i][j] in
+    # reg) into tmp + 1024, then rows into M at R12 (from DI), stepping R14.
+    c = []
     for j in range(4):
-        gg(f'\tVMOVUPS {1024 + (r*4+j)*64}(DX), {Yr[j]}\n')
-    gg(a6(Yr, Or, Tr))
-    for s in range(6):
-        gg(f'\tVMOVUPS {Or[s]}, (R12)\n\tADDQ R14, R12\n')
+        for i in range(4):
+            c.append(load(i, j, Yr[i]))
+        c.append(a6(Yr, Or, Tr))
+        for r in range(6):
+            c.append(f'\tVMOVUPS {Or[r]}, {1024 + (r*4+j)*64}(DX)\n')
+    c.append('\tMOVQ DI, R12\n')
+    for r in range(6):
+        for j in range(4):
+            c.append(f'\tVMOVUPS {1024 + (r*4+j)*64}(DX), {Yr[j]}\n')
+        c.append(a6(Yr, Or, Tr))
+        for s in range(6):
+            c.append(f'\tVMOVUPS {Or[s]}, (R12)\n\tADDQ R14, R12\n')
+    return ''.join(c)
+
+def gather_dy(i, j, reg):
+    k = i*4+j
+    return f'\tKMOVW {2*k}(R9), K1\n\tVMOVDQU32 {k*64}(DX), Z20\n\tVPXORD {reg}, {reg}, {reg}\n\tVGATHERDPS (SI)(Z20*4), K1, {reg}\n'
+
+gg(a6_passes(gather_dy))
 gg("""	ADDQ R13, SI
 	ADDQ R15, DI
 	DECQ CX
@@ -916,19 +949,7 @@ for r in range(6):
     # s = 0..5 are Z4, Z0, Z1, Z2, Z3, Z5.
     for s_, reg in enumerate(['Z4', 'Z0', 'Z1', 'Z2', 'Z3', 'Z5']):
         rw(f'\tVMOVUPS {reg}, {(r*6+s_)*64}(DX)\n')
-for s_ in range(6):
-    for r in range(6):
-        rw(f'\tVMOVUPS {(r*6+s_)*64}(DX), {X[r]}\n')
-    rw(bt6(X, O, T))
-    for j in range(6):
-        rw(f'\tVMOVUPS {O[j]}, {2304 + (j*6+s_)*64}(DX)\n')
-rw('\tMOVQ DI, R12\n')
-for j in range(6):
-    for s_ in range(6):
-        rw(f'\tVMOVUPS {2304 + (j*6+s_)*64}(DX), {X[s_]}\n')
-    rw(bt6(X, O, T))
-    for k in range(6):
-        rw(f'\tVMOVUPS {O[k]}, (R12)\n\tADDQ R14, R12\n')
+rw(bt6_passes(lambda r, s_, reg: f'\tVMOVUPS {(r*6+s_)*64}(DX), {reg}\n'))
 rw("""	ADDQ BX, SI
 	ADDQ R13, DI
 	DECQ CX
@@ -976,19 +997,7 @@ for i in range(4):
     for q in range(4):
         rw(pick4(['Z16', 'Z17', 'Z18', 'Z19'], f'Z{22+q}', 'Z20', 'Z21'))
         rw(f'\tVMOVUPS Z20, {(i*4+q)*64}(DX)\n')
-for j in range(4):
-    for i in range(4):
-        rw(f'\tVMOVUPS {(i*4+j)*64}(DX), {Yr[i]}\n')
-    rw(a6(Yr, Or, Tr))
-    for r in range(6):
-        rw(f'\tVMOVUPS {Or[r]}, {1024 + (r*4+j)*64}(DX)\n')
-rw('\tMOVQ DI, R12\n')
-for r in range(6):
-    for j in range(4):
-        rw(f'\tVMOVUPS {1024 + (r*4+j)*64}(DX), {Yr[j]}\n')
-    rw(a6(Yr, Or, Tr))
-    for s_ in range(6):
-        rw(f'\tVMOVUPS {Or[s_]}, (R12)\n\tADDQ R14, R12\n')
+rw(a6_passes(lambda i, j, reg: f'\tVMOVUPS {(i*4+j)*64}(DX), {reg}\n'))
 rw("""	ADDQ R13, SI
 	ADDQ R15, DI
 	DECQ CX
@@ -1042,21 +1051,9 @@ wor_loop:
 # fetches overlap the transform instead of stalling the stores.
 for k in range(16):
     rw(f'\tMOVLQSX {4*k}(AX), R12\n\tPREFETCHT0 (DI)(R12*4)\n')
-rw("""	MOVQ SI, R12
-""")
-for s_ in range(6):
-    rw('\tMOVQ R12, R9\n')
-    for r in range(6):
-        rw(f'\tVMOVUPS (R9), {X[r]}\n')
-        if r < 5: rw('\tADDQ R11, R9\n')
-    rw(at6(X, Y, T4))
-    for i in range(4):
-        rw(f'\tVMOVUPS {Y[i]}, {1024 + (i*6+s_)*64}(DX)\n')
-    rw('\tADDQ R14, R12\n')
+rw(at6_columns('R9'))
 for i in range(4):
-    for s_ in range(6):
-        rw(f'\tVMOVUPS {1024 + (i*6+s_)*64}(DX), {X[s_]}\n')
-    rw(at6(X, Y, T4))
+    rw(at6_row(i))
     # Interleave Y0..Y3 (Z6..Z9): E01 = Z16, E23 = Z17 (lanes 0-7),
     # E01' = Z18, E23' = Z19 (lanes 8-15); outputs Z0..Z3.
     rw("""	VMOVAPS Z6, Z16
