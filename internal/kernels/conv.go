@@ -128,6 +128,7 @@ type Conv struct {
 	// tile geometry; nil if the conv cannot or should not use it.
 	wino           *Conv
 	winoU          []float32 // Winograd: the transformed weights before packing
+	winoWT         []float32 // Winograd: the weights transposed tap by tap (scratch of winoPackWeights)
 	forceWino      bool
 	tilesH, tilesW int
 	wb             int       // Winograd tile block

@@ -17,6 +17,13 @@ import (
 // buffers come from an internal free list, so steady-state calls do not
 // allocate.
 func Gemm(p *Pool, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	gemmWith(nil, p, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// gemmWith is Gemm with the caller's packing buffers g (nil: from the free
+// list). A caller that owns g and has reserved it for its largest call
+// (gemmScratch.reserve) allocates nothing however calls are scheduled.
+func gemmWith(g *gemmScratch, p *Pool, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if m < 0 || n < 0 || k < 0 {
 		panic(fmt.Sprintf("kernels.Gemm: negative size m=%d n=%d k=%d", m, n, k))
 	}
@@ -43,7 +50,12 @@ func Gemm(p *Pool, transA, transB bool, m, n, k int, alpha float32, a []float32,
 	}
 	kern := activeKernel.Load()
 	threads := p.Threads()
-	g := gemmScratchGet()
+	own := g != nil
+	if !own {
+		g = gemmScratchGet()
+	} else if g.job.fn == nil {
+		g.job.fn = g.job.run
+	}
 	mpad := roundUp(m, kern.mr)
 	g.apack = growFloats(g.apack, mpad*k)
 	packA(kern, g.apack, m, k, a, lda, transA, alpha)
@@ -62,7 +74,17 @@ func Gemm(p *Pool, transA, transB bool, m, n, k int, alpha float32, a []float32,
 	job.next.Store(0)
 	p.Parallel(threads, job.fn)
 	job.ctx = gemmCtx{}
-	gemmScratchPut(g)
+	if !own {
+		gemmScratchPut(g)
+	}
+}
+
+// reserve grows g's packing buffers for a GEMM of m x n x k on the given
+// number of threads, so that gemmWith allocates nothing for it.
+func (g *gemmScratch) reserve(m, n, k, threads int) {
+	kern := activeKernel.Load()
+	g.apack = growFloats(g.apack, roundUp(m, kern.mr)*k)
+	g.ws = growFloats(g.ws, bufferSize(kern, k, n)*max(threads, 1))
 }
 
 // gemmJob runs one GEMM split into mParts x nParts tiles over the slots.

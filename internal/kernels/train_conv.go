@@ -78,6 +78,10 @@ type TrainScratch struct {
 	partial []float32
 	thread  []float32 // per thread: HWC image, im2row block, dy block (or the Winograd transforms)
 	dbPart  []float64 // n x OutC plane sums
+	// gemm holds each thread's GEMM packing buffers, reserved for the
+	// largest call of every ConvTrain that used them, so that no step
+	// allocates whichever thread runs which part.
+	gemm []gemmScratch
 }
 
 // ShareScratch makes c use s for its scratch memory from now on. c must
@@ -257,6 +261,15 @@ func (c *ConvTrain) ensureThreadScratch(threads int) {
 	per = max(per, c.cin*c.taps*ohw+c.cin*c.taps*c.mg)
 	c.perThread = per
 	c.ws.thread = trGrow(c.ws.thread, threads*per)
+	if len(c.ws.gemm) < threads {
+		c.ws.gemm = append(c.ws.gemm, make([]gemmScratch, threads-len(c.ws.gemm))...)
+	}
+	kg := c.cin * c.taps
+	for i := range c.ws.gemm[:threads] {
+		g := &c.ws.gemm[i]
+		g.reserve(c.mg, kg, max(nb*ohw, c.blockPixels()), 1) // backFilterChunk
+		g.reserve(kg, ohw, c.mg, 1)                          // backDataImage
+	}
 }
 
 // blockImages is how many images BackwardFilter contracts in one GEMM: enough
@@ -314,12 +327,12 @@ func (j *convTrainJob) run(lo, hi int) {
 				if u >= j.n {
 					return
 				}
-				c.backDataImage(u, j.w, j.dy, j.accum, j.dx, sc)
+				c.backDataImage(u, j.w, j.dy, j.accum, j.dx, sc, &c.ws.gemm[slot])
 			case jobBackFilter:
 				if u >= j.chunks {
 					return
 				}
-				c.backFilterChunk(u, j.chunks, j.n, j.x, j.dy, sc)
+				c.backFilterChunk(u, j.chunks, j.n, j.x, j.dy, sc, &c.ws.gemm[slot])
 			case jobBackFilterWino:
 				if u >= j.chunks {
 					return
@@ -371,7 +384,7 @@ func trSum64(s []float32) float64 {
 
 // backDataImage computes dx for image img by the general path:
 // dcol = W_g^T · dy_g per group, then col2im.
-func (c *ConvTrain) backDataImage(img int, w, dy, accum, dx, sc []float32) {
+func (c *ConvTrain) backDataImage(img int, w, dy, accum, dx, sc []float32, gs *gemmScratch) {
 	prm := c.prm
 	inPlane := prm.InH * prm.InW
 	ohw := c.oh * c.ow
@@ -397,7 +410,7 @@ func (c *ConvTrain) backDataImage(img int, w, dy, accum, dx, sc []float32) {
 			}
 		}
 		dyg := dy[(img*prm.OutC+g*c.mg)*ohw : (img*prm.OutC+(g+1)*c.mg)*ohw]
-		Gemm(nil, false, false, kg, ohw, c.mg, 1, wt, c.mg, dyg, ohw, 0, dcol, ohw)
+		gemmWith(gs, nil, false, false, kg, ohw, c.mg, 1, wt, c.mg, dyg, ohw, 0, dcol, ohw)
 		c.col2im(dcol, dxi[g*c.cin*inPlane:(g+1)*c.cin*inPlane])
 	}
 }
@@ -436,7 +449,7 @@ func (c *ConvTrain) col2im(dcol, dx []float32) {
 // into its partial sum: partial[g] += dy_g [mg x P] · rows [P x taps*cin]
 // over blocks of P (image, pixel) pairs small enough for the im2row block to
 // stay in L2 while the GEMM packs it.
-func (c *ConvTrain) backFilterChunk(k, chunks, n int, x, dy, sc []float32) {
+func (c *ConvTrain) backFilterChunk(k, chunks, n int, x, dy, sc []float32, gs *gemmScratch) {
 	prm := c.prm
 	inPlane := prm.InH * prm.InW
 	ohw := c.oh * c.ow
@@ -460,7 +473,7 @@ func (c *ConvTrain) backFilterChunk(k, chunks, n int, x, dy, sc []float32) {
 				for p0 := 0; p0 < ohw; p0 += pix {
 					p1 := min(p0+pix, ohw)
 					c.im2row(rows[:(p1-p0)*kg], hwc, p0, p1)
-					Gemm(nil, false, false, c.mg, kg, p1-p0, 1, dyg[p0:], ohw, rows, kg, 1, pg, kg)
+					gemmWith(gs, nil, false, false, c.mg, kg, p1-p0, 1, dyg[p0:], ohw, rows, kg, 1, pg, kg)
 				}
 			}
 			continue
@@ -489,7 +502,7 @@ func (c *ConvTrain) backFilterChunk(k, chunks, n int, x, dy, sc []float32) {
 					}
 				}
 			}
-			Gemm(nil, false, false, c.mg, kg, nb*ohw, 1, a, lda, rows, kg, 1, pg, kg)
+			gemmWith(gs, nil, false, false, c.mg, kg, nb*ohw, 1, a, lda, rows, kg, 1, pg, kg)
 		}
 	}
 }

@@ -69,17 +69,47 @@ func winoUsable(prm ConvParams) bool {
 
 // winoPackWeights transforms weight [OutC, InC, 3, 3] into the 36 matrices
 // U_ξ = (G g G^T)[ξ] and packs each as a GEMM A operand: 36 consecutive
-// blocks of mpad*InC floats. Each U_ξ[oc][ic] is a fixed combination of
-// the 9 weights of (oc, ic), U = (G⊗G) W^T, so all 36 come from one small
-// GEMM (training repacks every step): the float32 products of weights by
-// the 36x9 coefficients (exact to a few 1e-7 relative), well below the
-// Winograd rounding of the convolution itself.
+// blocks of mpad*InC floats. The weights are transposed tap by tap (9
+// rows of OutC*InC), so that G g (6x3 rows) and then (G g) G^T (the 36
+// rows U_ξ) are sums of rows scaled by G's coefficients: vector axpys, in
+// float32 (training repacks every step; the two roundings are a few 1e-7
+// relative, well below the Winograd rounding of the convolution). Every
+// buffer is c's own: no allocation once they have grown.
 func (c *Conv) winoPackWeights(weight []float32) {
 	p := c.prm
-	c.winoU = trGrow(c.winoU, 36*p.OutC*p.InC)
-	u := c.winoU // [ξ][oc][ic]
 	oi := p.OutC * p.InC
-	Gemm(nil, false, true, 36, oi, 9, 1, winoGG[:], 9, weight, 9, 0, u, oi)
+	c.winoU = trGrow(c.winoU, 36*oi)
+	c.winoWT = trGrow(c.winoWT, (9+18)*oi)
+	wt := c.winoWT[:9*oi] // [a*3+b][oc*ic]: tap (a, b)
+	gt := c.winoWT[9*oi:] // [i*3+b][oc*ic]: (G g)[i][b]
+	for i := 0; i < oi; i++ {
+		g := weight[i*9 : i*9+9]
+		for k, v := range g {
+			wt[k*oi+i] = v
+		}
+	}
+	row := func(m []float32, r int) []float32 { return m[r*oi : (r+1)*oi] }
+	clear(gt)
+	for i := 0; i < 6; i++ {
+		for a := 0; a < 3; a++ {
+			if coef := float32(winoG[i][a]); coef != 0 {
+				for b := 0; b < 3; b++ {
+					axpyVec(coef, row(wt, a*3+b), row(gt, i*3+b))
+				}
+			}
+		}
+	}
+	u := c.winoU // [ξ][oc][ic]
+	clear(u)
+	for i := 0; i < 6; i++ {
+		for j := 0; j < 6; j++ {
+			for b := 0; b < 3; b++ {
+				if coef := float32(winoG[j][b]); coef != 0 {
+					axpyVec(coef, row(gt, i*3+b), row(u, i*6+j))
+				}
+			}
+		}
+	}
 	c.mpad = roundUp(p.OutC, c.kern.mr)
 	c.wpack = trGrow(c.wpack, 36*c.mpad*p.InC)
 	for xi := 0; xi < 36; xi++ {
@@ -388,20 +418,6 @@ func (j *convJob) winoOutput(c *Conv, g0, cnt, m0, m1 int, mb, tmp []float32, ou
 		winoOutputGo(j.out, mb, l.mStride, outOff[t:t+16], outMask[q*16:q*16+16], c.ow, ohw, m0, m1, wBlock, t, flags, c.bias, j.res)
 	}
 }
-
-// winoGG is G⊗G: U[(i,j)] = sum over (a,b) of G[i][a]·G[j][b]·g[a][b].
-var winoGG = func() (k [36 * 9]float32) {
-	for i := 0; i < 6; i++ {
-		for j := 0; j < 6; j++ {
-			for a := 0; a < 3; a++ {
-				for b := 0; b < 3; b++ {
-					k[(i*6+j)*9+a*3+b] = float32(winoG[i][a] * winoG[j][b])
-				}
-			}
-		}
-	}
-	return k
-}()
 
 // bT6 applies B^T to 6 values (one column or row of a 6x6 patch).
 func bT6(x *[6]float32) [6]float32 {
