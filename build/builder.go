@@ -191,10 +191,11 @@ func (b *builder) param(name string, shape []int, trainable bool, init func(p []
 }
 
 func outSize(in, kernel, stride, pad, dilation int) int {
-	if stride < 1 {
+	span := in + 2*pad - dilation*(kernel-1) - 1
+	if stride < 1 || span < 0 { // a window larger than the padded map: Go's division would round -1/5 up to 0
 		return 0
 	}
-	return (in+2*pad-dilation*(kernel-1)-1)/stride + 1
+	return span/stride + 1
 }
 
 func (b *builder) conv(name string, x value, out, kernel, stride, pad, groups int) value {

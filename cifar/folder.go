@@ -85,7 +85,7 @@ func selectImages(where string, l *listing, opts Options) (*folderSet, error) {
 			for _, f := range images {
 				names = append(names, f.name)
 			}
-			return nil, fmt.Errorf("%s: no split folder %q holding class folders (%s)", where, opts.Split, describeSplits(names))
+			return nil, noSplitf("%s: no split folder %q holding class folders (%s)", where, opts.Split, describeSplits(names))
 		case 1:
 			for p := range places {
 				classDir = p

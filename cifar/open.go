@@ -2,6 +2,7 @@ package cifar
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -15,6 +16,22 @@ import (
 	"github.com/resnetctl/resnetctl/internal/imgproc"
 	"github.com/resnetctl/resnetctl/internal/numfmt"
 )
+
+// ErrNoSplit is wrapped by Open's error when the data set has no part
+// for the split asked for (no such split folder, no .bin file named for
+// it), as opposed to a part that exists but cannot be read.
+var ErrNoSplit = errors.New("no such split")
+
+// noSplitError is an error that says which split is missing and where,
+// and matches ErrNoSplit.
+type noSplitError struct{ msg string }
+
+func (e *noSplitError) Error() string        { return e.msg }
+func (e *noSplitError) Is(target error) bool { return target == ErrNoSplit }
+
+func noSplitf(format string, args ...any) error {
+	return &noSplitError{fmt.Sprintf(format, args...)}
+}
 
 // Options say what to read from a data set and how.
 type Options struct {
@@ -329,7 +346,7 @@ func (s *Source) buildBinary(where string, members []binMember, meta map[string]
 			for _, m := range members {
 				names = append(names, path.Base(m.name))
 			}
-			return fmt.Errorf("%s: no .bin file for split %q (found %s)", where, s.opts.Split, strings.Join(names, ", "))
+			return noSplitf("%s: no .bin file for split %q (found %s)", where, s.opts.Split, strings.Join(names, ", "))
 		}
 		sort.Slice(selected, func(i, j int) bool { return selected[i].name < selected[j].name })
 		if f == FormatAuto {

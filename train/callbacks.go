@@ -53,7 +53,27 @@ type BatchInfo struct {
 	EpochAccuracy   float64
 	LR              float64
 	ImagesPerSecond float64 // over this Fit call so far
-	Elapsed, ETA    time.Duration
+	// Elapsed is the time since Fit started; ETA the estimated time to
+	// the end of the run, the remaining end-of-epoch validations included
+	// (each estimated from the last one's duration, or before the first
+	// from the training speed).
+	Elapsed, ETA time.Duration
+}
+
+// ValidationInfo describes progress through an end-of-epoch validation.
+type ValidationInfo struct {
+	Epoch, Epochs int // 1-based epoch being validated, and the number of epochs
+	Done, Total   int // samples evaluated so far, and the validation set's size
+	Elapsed       time.Duration
+	// ETA is the estimated time to the end of the run: the rest of this
+	// validation and of the run's remaining epochs.
+	ETA time.Duration
+}
+
+// ValidationCallback is implemented by a Callback that also wants
+// progress through each end-of-epoch validation (CallbackFuncs does).
+type ValidationCallback interface {
+	OnValidationBatch(ValidationInfo)
 }
 
 // EpochInfo describes a finished epoch.
@@ -74,8 +94,16 @@ type Callback interface {
 
 // CallbackFuncs is a Callback made of optional functions.
 type CallbackFuncs struct {
-	BatchEnd func(BatchInfo)
-	EpochEnd func(EpochInfo)
+	BatchEnd        func(BatchInfo)
+	EpochEnd        func(EpochInfo)
+	ValidationBatch func(ValidationInfo)
+}
+
+// OnValidationBatch implements ValidationCallback.
+func (c CallbackFuncs) OnValidationBatch(v ValidationInfo) {
+	if c.ValidationBatch != nil {
+		c.ValidationBatch(v)
+	}
 }
 
 // OnBatchEnd implements Callback.

@@ -65,6 +65,10 @@ type TrainerState struct {
 	// interrupted run, e.g. Ctrl-C): Fit continues that epoch where it
 	// stopped, with the same batches, instead of starting the next one.
 	Partial *Partial `json:"partial,omitempty"`
+	// Data records what the run trains and validates on (FitOptions.Data),
+	// so that resuming reads the same data; nil in checkpoints of older
+	// versions and of runs whose caller did not say.
+	Data *DataRecord `json:"data,omitempty"`
 	// Files maps ModelFile and StateFile to their SHA-256 (hex).
 	Files map[string]string `json:"files"`
 }
@@ -82,6 +86,33 @@ type Partial struct {
 	Correct int     `json:"correct"`
 	Seen    int     `json:"seen"`
 	Seconds float64 `json:"seconds"`
+}
+
+// DataRecord is what a run trains and validates on, as the data pipeline
+// (the CLI) describes it: the train package records it in every checkpoint
+// and bounds its fields when a checkpoint is read, and does not otherwise
+// interpret it.
+type DataRecord struct {
+	// Source names the data as given: an absolute path, "sample", or a
+	// cached release's name ("cifar10").
+	Source string `json:"source"`
+	// Fingerprint is the SHA-256 (hex) of the training split as read
+	// (class names, labels and pixels, before any subset), so that data
+	// moved elsewhere is recognised and other data is not taken for it.
+	Fingerprint string `json:"fingerprint"`
+	// Limit, if positive, is the size of the seeded, class-balanced
+	// subset of the training images trained on.
+	Limit int `json:"limit,omitempty"`
+	// ValSplit, if positive, is the fraction of the training images held
+	// out (seeded, stratified) for validation.
+	ValSplit float64 `json:"val_split,omitempty"`
+	// Validation says what the run validates on: "test" (the data's test
+	// split), "held-out" (ValSplit of the training images) or "training"
+	// (the training images themselves).
+	Validation string `json:"validation,omitempty"`
+	// TrainImages and ValImages count the images of each part.
+	TrainImages int `json:"train_images"`
+	ValImages   int `json:"val_images"`
 }
 
 // Best is the best value of the monitored metric so far.
@@ -118,7 +149,12 @@ func LoadCheckpoint(dir string) (*Checkpoint, error) {
 		return nil, bad("%s: %v", TrainerFile, err)
 	}
 	if st.Format != checkpointFormat {
-		return nil, bad("format %d (this version reads %d)", st.Format, checkpointFormat)
+		return nil, bad("%s: format %d (this version reads %d)", TrainerFile, st.Format, checkpointFormat)
+	}
+	// A checkpoint is input like any other: every field is bounded before
+	// anything is sized from it or trained.
+	if err := st.validate(); err != nil {
+		return nil, bad("%s: %v", TrainerFile, err)
 	}
 	files := map[string][]byte{}
 	for _, name := range []string{ModelFile, StateFile} {
@@ -195,7 +231,84 @@ func partialName(epoch, batches int) string {
 }
 
 // isPartial reports whether a checkpoint name is partialName's.
-func isPartial(name string) bool { return strings.Contains(name, "-batch-") }
+func isPartial(name string) bool {
+	_, batches, ok := parseCheckpointName(name)
+	return ok && batches > 0
+}
+
+// parseCheckpointName reads epochName's and partialName's numbers: the
+// completed epochs, and the batches of the next epoch done (0 for an
+// epoch's own checkpoint). Checkpoints are ordered by these numbers, never
+// by their names as strings: "epoch-10000" sorts before "epoch-9999" as a
+// string.
+func parseCheckpointName(name string) (epoch, batches int, ok bool) {
+	rest, found := strings.CutPrefix(name, "epoch-")
+	if !found {
+		return 0, 0, false
+	}
+	ep, bat, partial := strings.Cut(rest, "-batch-")
+	epoch, ok = parseDecimal(ep)
+	if !ok {
+		return 0, 0, false
+	}
+	if partial {
+		if batches, ok = parseDecimal(bat); !ok || batches == 0 {
+			return 0, 0, false
+		}
+	}
+	return epoch, batches, true
+}
+
+// parseDecimal parses a non-empty string of ASCII digits below 10^12.
+func parseDecimal(s string) (int, bool) {
+	if s == "" || len(s) > 12 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+// checkpointNames lists the checkpoint directories under root (epochs and
+// interrupted epochs, not best), oldest first by their parsed numbers.
+func checkpointNames(root string) ([]string, error) {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return nil, err
+	}
+	type named struct {
+		name           string
+		epoch, batches int
+	}
+	var found []named
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		if ep, b, ok := parseCheckpointName(e.Name()); ok {
+			found = append(found, named{e.Name(), ep, b})
+		}
+	}
+	slices.SortFunc(found, func(a, b named) int {
+		if a.epoch != b.epoch {
+			return a.epoch - b.epoch
+		}
+		if a.batches != b.batches {
+			return a.batches - b.batches
+		}
+		return strings.Compare(a.name, b.name)
+	})
+	names := make([]string, len(found))
+	for i, f := range found {
+		names[i] = f.name
+	}
+	return names, nil
+}
 
 // encode serialises a model's checkpoint files.
 func encodeCheckpoint(st *TrainerState, g *build.Graph, optim map[string][]float32) (map[string][]byte, error) {
@@ -344,17 +457,16 @@ func (c *checkpointer) prune() {
 	if c.keepLast <= 0 {
 		return
 	}
-	entries, err := os.ReadDir(c.root)
+	names, err := checkpointNames(c.root)
 	if err != nil {
 		return
 	}
 	var epochs []string
-	for _, e := range entries {
-		if e.IsDir() && strings.HasPrefix(e.Name(), "epoch-") && !isPartial(e.Name()) {
-			epochs = append(epochs, e.Name())
+	for _, n := range names {
+		if !isPartial(n) {
+			epochs = append(epochs, n)
 		}
 	}
-	sort.Strings(epochs)
 	for len(epochs) > c.keepLast {
 		victim := filepath.Join(c.root, epochs[0])
 		gone := filepath.Join(c.root, "."+epochs[0]+".removed")
@@ -373,7 +485,7 @@ func (c *checkpointer) removePartials() {
 		return
 	}
 	for _, e := range entries {
-		if n := e.Name(); e.IsDir() && strings.HasPrefix(n, "epoch-") && isPartial(n) {
+		if n := e.Name(); e.IsDir() && isPartial(n) {
 			gone := filepath.Join(c.root, "."+n+".removed")
 			if os.Rename(filepath.Join(c.root, n), gone) == nil {
 				os.RemoveAll(gone)
@@ -399,23 +511,14 @@ func (c *checkpointer) cleanTemp() {
 // LatestCheckpoint returns the newest checkpoint under root (an epoch's,
 // or an interrupted epoch's when that is newer), or "" if there is none.
 func LatestCheckpoint(root string) (string, error) {
-	entries, err := os.ReadDir(root)
+	names, err := checkpointNames(root)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil
 	}
-	if err != nil {
+	if err != nil || len(names) == 0 {
 		return "", err
 	}
-	latest := ""
-	for _, e := range entries {
-		if e.IsDir() && strings.HasPrefix(e.Name(), "epoch-") && e.Name() > latest {
-			latest = e.Name()
-		}
-	}
-	if latest == "" {
-		return "", nil
-	}
-	return filepath.Join(root, latest), nil
+	return filepath.Join(root, names[len(names)-1]), nil
 }
 
 func writeSynced(path string, b []byte) error {

@@ -41,7 +41,9 @@ func fuzzCheckpointFiles(t testing.TB) map[string][]byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := &TrainerState{Format: checkpointFormat, Graph: g, Epoch: 2, Step: 8, RNG: rng,
+	recipe := Recipe{Name: "test", Epochs: 3, Batch: 4, Loss: SparseCategoricalCrossentropy, Augment: "none",
+		Optimizer: OptimizerConfig{Name: SGD, LR: 0.1, Momentum: 0.9}, Schedule: ScheduleConfig{Kind: Constant}}
+	st := &TrainerState{Format: checkpointFormat, Recipe: recipe, Graph: g, Epoch: 2, Step: 8, RNG: rng,
 		History:   []EpochMetrics{{Epoch: 1, LR: 0.1, Loss: 1.1, Accuracy: 0.5}, {Epoch: 2, LR: 0.1, Loss: 0.9, Accuracy: 0.6}},
 		Best:      &Best{Monitor: "loss", Value: 0.9, Epoch: 2},
 		BadEpochs: 0}
@@ -217,13 +219,13 @@ func TestHostileCheckpoints(t *testing.T) {
 		want    string
 	}{
 		{"null parameter", edit(func(st map[string]any) { graph(st)["params"] = append(graph(st)["params"].([]any), nil) }), "graph parameter 27 is null"},
-		{"null node", edit(func(st map[string]any) { graph(st)["nodes"] = append([]any{nil}, graph(st)["nodes"].([]any)...) }), "graph node 0 is null"},
+		{"null node", edit(func(st map[string]any) { graph(st)["nodes"] = append([]any{nil}, graph(st)["nodes"].([]any)...) }), "graph.nodes[0]: null"},
 		// Size() of [2^32, 2^32] wraps to 0; the data must match the
 		// shape, not the wrapped count.
 		{"shape wraps", edit(func(st map[string]any) { firstParam(st)["shape"] = []int64{1 << 32, 1 << 32} }), "has more values than the file holds"},
 		{"negative dims", edit(func(st map[string]any) { firstParam(st)["shape"] = []int{-2, -27} }), "negative dimension"},
 		{"other shape", edit(func(st map[string]any) { firstParam(st)["shape"] = []int{27, 2} }), "has no parameter conv1.weight of shape [27 2]"},
-		{"no graph", edit(func(st map[string]any) { delete(st, "graph") }), "has no graph"},
+		{"no graph", edit(func(st map[string]any) { delete(st, "graph") }), "graph: missing"},
 		{"format 2", edit(func(st map[string]any) { st["format"] = 2 }), "format 2"},
 		{"not json", []byte("{\"format\": 1, "), "unexpected end of JSON"},
 	} {

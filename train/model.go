@@ -152,6 +152,9 @@ type FitOptions struct {
 	RecipeName, Augment string
 	// OnlyClasses is recorded likewise (Recipe.OnlyClasses).
 	OnlyClasses []int
+	// Data, if set, is recorded in every checkpoint (TrainerState.Data)
+	// for the caller's resume; Fit does not interpret it.
+	Data *DataRecord
 
 	// checkpointFault, if set, may fail checkpoint writes (tests).
 	checkpointFault func(stage string) error
@@ -178,6 +181,10 @@ func (m *Model) History() *History {
 
 // Epoch returns the number of completed epochs; Step the optimiser steps.
 func (m *Model) Epoch() int { return m.state.Epoch }
+
+// Data returns the data record of the checkpoint the model was resumed
+// from (nil for a new model, or a checkpoint that has none).
+func (m *Model) Data() *DataRecord { return m.state.Data }
 
 // Step returns the number of optimiser steps taken.
 func (m *Model) Step() int { return m.state.Step }
@@ -297,6 +304,36 @@ func (m *Model) fit(ctx context.Context, data Source, o FitOptions, perEpoch int
 	}
 	start, startStep := time.Now(), st.Step
 	lr, mom := m.copts.Optimizer.LR, m.copts.Optimizer.Momentum
+	// The ETA counts the validations still to come: each takes as long as
+	// the last one did, or, before the first, as long as a third of the
+	// training time of as many images (a forward pass without the
+	// backward one).
+	var valTime time.Duration
+	valLen := 0
+	if o.Validation != nil {
+		valLen = o.Validation.Len()
+	}
+	eta := func(epoch int, perStep time.Duration, validating bool) time.Duration {
+		d := perStep * time.Duration(total-st.Step)
+		if valLen == 0 {
+			return d
+		}
+		per := valTime
+		if per == 0 {
+			per = perStep * time.Duration(valLen) / time.Duration(3*o.Batch)
+		}
+		left := o.Epochs - epoch // validations after this epoch's
+		if !validating {
+			left++
+		}
+		return d + time.Duration(left)*per
+	}
+	perStep := func() time.Duration {
+		if done := st.Step - startStep; done > 0 {
+			return time.Since(start) / time.Duration(done)
+		}
+		return 0
+	}
 	for st.Epoch < o.Epochs {
 		if o.MaxSteps > 0 && st.Step >= o.MaxSteps {
 			return hist("max steps"), nil
@@ -384,7 +421,7 @@ func (m *Model) fit(ctx context.Context, data Source, o FitOptions, perEpoch int
 					Loss: res.Loss, Accuracy: float64(res.Correct) / float64(o.Batch),
 					EpochLoss: sumLoss / float64(b+1), EpochAccuracy: float64(correct) / float64(seen), LR: lr,
 					ImagesPerSecond: float64(done*o.Batch) / el.Seconds(), Elapsed: el}
-				info.ETA = time.Duration(float64(el) / float64(done) * float64(total-st.Step))
+				info.ETA = eta(epoch+1, el/time.Duration(done), false)
 				for _, c := range o.Callbacks {
 					c.OnBatchEnd(info)
 				}
@@ -404,10 +441,46 @@ func (m *Model) fit(ctx context.Context, data Source, o FitOptions, perEpoch int
 			}
 		}
 		if o.Validation != nil {
-			res, err := m.Evaluate(ctx, o.Validation, o.EvalBatch)
+			v0 := time.Now()
+			var progress func(done int)
+			if vcs := validationCallbacks(o.Callbacks); len(vcs) > 0 {
+				ps := perStep()
+				progress = func(done int) {
+					el := time.Since(v0)
+					left := eta(epoch+1, ps, true)
+					if done > 0 {
+						left += time.Duration(float64(el) / float64(done) * float64(valLen-done))
+					}
+					vi := ValidationInfo{Epoch: epoch + 1, Epochs: o.Epochs, Done: done, Total: valLen, Elapsed: el, ETA: left}
+					for _, c := range vcs {
+						c.OnValidationBatch(vi)
+					}
+				}
+			}
+			res, err := m.evaluate(ctx, o.Validation, o.EvalBatch, progress)
+			if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				// A signal during validation must not lose the epoch's
+				// training: save it as an interrupted epoch whose batches
+				// are all done, so that a resume replays them (drawing
+				// the same data, training nothing) and validates.
+				st.Partial = &Partial{Batches: b, Seed: part.Seed, SumLoss: sumLoss, Correct: correct, Seen: seen, Seconds: secs}
+				if ck == nil {
+					return hist(fmt.Sprintf("interrupted while validating epoch %d", epoch+1)), err
+				}
+				name := partialName(epoch, b)
+				files, ferr := m.checkpointFiles(o)
+				if ferr == nil {
+					ferr = ck.write(name, files)
+				}
+				if ferr != nil {
+					return hist(""), fmt.Errorf("train: interrupted while validating epoch %d; saving its checkpoint failed (the last complete one is kept): %w", epoch+1, ferr)
+				}
+				return hist(fmt.Sprintf("interrupted while validating epoch %d; its training is saved in %s (--resume validates it)", epoch+1, filepath.Join(ck.root, name))), err
+			}
 			if err != nil {
 				return hist(""), fmt.Errorf("train: epoch %d: validation: %w", epoch+1, err)
 			}
+			valTime = time.Since(v0)
 			em.Validated, em.ValLoss, em.ValAccuracy = true, res.Loss, res.Accuracy
 		}
 		st.Epoch++
@@ -459,6 +532,7 @@ func (m *Model) checkpointFiles(o FitOptions) (map[string][]byte, error) {
 	st.Recipe = m.recipe(o)
 	st.Graph = m.Graph
 	st.RNG = rng
+	st.Data = o.Data
 	var optim map[string][]float32
 	if m.net != nil {
 		optim = m.opt.state(m.net.Params())
@@ -521,6 +595,23 @@ func (m *Model) session() (*infer.Session, error) {
 // pass in order, batch samples per run, default 256) with the exported
 // model in the inference runtime.
 func (m *Model) Evaluate(ctx context.Context, data Source, batch int) (Metrics, error) {
+	return m.evaluate(ctx, data, batch, nil)
+}
+
+// validationCallbacks returns the callbacks that want validation progress.
+func validationCallbacks(cbs []Callback) []ValidationCallback {
+	var out []ValidationCallback
+	for _, c := range cbs {
+		if vc, ok := c.(ValidationCallback); ok {
+			out = append(out, vc)
+		}
+	}
+	return out
+}
+
+// evaluate is Evaluate, calling progress (if set) with the samples done
+// before the first batch and after each.
+func (m *Model) evaluate(ctx context.Context, data Source, batch int, progress func(done int)) (Metrics, error) {
 	if batch <= 0 {
 		batch = 256
 	}
@@ -545,6 +636,9 @@ func (m *Model) Evaluate(ctx context.Context, data Source, batch int) (Metrics, 
 	var res Metrics
 	var sum float64
 	out := map[string]*infer.Tensor{}
+	if progress != nil {
+		progress(0)
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return Metrics{}, err
@@ -575,6 +669,9 @@ func (m *Model) Evaluate(ctx context.Context, data Source, batch int) (Metrics, 
 			}
 		}
 		res.Samples += n
+		if progress != nil {
+			progress(res.Samples)
+		}
 	}
 	if res.Samples == 0 {
 		return Metrics{}, errors.New("train: no samples to evaluate")

@@ -122,6 +122,12 @@ func importRun(opts *ImportOptions) error {
 	}
 	w := opts.Streams.Out
 	fmt.Fprint(w, r.String())
+	// The rule train --init applies too (onnximport.Preprocessing).
+	if _, what, ok := onnximport.Preprocessing(g, r); ok {
+		fmt.Fprintf(w, "preprocessing: %s\n", what)
+	} else {
+		fmt.Fprintln(w, "preprocessing: unknown (the file does not state it and there is no catalog preset to assume; 'train --init' takes it from its data unless --preprocess is given)")
+	}
 	c := g.Counts()
 	fmt.Fprintf(w, "wrote %s: %s (opset %d), %s\n", opts.Out, onnximport.CheckpointModel, m.Opset, onnximport.CheckpointManifest)
 	fmt.Fprintf(w, "params: %s (%s trainable), MACs: %s per image\n", numfmt.Commas(c.Total()), numfmt.Commas(c.Trainable), numfmt.Commas(c.MACs))

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sync/atomic"
+	"syscall"
 )
 
 // Exit codes.
@@ -26,8 +28,24 @@ func main() {
 }
 
 func run(args []string, s *Streams) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
+	// SIGINT (Ctrl-C) and SIGTERM (kill, timeout, docker stop, Kubernetes)
+	// both cancel the command's context: a training run saves its
+	// unfinished epoch either way. The exit code is 128 + the signal's
+	// number, as a shell reports a process the signal killed.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	var got atomic.Value // the first signal received
+	go func() {
+		select {
+		case sig := <-sigs:
+			got.Store(sig)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	root := NewCmdRoot(s)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
@@ -35,8 +53,9 @@ func run(args []string, s *Streams) int {
 		return exitOK
 	}
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-		fmt.Fprintln(s.ErrOut, "resnetctl: interrupted")
-		return exitInt
+		sig, _ := got.Load().(os.Signal)
+		fmt.Fprintf(s.ErrOut, "resnetctl: %s\n", signalWord(sig))
+		return signalExit(sig)
 	}
 	fmt.Fprintf(s.ErrOut, "resnetctl: %v\n", err)
 	var ue *usageError
@@ -48,4 +67,21 @@ func run(args []string, s *Streams) int {
 		return exitInt
 	}
 	return exitError
+}
+
+// signalWord says how the run was stopped.
+func signalWord(sig os.Signal) string {
+	if sig == syscall.SIGTERM {
+		return "terminated"
+	}
+	return "interrupted"
+}
+
+// signalExit is the exit code of a command a signal stopped: 130 for
+// SIGINT, 143 for SIGTERM.
+func signalExit(sig os.Signal) int {
+	if s, ok := sig.(syscall.Signal); ok && s > 0 && s < 64 {
+		return 128 + int(s)
+	}
+	return exitInt
 }

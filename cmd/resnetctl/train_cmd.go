@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/resnetctl/resnetctl/cifar"
 	onnximport "github.com/resnetctl/resnetctl/import"
@@ -22,15 +21,25 @@ type TrainOptions struct {
 	Recipe  train.Recipe
 	Out     string
 	Resume  bool
-	Seed    uint64
-	Threads int
-	Limit   int
+	// Force starts afresh in an --out that holds a run, removing it.
+	Force bool
+	// ValSplit holds out this fraction of the training images for
+	// validation (stratified, seeded); see selectRunData for the default.
+	ValSplit float64
+	Seed     uint64
+	Threads  int
+	Limit    int
 	// KeepLast > 0 keeps only the newest KeepLast epoch checkpoints.
 	KeepLast int
 	// Init starts from this ONNX file (fine-tuning, transfer learning);
 	// Classes > 0 gives it a new head of that many classes.
 	Init    string
 	Classes int
+	// InitInput (--input with --init) is the size to fine-tune the --init
+	// model at, zero for the file's own; Preprocess (--preprocess)
+	// replaces the file's preprocessing (see flagPreprocess).
+	InitInput  models.Shape
+	Preprocess string
 	// Transfer learning (train_transfer.go): Freeze and BN ("keep" or
 	// "reestimate", over BNBatches batches, 0 for one pass) go into the
 	// recipe's record; OnlyClasses filters and relabels the data.
@@ -38,12 +47,16 @@ type TrainOptions struct {
 	BN          string
 	BNBatches   int
 	OnlyClasses string
+
+	// specFlags are the model flags as given, for checkResumeFlags.
+	specFlags *specFlags
 }
 
 // NewCmdTrain makes `resnetctl train`; runF replaces the run function in tests.
 func NewCmdTrain(s *Streams, runF func(*TrainOptions) error) *cobra.Command {
 	opts := &TrainOptions{Streams: s}
 	var flags specFlags
+	opts.specFlags = &flags
 	var recipe, augmentation, optimizer string
 	var epochs, batch, patience int
 	var lr, minDelta float64
@@ -65,12 +78,19 @@ CIFAR-10 from the cache if present, else the embedded sample for a short run.
 Recipes: fast (30 epochs, SGD Nesterov, cosine), paper (He et al.: 64k iterations,
 steps at 32k and 48k), tutorial (the Keras chapter: Adam, batch 32, 10 epochs, Keras
 augmentation). Flags override a recipe's epochs, batch, learning rate, optimizer and
-augmentation.`,
+augmentation.
+
+--init starts from any importable ONNX file. --input CxHxW fine-tunes it at another
+size when its graph pools globally before the head (torchvision's ResNets do); data
+of another size without --input is refused. Its preprocessing is the file's metadata,
+else the catalog preset 'resnetctl import' assumes (ImageNet's for resnet18), else
+computed from --data; --preprocess chooses one.`,
 		Example: `  resnetctl train
   resnetctl train --model resnet20 --data ../shared/data/cifar10-jpeg.tar.gz --recipe fast --out runs/r20
   resnetctl train --recipe tutorial --epochs 3 --out runs/tut
   resnetctl train --out runs/r20 --resume
-  resnetctl train --init pretrained.onnx --classes 10 --epochs 5 --out runs/transfer`,
+  resnetctl train --init pretrained.onnx --classes 10 --epochs 5 --out runs/transfer
+  resnetctl train --init torchvision_resnet18.onnx --input 3x32x32 --classes 10 --out runs/r18`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				return usageErrorf(c, "train takes no arguments, got %q", args[0])
@@ -113,6 +133,18 @@ augmentation.`,
 			if err := r.Validate(); err != nil {
 				return usageErrorf(c, "%v", err)
 			}
+			if opts.Resume && opts.Force {
+				return usageErrorf(c, "--resume and --force do not go together (--force deletes the run --resume would continue)")
+			}
+			if opts.Resume && opts.Out == "" {
+				return usageErrorf(c, "--resume needs --out, the run folder to continue")
+			}
+			if opts.Limit < 0 {
+				return usageErrorf(c, "--limit %d: must be positive (0: all images)", opts.Limit)
+			}
+			if !(opts.ValSplit >= 0 && opts.ValSplit < 1) {
+				return usageErrorf(c, "--val-split %g: must be in [0, 1)", opts.ValSplit)
+			}
 			if opts.Data == "" && !changed("epochs") && !opts.Resume {
 				r.Epochs, r.MaxSteps = 3, 0 // the short default run
 			}
@@ -123,13 +155,27 @@ augmentation.`,
 				return err
 			}
 			opts.Recipe = r
+			if changed("preprocess") {
+				// A catalog model has its preset and a checkpoint records its own.
+				if opts.Init == "" {
+					return usageErrorf(c, "--preprocess goes with --init")
+				}
+				if _, err := flagPreprocess(opts.Preprocess); err != nil {
+					return usageErrorf(c, "--preprocess %v", err)
+				}
+			}
 			if opts.Init != "" {
 				if opts.Resume {
 					return usageErrorf(c, "--init and --resume do not go together")
 				}
-				for _, f := range []string{"model", "input", "labels", "shortcut", "preact", "widen", "groups", "width-per-group", "zero-init-residual"} {
+				for _, f := range []string{"model", "labels", "shortcut", "preact", "widen", "groups", "width-per-group", "zero-init-residual"} {
 					if changed(f) {
 						return usageErrorf(c, "--%s does not go with --init (the ONNX file fixes the architecture)", f)
+					}
+				}
+				if changed("input") { // a size to fine-tune at: trainRun checks the graph allows it
+					if opts.InitInput, err = models.ParseShape(flags.Input); err != nil {
+						return usageErrorf(c, "--input: %v", err)
 					}
 				}
 				if changed("classes") {
@@ -148,6 +194,8 @@ augmentation.`,
 	}
 	flags.register(c, "resnet20")
 	fs := c.Flags()
+	fs.Lookup("input").Usage = "input shape CxHxW (default: the model's, e.g. 3x32x32); with --init, the size to fine-tune at, " +
+		"allowed when the graph pools globally before its head (an --init model whose size is not the data's is refused, not adapted silently)"
 	fs.StringVar(&opts.Data, "data", "", "training data: a path, cifar10, cifar100 or sample (default: cached cifar10, else sample)")
 	fs.StringVar(&recipe, "recipe", "fast", "fast, paper or tutorial")
 	fs.IntVar(&epochs, "epochs", 0, "epochs (default: the recipe's; 3 for the no-flag sample run)")
@@ -155,16 +203,20 @@ augmentation.`,
 	fs.Float64Var(&lr, "lr", 0, "peak learning rate (default: the recipe's)")
 	fs.StringVar(&optimizer, "optimizer", "", "sgd, adam or adamw (default: the recipe's)")
 	fs.StringVar(&augmentation, "augment", "", "paper, keras or none (default: the recipe's)")
-	fs.StringVar(&opts.Out, "out", "runs/resnet", "run folder for checkpoints and metrics")
-	fs.BoolVar(&opts.Resume, "resume", false, "continue the latest checkpoint in --out (or, in a directory 'resnetctl import' wrote, train its model)")
+	fs.StringVar(&opts.Out, "out", "", "run folder for checkpoints and metrics; it must not hold another run (default: runs/MODEL, or runs/MODEL-2, -3, … when that holds one)")
+	fs.BoolVar(&opts.Resume, "resume", false, "continue the run in --out exactly: its model, data, subsets and recipe come from its checkpoint (or, in a directory 'resnetctl import' wrote, train its model)")
+	fs.BoolVar(&opts.Force, "force", false, "start afresh in an --out that holds a run, deleting its checkpoints and metrics")
+	fs.Float64Var(&opts.ValSplit, "val-split", 0, "hold out this fraction of each class of the training images for validation (seeded; default 0.1 when the data has no test split, else the test split validates)")
 	fs.Uint64Var(&opts.Seed, "seed", 1, "seed of the initial weights and the data order")
 	fs.IntVar(&opts.Threads, "threads", 0, "worker threads (default: all cores)")
-	fs.IntVar(&opts.Limit, "limit", 0, "use only the first N training images (quick runs)")
+	fs.IntVar(&opts.Limit, "limit", 0, "train on N images only: a class-balanced random subset drawn from --seed (quick runs)")
 	fs.IntVar(&patience, "patience", 0, "early stopping: stop when --monitor has not improved for this many epochs (0: never)")
 	fs.Float64Var(&minDelta, "min-delta", 0, "early stopping: the smallest change that counts as an improvement")
 	fs.StringVar(&monitor, "monitor", "", "metric of the best checkpoint and of early stopping: val_accuracy (default), val_loss, accuracy or loss")
 	fs.IntVar(&opts.KeepLast, "keep-last", 0, "keep only the newest N epoch checkpoints (0: all; best is always kept)")
 	fs.StringVar(&opts.Init, "init", "", "start from this ONNX model (fine-tuning); with --classes, a new head (transfer learning)")
+	fs.StringVar(&opts.Preprocess, "preprocess", "", "with --init: torch, tf, raw, cifar10 or cifar100 (caffe's BGR is refused) "+
+		"(default: the file's metadata, else the catalog preset 'resnetctl import' assumes, else from --data)")
 	fs.StringVar(&opts.Freeze, "freeze", "none", "backbone: train only the final dense layer (BatchNorm of the frozen part in inference mode), or none")
 	fs.StringVar(&opts.BN, "bn", "keep", "reestimate: recompute every BatchNorm's running statistics on the training data before training, or keep")
 	fs.IntVar(&opts.BNBatches, "bn-batches", 0, "batches for --bn reestimate (default: one pass over the training data)")
@@ -172,8 +224,11 @@ augmentation.`,
 	return c
 }
 
-// loadTrainData opens the training and validation splits.
-func loadTrainData(c *cobra.Command, data string) (trainDS, testDS *cifar.Dataset, what string, err error) {
+// loadTrainData reads the training split and, when the data has one, the
+// test split (testDS nil otherwise: a single .bin file, an image folder
+// without split folders). source is the data as the record names it: an
+// absolute path, or "sample".
+func loadTrainData(c *cobra.Command, data string) (trainDS, testDS *cifar.Dataset, what, source string, err error) {
 	ctx := c.Context()
 	if data == "" {
 		if dir, err := cifar.DefaultCacheDir(); err == nil {
@@ -192,29 +247,49 @@ func loadTrainData(c *cobra.Command, data string) (trainDS, testDS *cifar.Datase
 		if trainDS, err = cifar.EmbeddedSample("train"); err == nil {
 			testDS, err = cifar.EmbeddedSample("test")
 		}
-		return trainDS, testDS, "the embedded CIFAR-10 sample (1,000 training, 200 test images; run 'resnetctl data fetch cifar10' for the full set)", err
+		return trainDS, testDS, "the embedded CIFAR-10 sample (1,000 training, 200 test images; run 'resnetctl data fetch cifar10' for the full set)", "sample", err
 	case "cifar10", "cifar100":
 		dir, err := cifar.DefaultCacheDir()
 		if err != nil {
-			return nil, nil, "", err
+			return nil, nil, "", "", err
 		}
 		rel, err := cifar.LookupRelease(data)
 		if err != nil {
-			return nil, nil, "", err
+			return nil, nil, "", "", err
 		}
 		p := filepath.Join(dir, filepath.Base(rel.URL))
 		if !fileExists(p) {
-			return nil, nil, "", fmt.Errorf("%s is not in the cache (%s): run 'resnetctl data fetch %s'", data, dir, data)
+			return nil, nil, "", "", fmt.Errorf("%s is not in the cache (%s): run 'resnetctl data fetch %s'", data, dir, data)
 		}
 		data = p
 	}
-	if trainDS, err = cifar.Load(ctx, data, cifar.Options{Split: "train"}); err != nil {
-		return nil, nil, "", err
+	if source, err = filepath.Abs(data); err != nil {
+		return nil, nil, "", "", err
 	}
-	if testDS, err = cifar.Load(ctx, data, cifar.Options{Split: "test"}); err != nil {
-		return nil, nil, "", err
+	trainDS, err = cifar.Load(ctx, data, cifar.Options{Split: "train"})
+	if errors.Is(err, cifar.ErrNoSplit) {
+		// Class folders (or .bin files) without split folders: all of it
+		// is training data.
+		if trainDS, err = cifar.Load(ctx, data, cifar.Options{}); err != nil {
+			return nil, nil, "", "", err
+		}
+		return trainDS, nil, data, source, nil
 	}
-	return trainDS, testDS, data, nil
+	if err != nil {
+		return nil, nil, "", "", err
+	}
+	testDS, err = cifar.Load(ctx, data, cifar.Options{Split: "test"})
+	if errors.Is(err, cifar.ErrNoSplit) {
+		return trainDS, nil, data, source, nil
+	}
+	if err != nil {
+		return nil, nil, "", "", err
+	}
+	if testDS.Fingerprint() == trainDS.Fingerprint() {
+		// A single .bin file answers every split with itself.
+		testDS = nil
+	}
+	return trainDS, testDS, data, source, nil
 }
 
 func fileExists(p string) bool {
@@ -228,7 +303,16 @@ func trainRun(c *cobra.Command, opts *TrainOptions) error {
 	var m *train.Model
 	r := opts.Recipe
 	initPreFromFile := true // an --init file's own preprocessing
-	resumeDir := ""
+	if opts.Out == "" {
+		opts.Out = defaultRunDir(opts)
+	}
+	// The run folder is checked and locked before anything is loaded.
+	rf, err := openRunFolder(opts)
+	if err != nil {
+		return err
+	}
+	defer rf.release()
+	var rec *train.DataRecord
 	if opts.Resume {
 		dir, err := train.LatestCheckpoint(opts.Out)
 		if err != nil {
@@ -242,39 +326,57 @@ func trainRun(c *cobra.Command, opts *TrainOptions) error {
 			}
 			opts.Init, opts.Resume = filepath.Join(opts.Out, man.Model), false
 			fmt.Fprintf(errw, "%s holds an imported model: training starts from its weights (%s)\n", opts.Out, opts.Init)
-		}
-		resumeDir = dir
-	}
-	if opts.Resume {
-		dir := resumeDir
-		var err error
-		var saved train.Recipe
-		if m, saved, err = train.Resume(dir, opts.Threads); err != nil {
-			return err
-		}
-		if !c.Flags().Changed("epochs") {
-			r.Epochs = saved.Epochs
-		}
-		r.Batch, r.Augment, r.Seed = saved.Batch, saved.Augment, saved.Seed
-		es := saved.EarlyStopping // flags given now override the run's own
-		for name, set := range map[string]func(){
-			"patience":  func() { es.Patience = r.EarlyStopping.Patience },
-			"min-delta": func() { es.MinDelta = r.EarlyStopping.MinDelta },
-			"monitor":   func() { es.Monitor = r.EarlyStopping.Monitor },
-		} {
-			if c.Flags().Changed(name) {
-				set()
+		} else {
+			var saved train.Recipe
+			if m, saved, err = train.Resume(dir, opts.Threads); err != nil {
+				return err
 			}
+			defer m.Close()
+			rec = m.Data()
+			if err := checkResumeFlags(c, opts, saved, m.Graph.Spec, rec); err != nil {
+				return err
+			}
+			if r, err = resumedRecipe(c, saved, r, m); err != nil {
+				return err
+			}
+			opts.Spec = m.Graph.Spec
+			if m.Epoch() >= r.Epochs {
+				fmt.Fprintf(opts.Streams.Out, "%s has finished its %d epochs; give --epochs N (more than %d) to train further\n", opts.Out, m.Epoch(), m.Epoch())
+				return nil
+			}
+			fmt.Fprintf(errw, "resuming %s\n", dir)
 		}
-		r.EarlyStopping = es
-		r.OnlyClasses = saved.OnlyClasses
-		opts.Spec = m.Graph.Spec
-		fmt.Fprintf(errw, "resuming %s\n", dir)
 	}
 	if opts.Init != "" {
 		g, rep, err := onnximport.Load(opts.Init)
 		if err != nil {
 			return err
+		}
+		// The rule `resnetctl import` applies (file, else catalog preset);
+		// --preprocess overrides it, and transferData falls back to the data.
+		pre, preWhat, preKnown := onnximport.Preprocessing(g, rep)
+		if opts.Preprocess != "" {
+			pre, _ = flagPreprocess(opts.Preprocess) // checked with the flags
+			if g.Spec.Input.C != len(pre.Mean) {
+				return fmt.Errorf("--preprocess %s: the model takes %d channels, not 3", opts.Preprocess, g.Spec.Input.C)
+			}
+			preWhat, preKnown = fmt.Sprintf("%s (--preprocess %s)", onnximport.DescribePreprocess(pre), opts.Preprocess), true
+		}
+		if preKnown {
+			g.Spec.Preprocess = pre
+			if rep.PreprocessFromFile || opts.Preprocess != "" {
+				fmt.Fprintf(errw, "preprocessing: %s\n", preWhat)
+			} else {
+				fmt.Fprintf(errw, "%s does not say how its inputs were preprocessed; training with %s, as 'resnetctl import' does (the checkpoints record it)\n", opts.Init, preWhat)
+			}
+		}
+		// --input: another size, when nothing in the graph depends on it.
+		if in := opts.InitInput; in != (models.Shape{}) && in != g.Spec.Input {
+			from := g.Spec.Input
+			if err := g.WithInput(in); err != nil {
+				return fmt.Errorf("--init %s: %w", opts.Init, err)
+			}
+			fmt.Fprintf(errw, "training at %s (the file's input is %s; its graph pools globally)\n", in, from)
 		}
 		if opts.Classes > 0 && opts.Classes != g.Spec.Classes {
 			if err := g.ReplaceHead(opts.Classes, opts.Seed); err != nil {
@@ -291,24 +393,19 @@ func trainRun(c *cobra.Command, opts *TrainOptions) error {
 			return err
 		}
 		opts.Spec = g.Spec
-		initPreFromFile = rep.PreprocessFromFile
+		initPreFromFile = preKnown
 	}
-	trainDS, testDS, what, err := loadTrainData(c, opts.Data)
+	d, err := selectRunData(c, opts, rec)
 	if err != nil {
 		return err
 	}
-	if trainDS, testDS, err = transferData(opts, m, r, initPreFromFile, trainDS, testDS); err != nil {
+	if d.train, d.test, err = transferData(opts, m, r, initPreFromFile, d.train, d.test); err != nil {
 		return err
 	}
-	if opts.Limit > 0 && opts.Limit < trainDS.Len() {
-		idx := make([]int, opts.Limit)
-		for i := range idx {
-			idx[i] = i
-		}
-		if trainDS, err = trainDS.Subset(idx); err != nil {
-			return err
-		}
+	if err := d.split(errw, r.Seed); err != nil {
+		return err
 	}
+	trainDS, what := d.train, d.what
 	if len(trainDS.Classes) != opts.Spec.Classes {
 		return fmt.Errorf("the data has %d classes, the model %d (set --classes)", len(trainDS.Classes), opts.Spec.Classes)
 	}
@@ -326,13 +423,13 @@ func trainRun(c *cobra.Command, opts *TrainOptions) error {
 	if err != nil {
 		return err
 	}
-	val, err := train.NewDatasetSource(testDS, opts.Spec.Preprocess, false)
+	val, err := train.NewDatasetSource(d.val, opts.Spec.Preprocess, false)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(errw, "training %s on %s: recipe %s, %d epochs, batch %d, %s lr %g, augment %s, checkpoints in %s\n",
 		opts.Spec.Name, what, r.Name, r.Epochs, r.Batch, r.Optimizer.Name, r.Optimizer.LR, r.Augment, opts.Out)
-	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
+	if err := rf.clearOld(errw, opts.Out); err != nil {
 		return err
 	}
 	hist, err := newHistoryFiles(opts.Out, opts.Resume)
@@ -340,20 +437,12 @@ func trainRun(c *cobra.Command, opts *TrainOptions) error {
 		return err
 	}
 	defer hist.Close()
-	bar := isTerminal(errw)
+	prog := newTrainProgress(errw)
 	fo := r.FitOptions()
 	fo.Validation, fo.CheckpointDir, fo.KeepLast = val, opts.Out, opts.KeepLast
-	fo.Callbacks = []train.Callback{train.CallbackFuncs{
-		BatchEnd: func(b train.BatchInfo) {
-			if bar {
-				fmt.Fprintf(errw, "\repoch %d/%d  batch %d/%d  loss %.4f  acc %.2f%%  %.0f img/s  ETA %s   ",
-					b.Epoch, b.Epochs, b.Batch, b.Batches, b.EpochLoss, 100*b.EpochAccuracy, b.ImagesPerSecond, b.ETA.Round(time.Second))
-			}
-		},
+	fo.Data = &d.record
+	fo.Callbacks = []train.Callback{prog, train.CallbackFuncs{
 		EpochEnd: func(e train.EpochInfo) {
-			if bar {
-				fmt.Fprintln(errw)
-			}
 			mm := e.Metrics
 			if err := hist.add(mm); err != nil {
 				fmt.Fprintf(errw, "warning: metrics: %v\n", err)
@@ -372,10 +461,8 @@ func trainRun(c *cobra.Command, opts *TrainOptions) error {
 		}
 	}
 	h, err := m.Fit(ctx, src, fo)
+	prog.EndLine() // after an error or Ctrl-C, which leave the progress line drawn
 	if errors.Is(err, ctx.Err()) && ctx.Err() != nil {
-		if bar {
-			fmt.Fprintln(errw)
-		}
 		if h != nil && h.Stopped != "" {
 			fmt.Fprintf(errw, "%s (continue with --resume)\n", h.Stopped)
 		} else {

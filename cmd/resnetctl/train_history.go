@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 
@@ -73,11 +74,15 @@ func (h *historyFiles) add(m train.EpochMetrics) error {
 	var loss, valLoss, acc, valAcc []float64
 	for _, e := range h.epochs {
 		loss, acc = append(loss, e.Loss), append(acc, e.Accuracy)
-		valLoss, valAcc = append(valLoss, e.ValLoss), append(valAcc, e.ValAccuracy)
+		vl, va := e.ValLoss, e.ValAccuracy
+		if !e.Validated { // not drawn, rather than drawn at 0
+			vl, va = math.NaN(), math.NaN()
+		}
+		valLoss, valAcc = append(valLoss, vl), append(valAcc, va)
 	}
 	return atomicfile.Write(filepath.Join(h.dir, "curve.png"), 0o644, func(w io.Writer) error {
 		return plot.WritePNG(w, []plot.Panel{
-			{Title: "loss", Series: []plot.Series{{Name: "train", Y: loss, Color: plot.Blue}, {Name: "validation", Y: valLoss, Color: plot.Orange}}},
+			{Title: "loss", YFromZero: true, Series: []plot.Series{{Name: "train", Y: loss, Color: plot.Blue}, {Name: "validation", Y: valLoss, Color: plot.Orange}}},
 			{Title: "accuracy", Series: []plot.Series{{Name: "train", Y: acc, Color: plot.Blue}, {Name: "validation", Y: valAcc, Color: plot.Orange}}},
 		})
 	})

@@ -85,8 +85,32 @@ func onlyClasses(ds *cifar.Dataset, classes []int) (*cifar.Dataset, error) {
 	return sub, sub.Validate()
 }
 
-// dataPreprocess is the preprocessing to train a model whose file does
-// not state its own with: the CIFAR-10 or CIFAR-100 preset when the data
+// flagPreprocess is the preprocessing train's --preprocess names: predict's
+// modes (torch is the imagenet preset, tf scales to [-1, 1], raw keeps
+// 0-255) and the CIFAR presets, as the formula training and the exported
+// metadata use. caffe is refused: it feeds BGR, and training feeds RGB.
+func flagPreprocess(name string) (models.Preprocess, error) {
+	ones := []float32{1, 1, 1}
+	switch name {
+	case "torch":
+		return models.PreprocessPreset("imagenet")
+	case "cifar10", "cifar100":
+		return models.PreprocessPreset(name)
+	case "tf":
+		return models.Preprocess{Name: "tf", Scale: 1 / 127.5, Mean: ones, Std: ones}, nil
+	case "raw":
+		return models.Preprocess{Name: "raw", Scale: 1, Mean: []float32{0, 0, 0}, Std: ones}, nil
+	case "caffe":
+		return models.Preprocess{}, fmt.Errorf("caffe feeds BGR channels and training feeds RGB; choose torch, tf, raw, cifar10 or cifar100")
+	}
+	return models.Preprocess{}, fmt.Errorf("%q: want torch, tf, raw, cifar10 or cifar100", name)
+}
+
+// dataPreprocess is the preprocessing to train an --init model with when
+// nothing else gives one: neither --preprocess, nor the file's metadata, nor
+// the catalog preset `resnetctl import` assumes for a recognised catalog
+// architecture (onnximport.Preprocessing, the rule both commands share).
+// It is the CIFAR-10 or CIFAR-100 preset when the data
 // has exactly that label set's classes, otherwise pixels scaled to [0, 1]
 // and normalised by the training images' per-channel mean and standard
 // deviation. It also says where the choice came from.
@@ -136,9 +160,12 @@ func reestimateBN(ctx context.Context, w io.Writer, m *train.Model, src train.So
 func transferFlags(c *cobra.Command, opts *TrainOptions, r *train.Recipe) error {
 	changed := c.Flags().Changed
 	if opts.Resume {
-		for _, f := range []string{"freeze", "bn", "bn-batches", "only-classes"} {
+		// --freeze and --only-classes are compared with the record by
+		// checkResumeFlags; BatchNorm re-estimation belongs before a
+		// run's first epoch.
+		for _, f := range []string{"bn", "bn-batches"} {
 			if changed(f) {
-				return usageErrorf(c, "--%s does not go with --resume (the checkpoint's recipe records it)", f)
+				return usageErrorf(c, "--%s does not go with --resume (it runs before a run's first epoch)", f)
 			}
 		}
 		return nil
@@ -179,11 +206,24 @@ func transferFlags(c *cobra.Command, opts *TrainOptions, r *train.Recipe) error 
 }
 
 // transferData applies --only-classes (or the resumed run's subset) to
-// both splits, and gives an --init model whose file does not state its
-// preprocessing the data's (see dataPreprocess), saying so.
-func transferData(opts *TrainOptions, m *train.Model, r train.Recipe, preFromFile bool, trainDS, testDS *cifar.Dataset) (*cifar.Dataset, *cifar.Dataset, error) {
+// both splits, and gives an --init model whose preprocessing is not known
+// (preKnown false: see dataPreprocess) the data's, saying so. An --init
+// model whose input size is not the data's is refused with the --input
+// that would fit: adapting silently would change what the pretrained
+// filters see (a 224x224 model at 32x32) without the user asking.
+func transferData(opts *TrainOptions, m *train.Model, r train.Recipe, preKnown bool, trainDS, testDS *cifar.Dataset) (*cifar.Dataset, *cifar.Dataset, error) {
 	errw := opts.Streams.ErrOut
-	if opts.Init != "" && !preFromFile {
+	if data := (models.Shape{C: 3, H: trainDS.H, W: trainDS.W}); opts.Init != "" && m.Graph.Spec.Input != data {
+		if opts.InitInput != (models.Shape{}) {
+			return nil, nil, fmt.Errorf("--input %s: the data's images are %s", opts.InitInput, data)
+		}
+		hint := ""
+		if m.Graph.Spec.Input.C == data.C {
+			hint = fmt.Sprintf(": give --input %s to fine-tune at the data's size (it works when the graph pools globally before its head)", data)
+		}
+		return nil, nil, fmt.Errorf("%s takes %s images and the data's are %s%s", opts.Init, m.Graph.Spec.Input, data, hint)
+	}
+	if opts.Init != "" && !preKnown {
 		pre, why := dataPreprocess(trainDS)
 		m.Graph.Spec.Preprocess = pre
 		opts.Spec.Preprocess = pre
@@ -200,10 +240,14 @@ func transferData(opts *TrainOptions, m *train.Model, r train.Recipe, preFromFil
 	if trainDS, err = onlyClasses(trainDS, r.OnlyClasses); err != nil {
 		return nil, nil, err
 	}
-	if testDS, err = onlyClasses(testDS, r.OnlyClasses); err != nil {
-		return nil, nil, err
+	tests := "no test split"
+	if testDS != nil {
+		if testDS, err = onlyClasses(testDS, r.OnlyClasses); err != nil {
+			return nil, nil, err
+		}
+		tests = fmt.Sprintf("%d test images", testDS.Len())
 	}
-	fmt.Fprintf(errw, "only classes %v of %d (relabelled 0-%d: %s): %d training, %d validation images\n",
-		r.OnlyClasses, all, len(r.OnlyClasses)-1, strings.Join(trainDS.Classes, ", "), trainDS.Len(), testDS.Len())
+	fmt.Fprintf(errw, "only classes %v of %d (relabelled 0-%d: %s): %d training images, %s\n",
+		r.OnlyClasses, all, len(r.OnlyClasses)-1, strings.Join(trainDS.Classes, ", "), trainDS.Len(), tests)
 	return trainDS, testDS, nil
 }

@@ -173,7 +173,7 @@ func TestTrainTransferLearning(t *testing.T) {
 		{[]string{"train", "--bn", "guess"}, "--bn"},
 		{[]string{"train", "--bn-batches", "3"}, "goes with --bn reestimate"},
 		{[]string{"train", "--only-classes", "4"}, "at least 2"},
-		{[]string{"train", "--resume", "--freeze", "backbone"}, "does not go with --resume"},
+		{[]string{"train", "--resume", "--out", "x", "--bn", "reestimate"}, "does not go with --resume"},
 	} {
 		if code, _, errOut := runCLI(c.args...); code != exitUsage || !strings.Contains(errOut, c.want) {
 			t.Errorf("%v: exit %d %q, want usage error with %q", c.args, code, errOut, c.want)
