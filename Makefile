@@ -12,9 +12,10 @@ APT_PACKAGES := python3-onnx python3-numpy python3-torch python3-torchvision
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 ## run: the main job: train ResNet-20 with no flags — CIFAR-10 from the cache if
-## fetched, else a short run on the embedded sample; checkpoints in runs/default
+## fetched, else a short run on the embedded sample; checkpoints in a new
+## runs/resnet20[-N] each time
 run: build
-	./bin/resnetctl train --out runs/default
+	./bin/resnetctl train
 
 build:
 	$(GO) build -o bin/resnetctl ./cmd/resnetctl

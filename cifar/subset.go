@@ -15,9 +15,9 @@ import (
 // command with the same seed) picks the same images.
 
 // perClass returns the indices of each class's images, in data order.
-func (d *Dataset) perClass() [][]int {
-	idx := make([][]int, len(d.Classes))
-	for i, l := range d.Labels {
+func perClass(labels []int, classes int) [][]int {
+	idx := make([][]int, classes)
+	for i, l := range labels {
 		idx[l] = append(idx[l], i)
 	}
 	return idx
@@ -43,14 +43,18 @@ func shuffled(classes [][]int, seed uint64, stream uint64) [][]int {
 // make up the difference), each class's images drawn at random from seed.
 // The indices come back in data order. n ≥ Len() selects everything.
 func (d *Dataset) BalancedIndices(n int, seed uint64) []int {
-	if n >= d.Len() {
-		all := make([]int, d.Len())
+	return balancedIndices(d.Labels, len(d.Classes), n, seed)
+}
+
+func balancedIndices(labels []int, nClasses, n int, seed uint64) []int {
+	if n >= len(labels) {
+		all := make([]int, len(labels))
 		for i := range all {
 			all[i] = i
 		}
 		return all
 	}
-	classes := shuffled(d.perClass(), seed, 1)
+	classes := shuffled(perClass(labels, nClasses), seed, 1)
 	take := make([]int, len(classes))
 	// Hand out one image per class in turn (water-filling), skipping
 	// classes that have run out: the counts differ by at most one where
@@ -76,6 +80,39 @@ func (d *Dataset) BalancedIndices(n int, seed uint64) []int {
 	return out
 }
 
+// Limit restricts the source to n samples chosen as Dataset.BalancedIndices
+// chooses them (seeded, class-balanced), before anything is decoded, so
+// that evaluating on a subset of a large folder reads only that subset.
+// n ≤ 0 or n ≥ Len keeps everything.
+func (s *Source) Limit(n int, seed uint64) error {
+	if n <= 0 || n >= s.Len {
+		return nil
+	}
+	switch {
+	case s.data != nil:
+		sub, err := s.data.Subset(s.data.BalancedIndices(n, seed))
+		if err != nil {
+			return err
+		}
+		s.data = sub
+	case s.folder != nil:
+		labels := make([]int, len(s.folder.items))
+		for i, it := range s.folder.items {
+			labels[i] = it.label
+		}
+		idx := balancedIndices(labels, len(s.folder.classes), n, seed)
+		items := make([]item, len(idx))
+		for i, k := range idx {
+			items[i] = s.folder.items[k]
+		}
+		s.folder.items = items
+	default:
+		return fmt.Errorf("%s: nothing to limit", s.Path)
+	}
+	s.Len = n
+	return nil
+}
+
 // StratifiedSplit holds out frac of each class's images (rounded, at
 // least one of a class with two or more), drawn from seed, and returns the
 // indices kept and those held out, each in data order.
@@ -83,7 +120,7 @@ func (d *Dataset) StratifiedSplit(frac float64, seed uint64) (kept, held []int, 
 	if !(frac > 0 && frac < 1) {
 		return nil, nil, fmt.Errorf("%s: a validation split of %g is not in (0, 1)", d.Name, frac)
 	}
-	for k, idx := range shuffled(d.perClass(), seed, 2) {
+	for k, idx := range shuffled(perClass(d.Labels, len(d.Classes)), seed, 2) {
 		h := int(float64(len(idx))*frac + 0.5)
 		if h == 0 && len(idx) >= 2 {
 			h = 1

@@ -353,7 +353,10 @@ func (m *Model) fit(ctx context.Context, data Source, o FitOptions, perEpoch int
 		}
 		for i := 0; i < part.Batches; i++ {
 			if n, err := batches.Next(x, labels); err != nil || n < o.Batch {
-				return hist(""), fmt.Errorf("train: epoch %d: replaying batch %d of the interrupted epoch: %d samples, %v", epoch+1, i+1, n, err)
+				if err == nil {
+					err = fmt.Errorf("the data gives %d samples where the interrupted run had a batch of %d: is it the data the run trained on?", n, o.Batch)
+				}
+				return hist(""), fmt.Errorf("train: epoch %d: replaying batch %d of %d of the interrupted epoch: %w", epoch+1, i+1, part.Batches, err)
 			}
 		}
 		t0 := time.Now().Add(-time.Duration(part.Seconds * float64(time.Second)))
@@ -475,7 +478,7 @@ func (m *Model) fit(ctx context.Context, data Source, o FitOptions, perEpoch int
 				if ferr != nil {
 					return hist(""), fmt.Errorf("train: interrupted while validating epoch %d; saving its checkpoint failed (the last complete one is kept): %w", epoch+1, ferr)
 				}
-				return hist(fmt.Sprintf("interrupted while validating epoch %d; its training is saved in %s (--resume validates it)", epoch+1, filepath.Join(ck.root, name))), err
+				return hist(fmt.Sprintf("interrupted while validating epoch %d; its training is saved in %s, which --resume validates", epoch+1, filepath.Join(ck.root, name))), err
 			}
 			if err != nil {
 				return hist(""), fmt.Errorf("train: epoch %d: validation: %w", epoch+1, err)

@@ -23,9 +23,13 @@ type EvaluateOptions struct {
 	Split     string
 	AutoSplit bool // --split not given: "test", else the only split
 	Batch     int
-	Plot      string
-	JSON      bool
-	Input     inputFlags
+	// Limit > 0 evaluates a seeded, class-balanced subset of that many
+	// images (as train --limit chooses them).
+	Limit int
+	Seed  uint64
+	Plot  string
+	JSON  bool
+	Input inputFlags
 }
 
 // NewCmdEvaluate makes `resnetctl evaluate`; runF replaces the run function in tests.
@@ -58,6 +62,9 @@ Preprocessing follows the same rules and flags as predict.`,
 			if opts.Batch < 1 {
 				return usageErrorf(c, "--batch %d: must be at least 1", opts.Batch)
 			}
+			if opts.Limit < 0 {
+				return usageErrorf(c, "--limit %d: must be positive (0: every image)", opts.Limit)
+			}
 			opts.Model = args[0]
 			opts.AutoSplit = !c.Flags().Changed("split")
 			if runF != nil {
@@ -70,6 +77,8 @@ Preprocessing follows the same rules and flags as predict.`,
 	fs.StringVar(&opts.Data, "data", "", "data set: CIFAR binary folder/archive/.bin, or image folders (folder or .tar.gz)")
 	fs.StringVar(&opts.Split, "split", "test", `split to read ("" for class folders directly under --data)`)
 	fs.IntVar(&opts.Batch, "batch", 64, "images per inference batch")
+	fs.IntVar(&opts.Limit, "limit", 0, "evaluate N images only: a class-balanced random subset drawn from --seed, chosen before any image is decoded")
+	fs.Uint64Var(&opts.Seed, "seed", 1, "seed of the --limit subset")
 	fs.StringVar(&opts.Plot, "plot", "", "write the confusion matrix as a PNG to this file")
 	fs.BoolVar(&opts.JSON, "json", false, "print JSON")
 	opts.Input.register(c)
@@ -122,6 +131,13 @@ func evaluateRun(c *cobra.Command, opts *EvaluateOptions) error {
 	}
 	if err != nil {
 		return err
+	}
+	if opts.Limit > 0 && opts.Limit < src.Len {
+		all := src.Len
+		if err := src.Limit(opts.Limit, opts.Seed); err != nil {
+			return err
+		}
+		fmt.Fprintf(opts.Streams.ErrOut, "--limit %d: a class-balanced random subset of the %d images (seed %d)\n", opts.Limit, all, opts.Seed)
 	}
 	// Map data labels to model outputs: by name when both sides have names.
 	mapLabel := make([]int, len(src.Classes))
@@ -236,7 +252,7 @@ func evaluateRun(c *cobra.Command, opts *EvaluateOptions) error {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(map[string]any{
-			"model": opts.Model, "data": opts.Data, "split": src.Split, "images": eval.Total,
+			"model": opts.Model, "data": opts.Data, "split": src.Split, "images": eval.Total, "limit": opts.Limit, "seed": opts.Seed,
 			"top1": eval.Top1Accuracy(), "top5": eval.Top5Accuracy(), "per_class": classes,
 			"confusion": eval.Confusion, "seconds": elapsed.Seconds(),
 		})

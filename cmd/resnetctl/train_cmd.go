@@ -333,7 +333,7 @@ func trainRun(c *cobra.Command, opts *TrainOptions) error {
 			}
 			defer m.Close()
 			rec = m.Data()
-			if err := checkResumeFlags(c, opts, saved, m.Graph.Spec, rec); err != nil {
+			if err := checkResumeFlags(c, opts, dir, saved, m.Graph.Spec, rec); err != nil {
 				return err
 			}
 			if r, err = resumedRecipe(c, saved, r, m); err != nil {

@@ -112,7 +112,7 @@ type resumeFlag struct {
 // --seed). --epochs (to train further), --threads, --keep-last,
 // --patience and --min-delta may change; --data may name the same data
 // elsewhere (checked by fingerprint once it is read).
-func checkResumeFlags(c *cobra.Command, opts *TrainOptions, saved train.Recipe, spec models.Spec, rec *train.DataRecord) error {
+func checkResumeFlags(c *cobra.Command, opts *TrainOptions, ckpt string, saved train.Recipe, spec models.Spec, rec *train.DataRecord) error {
 	f := opts.specFlags
 	fl := c.Flags()
 	str := func(name string) func() string {
@@ -173,7 +173,7 @@ func checkResumeFlags(c *cobra.Command, opts *TrainOptions, saved train.Recipe, 
 		}
 		if !same {
 			return usageErrorf(c, "--%s %s contradicts the run being resumed, which has %s %s (%s); drop the flag, or start a new run in another --out",
-				k.name, k.given(), k.name, orNone(k.recorded), filepath.Join(opts.Out, train.TrainerFile))
+				k.name, k.given(), k.name, orNone(k.recorded), filepath.Join(ckpt, train.TrainerFile))
 		}
 	}
 	return nil

@@ -427,9 +427,26 @@ func TestTrainSubsets(t *testing.T) {
 	run := func(args ...string) (int, string, string) {
 		return runCLI(append([]string{"train", "--model", "resnet8", "--batch", "10", "--epochs", "1", "--threads", "1", "--out", filepath.Join(t.TempDir(), "r")}, args...)...)
 	}
-	code, _, errOut := run("--data", archive, "--limit", "100")
+	out1 := filepath.Join(dir, "limited")
+	code, _, errOut := runCLI("train", "--model", "resnet8", "--batch", "10", "--epochs", "1", "--threads", "1", "--out", out1, "--data", archive, "--limit", "100")
 	if code != 0 || !strings.Contains(errOut, "10 images of each of 10 classes") {
 		t.Errorf("--limit 100: exit %d %q", code, errOut)
+	}
+	// evaluate --limit chooses the same way.
+	code, stdout, errOut := runCLI("evaluate", filepath.Join(out1, "best", "model.onnx"), "--data", archive, "--split", "train", "--limit", "30", "--json")
+	var ev struct {
+		Images   int `json:"images"`
+		PerClass []struct {
+			Images int `json:"images"`
+		} `json:"per_class"`
+	}
+	if code != 0 || json.Unmarshal([]byte(stdout), &ev) != nil || ev.Images != 30 {
+		t.Fatalf("evaluate --limit 30: exit %d %q %q", code, stdout, errOut)
+	}
+	for i, c := range ev.PerClass {
+		if c.Images != 3 {
+			t.Errorf("evaluate --limit 30: class %d has %d images", i, c.Images)
+		}
 	}
 	// A folder of class folders (no split): 10% of each class held out.
 	flat := filepath.Join(dir, "flat")
