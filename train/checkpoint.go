@@ -16,6 +16,7 @@ import (
 
 	"github.com/resnetctl/resnetctl/build"
 	"github.com/resnetctl/resnetctl/export"
+	"github.com/resnetctl/resnetctl/models"
 )
 
 // A checkpoint is a directory:
@@ -198,6 +199,22 @@ func LoadCheckpoint(dir string) (*Checkpoint, error) {
 	g.Reindex()
 	if err := g.Check(); err != nil {
 		return nil, bad("%v", err)
+	}
+	// The shapes trainer.json states must be the ones the weights and
+	// attributes give: Net sizes its buffers from them.
+	stated := make([]models.Shape, len(g.Nodes))
+	for i, n := range g.Nodes {
+		stated[i] = n.Shape
+	}
+	ref := g.Spec.Reference
+	if err := g.WithInput(g.Spec.Input); err != nil {
+		return nil, bad("%s: graph: %v", TrainerFile, err)
+	}
+	g.Spec.Reference = ref
+	for i, n := range g.Nodes {
+		if n.Shape != stated[i] {
+			return nil, bad("%s: graph.nodes[%d] (%s).shape: %s, but its inputs and weights give %s", TrainerFile, i, n.Name, stated[i], n.Shape)
+		}
 	}
 	c := &Checkpoint{Dir: dir, State: st, Graph: g, optim: map[string][]float32{}}
 	for name, t := range tensors {

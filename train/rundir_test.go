@@ -174,6 +174,13 @@ func TestTrainerStateFieldsValidated(t *testing.T) {
 		{"graph.spec.classes", func(st map[string]any) { graph(st)["spec"].(map[string]any)["classes"] = 0 }},
 		{".shape", func(st map[string]any) { node(st, 0)["shape"] = map[string]any{"c": 1000000, "h": 1000, "w": 1000} }},
 		{".conv.stride", func(st map[string]any) { node(st, 0)["conv"].(map[string]any)["stride"] = 0 }},
+		{"graph.nodes[0] (conv1).shape", func(st map[string]any) {
+			s := node(st, 0)["shape"].(map[string]any)
+			s["h"] = s["h"].(float64) + 1
+		}},
+		{"graph.nodes[0] (conv1).shape", func(st map[string]any) {
+			node(st, 0)["conv"].(map[string]any)["stride"] = 2 // the shape no longer follows
+		}},
 		{".conv.kernel", func(st map[string]any) { node(st, 0)["conv"].(map[string]any)["kernel"] = 1 << 30 }},
 		{".conv.groups", func(st map[string]any) { node(st, 0)["conv"].(map[string]any)["groups"] = 0 }},
 		{".bn", func(st map[string]any) { firstNode(st, "BatchNorm")["bn"].(map[string]any)["epsilon"] = -1 }},
