@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run test setup fmt-check vet unit race fuzz build reference-check bench bench-train
+.PHONY: run test setup fmt-check vet unit race fuzz build reference-check bench bench-train bench-serve
 
 # The other people's software our tests compare against: the ONNX checker
 # (onnx 1.12), PyTorch 1.13 + torchvision 0.14 from Debian, and ONNX Runtime
@@ -51,6 +51,7 @@ unit:
 ## kernels and train under -race takes ~13 minutes here, hence the selection.
 race:
 	$(GO) test -race -count=1 -short -run 'Concurrent|Pool|ThreadCount|Interrupt|CheckpointWriteFailure|NonFiniteMidRun' ./infer/ ./internal/kernels/ ./train/
+	$(GO) test -race -count=1 ./serve/
 
 ## fuzz: each fuzz target for FUZZTIME (default 15s; longer runs: FUZZTIME=5m)
 fuzz:
@@ -70,3 +71,10 @@ bench: build tools/ort/node_modules/.package-lock.json
 ## part of test; needs Debian's python3-torch; THREADS, STEPS, OUT override)
 bench-train: build
 	tools/bench_train.sh
+
+## bench-serve: load test of `resnetctl serve` on loopback (not part of test):
+## 1, 8 and 64 clients on ResNet-20 and ResNet-50, batching off and on, with
+## `resnetctl bench` alongside; SERVE_BENCH_FLAGS override (e.g.
+## "-duration 3s -models resnet20"), JSON in bench-results/serve.json
+bench-serve: build
+	$(GO) run ./tools/servebench -resnetctl bin/resnetctl $(SERVE_BENCH_FLAGS)

@@ -8,10 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/resnetctl/resnetctl/internal/regularfile"
 )
 
 // isArchiveName reports whether a file name looks like a tar archive.
@@ -36,9 +37,10 @@ var errStop = errors.New("stop")
 // archive ends, the rest of the gzip stream is read so that its checksum is
 // verified. Errors name the archive and, where it applies, the member. A
 // member whose name is absolute or has a ".." component fails the whole
-// walk with an error wrapping ErrUnsafeName.
+// walk with an error wrapping ErrUnsafeName, and a file name that appears
+// twice one wrapping ErrDuplicateMember.
 func walkArchive(ctx context.Context, file string, fn func(m member, isDir bool, r io.Reader) error) error {
-	f, err := os.Open(file)
+	f, err := regularfile.Open(file) // a FIFO would block forever
 	if err != nil {
 		return err
 	}
@@ -55,7 +57,8 @@ func walkArchive(ctx context.Context, file string, fn func(m member, isDir bool,
 		src = gz
 	}
 	tr := tar.NewReader(src)
-	current := "" // the last member, and how much of it fn read
+	current := ""             // the last member, and how much of it fn read
+	seen := map[string]bool{} // regular files' names, to refuse duplicates
 	var cur *memberReader
 	var curSize int64
 	for n := 0; ; n++ {
@@ -88,6 +91,10 @@ func walkArchive(ctx context.Context, file string, fn func(m member, isDir bool,
 		case tar.TypeDir:
 			ferr = fn(member{Name: name}, true, nil)
 		case tar.TypeReg, tar.TypeRegA:
+			if seen[name] {
+				return fmt.Errorf("%s: %w: %q appears twice in the archive", base, ErrDuplicateMember, name)
+			}
+			seen[name] = true
 			cur, curSize = &memberReader{r: tr}, hdr.Size
 			ferr = fn(member{Name: name, Size: hdr.Size}, false, cur)
 		default:
@@ -156,6 +163,14 @@ func archiveErr(err error) error {
 // refused as a whole, since extracting it would write outside the target
 // folder.
 var ErrUnsafeName = errors.New("unsafe member name")
+
+// ErrDuplicateMember is wrapped by errors about an archive holding two
+// files of the same name (after cleaning: "./a.png" and "a.png" are one).
+// tar keeps the last one on extraction, but read in place the archive
+// would give the image twice, counted twice in training and evaluation:
+// with labelled data it is safer to refuse than to guess which copy is
+// meant.
+var ErrDuplicateMember = errors.New("duplicate member")
 
 // checkMemberName refuses absolute member names (/x, C:/x, \\server\x)
 // and names with a ".." component.

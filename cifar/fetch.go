@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/resnetctl/resnetctl/internal/numfmt"
+	"github.com/resnetctl/resnetctl/internal/regularfile"
 )
 
 // Release is an official archive: where it is and what it must be.
@@ -348,7 +349,7 @@ func verifyFile(p string, rel Release) error {
 	if rel.SHA256 == "" && rel.MD5 == "" {
 		return fmt.Errorf("no checksum to verify %s against", filepath.Base(p))
 	}
-	f, err := os.Open(p)
+	f, err := regularfile.Open(p) // a FIFO in its place would block forever
 	if err != nil {
 		return err
 	}

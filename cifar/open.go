@@ -15,6 +15,7 @@ import (
 
 	"github.com/resnetctl/resnetctl/internal/imgproc"
 	"github.com/resnetctl/resnetctl/internal/numfmt"
+	"github.com/resnetctl/resnetctl/internal/regularfile"
 )
 
 // ErrNoSplit is wrapped by Open's error when the data set has no part
@@ -130,6 +131,12 @@ func Open(ctx context.Context, p string, opts Options) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Only folders and regular files: sniffing a FIFO would block forever.
+	if !st.IsDir() {
+		if err := regularfile.Check(p, st.Mode()); err != nil {
+			return nil, err
+		}
+	}
 	s := &Source{Path: p, Split: opts.Split, opts: opts}
 	switch {
 	case st.IsDir():
@@ -161,7 +168,7 @@ func (s *Source) dataFormat() Format {
 
 // sniffArchive reports whether a file starts like a gzip or tar file.
 func sniffArchive(p string) bool {
-	f, err := os.Open(p)
+	f, err := regularfile.Open(p)
 	if err != nil {
 		return false
 	}
@@ -186,13 +193,15 @@ func (s *Source) openBinFile(p string, size int64) error {
 	if err := checkSize(name, size, f, role, s.opts.AnyCount); err != nil {
 		return err
 	}
-	data, err := os.ReadFile(p)
+	// At most the size checked: a file that grows meanwhile is refused.
+	data, err := regularfile.ReadFile(p, size)
 	if err != nil {
 		return err
 	}
-	// A label file beside the batch (as in the release folder) names the classes.
+	// A label file beside the batch (as in the release folder) names the
+	// classes (regular and under 1 MiB, as in archives; else ignored).
 	lf, _ := labelFile(f, s.opts.Coarse)
-	meta, _ := os.ReadFile(filepath.Join(filepath.Dir(p), lf))
+	meta, _ := regularfile.ReadFile(filepath.Join(filepath.Dir(p), lf), 1<<20)
 	return s.binBytes(name, data, role, meta)
 }
 
@@ -455,12 +464,12 @@ func (s *Source) openDir(ctx context.Context, dir string) error {
 		}
 		full := filepath.Join(dir, e.Name())
 		members = append(members, binMember{name: e.Name(), size: info.Size(), role: roleOf(e.Name(), hint),
-			load: func() ([]byte, error) { return os.ReadFile(full) }})
+			load: func() ([]byte, error) { return regularfile.ReadFile(full, 0) }})
 	}
 	meta := map[string][]byte{}
 	for _, e := range entries {
 		if isLabelFile(e.Name()) {
-			if b, err := os.ReadFile(filepath.Join(dir, e.Name())); err == nil {
+			if b, err := regularfile.ReadFile(filepath.Join(dir, e.Name()), 1<<20); err == nil {
 				meta[e.Name()] = b
 			}
 		}

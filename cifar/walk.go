@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
 
 	"github.com/resnetctl/resnetctl/internal/imgproc"
+	"github.com/resnetctl/resnetctl/internal/regularfile"
 )
 
 // Walk calls fn with every sample, in storage order (records in file
@@ -213,7 +213,7 @@ func maxImageBytes(maxBytes int64) int64 {
 // + 1 bytes when it is longer (the decoder then refuses it as too large),
 // so that a huge file in an image folder is not read whole.
 func readLimited(path string, maxBytes int64) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := regularfile.Open(path) // a FIFO would block forever
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/resnetctl/resnetctl/build"
 	"github.com/resnetctl/resnetctl/export"
 	"github.com/resnetctl/resnetctl/internal/atomicfile"
+	"github.com/resnetctl/resnetctl/internal/regularfile"
 	"github.com/resnetctl/resnetctl/models"
 )
 
@@ -195,7 +196,8 @@ func WriteCheckpoint(dir string, g *build.Graph, opts CheckpointOptions) (*Manif
 
 // ReadManifest reads dir/checkpoint.json and checks its format.
 func ReadManifest(dir string) (*Manifest, error) {
-	b, err := os.ReadFile(filepath.Join(dir, CheckpointManifest))
+	// A regular file (a FIFO would block forever) of a manifest's size.
+	b, err := regularfile.ReadFile(filepath.Join(dir, CheckpointManifest), 64<<20)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
 	}

@@ -45,7 +45,6 @@ package onnximport
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -53,6 +52,7 @@ import (
 	"github.com/resnetctl/resnetctl/build"
 	"github.com/resnetctl/resnetctl/export"
 	"github.com/resnetctl/resnetctl/internal/onnxpb"
+	"github.com/resnetctl/resnetctl/internal/regularfile"
 	"github.com/resnetctl/resnetctl/models"
 	"google.golang.org/protobuf/proto"
 )
@@ -162,9 +162,10 @@ func (r *Report) String() string {
 	return b.String()
 }
 
-// Load imports the ONNX model in the file at path.
+// Load imports the ONNX model in the file at path: a regular file (a FIFO
+// would block forever) of at most onnxpb.MaxModelBytes.
 func Load(path string) (*build.Graph, *Report, error) {
-	b, err := os.ReadFile(path)
+	b, err := regularfile.ReadFile(path, onnxpb.MaxModelBytes)
 	if err != nil {
 		return nil, nil, fmt.Errorf("onnximport: %w", err)
 	}

@@ -18,8 +18,17 @@ var (
 	// or opset outside the supported range).
 	ErrUnsupported = errors.New("not supported")
 	// ErrInput: the tensors given to Run do not fit the model (unknown or
-	// missing names, wrong shapes or element types).
+	// missing names, wrong shapes or element types), or an option is out
+	// of range.
 	ErrInput = errors.New("bad input")
+	// ErrMemoryBudget: a plan (the model's buffers for one set of input
+	// shapes) needs more memory than Options.MaxMemory allows; nothing of
+	// it was allocated. The error names the largest tensors.
+	ErrMemoryBudget = errors.New("memory budget exceeded")
+	// ErrInternal: a bug in the runtime (a panic, in a kernel or one of
+	// its worker tasks, caught and reported as an error of the run; the
+	// session stays usable). It names the node that was running.
+	ErrInternal = errors.New("internal error")
 )
 
 // Problem is one thing wrong with a model, found while loading it.

@@ -29,6 +29,11 @@ func newGorgonnx(mp *onnxpb.ModelProto, b []byte) (*gorgonnxEngine, Metadata, er
 	if len(meta.Inputs) != 1 || meta.Inputs[0].DType != Float32 {
 		return nil, Metadata{}, fmt.Errorf("infer: %w: the gorgonnx engine runs models with exactly one float32 input", ErrUnsupported)
 	}
+	// Refused at load as the native engine does: a session of no outputs
+	// made callers that read Metadata().Outputs[0] panic.
+	if len(meta.Outputs) == 0 {
+		return nil, Metadata{}, fmt.Errorf("infer: %w: the graph has no outputs", ErrInvalidModel)
+	}
 	return &gorgonnxEngine{model: b, meta: meta}, meta, nil
 }
 

@@ -17,6 +17,10 @@ type native struct {
 	threads  int
 	maxElems int
 	maxPlans int
+	// budget is Options.MaxMemory in bytes (MaxInt64: none); weightBytes
+	// the size of the model's weights, which every plan counts.
+	budget      int64
+	weightBytes int64
 	// nonFinite lists the weights holding NaN or ±Inf, found at load.
 	nonFinite []NonFinite
 
@@ -26,8 +30,12 @@ type native struct {
 	last   atomic.Pointer[plan]
 	closed atomic.Bool
 
-	convMu sync.Mutex
-	convs  map[convKey]*kernels.Conv // packed convolutions shared by plans
+	convMu   sync.Mutex
+	convs    map[convKey]*kernels.Conv // packed convolutions shared by plans
+	convRefs map[convKey]int           // how many plans (cached or being built) use each
+	// cached is the memory of the cached plans (plan.bytes, under mu),
+	// which stays within the budget together with the weights: see cache.
+	cached int64
 }
 
 func (e *native) close() {
@@ -93,25 +101,48 @@ func (e *native) planFor(inputs map[string]*Tensor) (*plan, error) {
 		e.last.Store(p)
 		return p, nil
 	}
-	p, err := e.buildPlan(shapes, keyVals, 0)
+	p, err := e.buildPlan(shapes, keyVals)
 	if err != nil {
 		return nil, err
 	}
 	p.key = key
-	if len(e.order) >= e.maxPlans {
-		delete(e.plans, e.order[0])
-		e.order = e.order[1:]
-	}
-	e.plans[key] = p
-	e.order = append(e.order, key)
-	e.last.Store(p)
+	e.cache(p)
 	return p, nil
 }
 
+// cache adds p to the plan cache (e.mu held), first dropping the oldest
+// plans while there are maxPlans of them, or while their memory (a run
+// context each, their packed convolutions and constants) and p's would
+// be over the budget together: a caller cycling through input shapes
+// does not pile up plans each within the budget but far over it
+// together. Runs still using a dropped plan finish with it.
+func (e *native) cache(p *plan) {
+	for len(e.order) > 0 && (len(e.order) >= e.maxPlans || addBytes(addBytes(e.weightBytes, e.cached), p.bytes) > e.budget) {
+		old := e.plans[e.order[0]]
+		delete(e.plans, e.order[0])
+		e.order = e.order[1:]
+		e.cached -= old.bytes
+		e.releaseConvs(old.convs)
+	}
+	e.plans[p.key] = p
+	e.order = append(e.order, p.key)
+	e.cached += p.bytes
+	e.last.Store(p)
+}
+
 func (e *native) runInto(ctx context.Context, inputs, outputs map[string]*Tensor) (err error) {
+	// A panic is a bug, reported as an error of this run (naming the node
+	// that ran) rather than crashing the caller. A kernel's worker tasks
+	// hand their panics to the goroutine that called the pool
+	// (kernels.TaskPanic), which is this one.
+	var p *plan
+	cur := -1 // the step running
 	defer func() {
-		if r := recover(); r != nil { // a bug, reported rather than crashing the caller
-			err = fmt.Errorf("infer: internal error: %v", r)
+		if r := recover(); r != nil {
+			err = fmt.Errorf("infer: %w: %v", ErrInternal, r)
+			if p != nil && cur >= 0 && cur < len(p.steps) {
+				err = nodeError(p.steps[cur].n, fmt.Errorf("%w: %v", ErrInternal, r))
+			}
 		}
 	}()
 	if e.closed.Load() {
@@ -121,7 +152,7 @@ func (e *native) runInto(ctx context.Context, inputs, outputs map[string]*Tensor
 	if err := m.checkInputs(inputs); err != nil {
 		return err
 	}
-	p, err := e.planFor(inputs)
+	p, err = e.planFor(inputs)
 	if err != nil {
 		return err
 	}
@@ -150,6 +181,7 @@ func (e *native) runInto(ctx context.Context, inputs, outputs map[string]*Tensor
 
 	done := ctx.Done()
 	for i, step := range rc.steps {
+		cur = i
 		if done != nil {
 			select {
 			case <-done:
@@ -161,6 +193,7 @@ func (e *native) runInto(ctx context.Context, inputs, outputs map[string]*Tensor
 			return nodeError(p.steps[i].n, err)
 		}
 	}
+	cur = -1
 	for _, c := range p.outCopies {
 		dst := outputs[m.values[c[0]].name]
 		src := p.vals[c[1]]

@@ -60,7 +60,8 @@ func newConstant(b *nodeBuilder) op {
 	return o
 }
 
-// constantOfShapeOp is ConstantOfShape, computed when planning.
+// constantOfShapeOp is ConstantOfShape, computed when planning (or by
+// every run when over the fold budget: see budget.go).
 type constantOfShapeOp struct{ fill *Tensor }
 
 // newConstantOfShape implements ConstantOfShape, versions 9, 20 and 21;
@@ -99,9 +100,13 @@ func (o *constantOfShapeOp) plan(pc *planCtx, n *pnode) error {
 	if err := n.setShape(pc, 0, shape); err != nil {
 		return err
 	}
-	t, err := pc.newConst(o.fill.Type(), shape)
+	t, err := pc.tryConst(o.fill.Type(), shape)
 	if err != nil {
 		return err
+	}
+	if t == nil { // too large to compute now: filled by every run
+		n.kernel = fillKernel(o.fill, n.out[0].id)
+		return nil
 	}
 	f := o.fill
 	switch t.Type() {
@@ -122,6 +127,28 @@ func (o *constantOfShapeOp) plan(pc *planCtx, n *pnode) error {
 func fill[T any](s []T, v T) {
 	for i := range s {
 		s[i] = v
+	}
+}
+
+// fillKernel sets every element of value id to element 0 of v (of the
+// value's type).
+func fillKernel(v *Tensor, id int) kfactory {
+	p := fillParams{v, id}
+	return byType(v.Type(), p, fillK[float32], fillK[float64], fillK[int64], fillK[int32], fillK[bool])
+}
+
+type fillParams struct {
+	v  *Tensor
+	id int
+}
+
+func fillK[T elem](p fillParams) kfactory {
+	return func(rc *runCtx) func() error {
+		views, x := viewsOf[T](rc), dataOf[T](p.v)[0]
+		return func() error {
+			fill(views[p.id], x)
+			return nil
+		}
 	}
 }
 

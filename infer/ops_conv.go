@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/resnetctl/resnetctl/internal/checked"
 	"github.com/resnetctl/resnetctl/internal/kernels"
 )
 
@@ -38,14 +39,17 @@ func newConv(b *nodeBuilder) op {
 	o.strides, _ = b.ints("strides")
 	o.dilations, _ = b.ints("dilations")
 	o.pads, _ = b.ints("pads")
-	spatial := len(o.kernel)
+	spatial, kernel := len(o.kernel), o.kernel
 	if w := b.constIn(1); w != nil && spatial == 0 {
 		spatial = len(w.Shape) - 2
+		if spatial > 0 {
+			kernel = int64s(w.Shape[2:])
+		}
 	}
 	if spatial > 2 {
 		b.fail("%d-D convolution (this runtime runs 1-D and 2-D)", spatial)
 	}
-	checkWindowAttrs(b, o.autoPad, spatial, o.strides, o.dilations, o.pads)
+	checkWindowAttrs(b, o.autoPad, spatial, kernel, o.strides, o.dilations, o.pads)
 	return o
 }
 
@@ -61,8 +65,10 @@ func readAutoPad(b *nodeBuilder) string {
 }
 
 // checkWindowAttrs checks the lengths and values of strides, dilations
-// and pads against the number of spatial dimensions (when known).
-func checkWindowAttrs(b *nodeBuilder, autoPad string, spatial int, strides, dilations, pads []int64) {
+// and pads against the number of spatial dimensions (when known), and
+// that the dilated window (k-1)*dilation+1 fits in an int when the kernel
+// is known (planning checks it again with the input's size).
+func checkWindowAttrs(b *nodeBuilder, autoPad string, spatial int, kernel, strides, dilations, pads []int64) {
 	for _, a := range []struct {
 		name string
 		v    []int64
@@ -84,6 +90,16 @@ func checkWindowAttrs(b *nodeBuilder, autoPad string, spatial int, strides, dila
 	}
 	if pads != nil && autoPad != "NOTSET" {
 		b.invalid("pads and auto_pad %s are both set", autoPad)
+	}
+	if len(kernel) == len(dilations) {
+		for i, k := range kernel {
+			if d := dilations[i]; k >= 1 && d >= 1 {
+				if _, ok := checked.MulAdd(int(k-1), int(d), 1); !ok {
+					b.invalid("kernel_shape %v with dilations %v: the dilated window overflows", kernel, dilations)
+					break
+				}
+			}
+		}
 	}
 }
 
@@ -109,11 +125,20 @@ func windows(in, kernel []int, strides, dilations, pads []int64, autoPad string,
 		if pads != nil {
 			w.padBegin, w.padEnd = int(pads[i]), int(pads[i+n])
 		}
-		ek := (w.k-1)*w.dil + 1
+		// All of it checked: the values come from the file, and a wrapped
+		// product gives a plausible but wrong geometry.
+		ek, ok := checked.MulAdd(w.k-1, w.dil, 1)
+		if !ok {
+			return nil, errShape("kernel %d with dilation %d: the dilated window overflows", w.k, w.dil)
+		}
 		switch autoPad {
 		case "SAME_UPPER", "SAME_LOWER":
-			w.out = (w.in + w.stride - 1) / w.stride
-			total := max((w.out-1)*w.stride+ek-w.in, 0)
+			w.out = ceilDiv(w.in, w.stride)
+			total, ok := checked.MulAdd(w.out-1, w.stride, ek-w.in) // ek-w.in cannot overflow: both positive
+			if !ok {
+				return nil, errShape("input %d, stride %d, window %d: the padding overflows", w.in, w.stride, ek)
+			}
+			total = max(total, 0)
 			if autoPad == "SAME_UPPER" {
 				w.padBegin = total / 2
 			} else {
@@ -124,13 +149,18 @@ func windows(in, kernel []int, strides, dilations, pads []int64, autoPad string,
 			w.padBegin, w.padEnd = 0, 0
 			fallthrough
 		default:
-			span := w.in + w.padBegin + w.padEnd - ek
+			span, ok := checked.Sum(w.in, w.padBegin, w.padEnd, -ek)
+			if !ok {
+				return nil, errShape("input %d, pads %d+%d, window %d: the padded size overflows", w.in, w.padBegin, w.padEnd, ek)
+			}
 			if span < 0 {
 				return nil, errShape("input size %d (with pads %d+%d) is smaller than the window %d", w.in, w.padBegin, w.padEnd, ek)
 			}
 			if ceil {
-				w.out = (span+w.stride-1)/w.stride + 1
-				if (w.out-1)*w.stride >= w.in+w.padBegin {
+				w.out = ceilDiv(span, w.stride) + 1
+				// A last window may not start in the end padding (an
+				// overflowing start is beyond in+padBegin, which fits).
+				if st, ok := checked.Mul(w.out-1, w.stride); !ok || st >= w.in+w.padBegin {
 					w.out--
 				}
 			} else {
@@ -152,23 +182,41 @@ type convKey struct {
 }
 
 // packedConv returns the node's convolution for prm, packing the weights
-// once per geometry and sharing it between plans.
-func (e *native) packedConv(n *node, prm kernels.ConvParams, w, b []float32) (*kernels.Conv, error) {
+// once per geometry and sharing it between plans. Each call takes a
+// reference for the plan being built (pc.convs), which releaseConvs drops
+// when the plan is, so that packed convolutions do not outlive every plan
+// using them.
+func (e *native) packedConv(pc *planCtx, n *node, prm kernels.ConvParams, w, b []float32) (*kernels.Conv, error) {
 	e.convMu.Lock()
 	defer e.convMu.Unlock()
 	k := convKey{n, prm}
-	if c := e.convs[k]; c != nil {
-		return c, nil
+	c := e.convs[k]
+	if c == nil {
+		var err error
+		if c, err = kernels.NewConv(prm, w, b); err != nil {
+			return nil, err
+		}
+		if e.convs == nil {
+			e.convs, e.convRefs = map[convKey]*kernels.Conv{}, map[convKey]int{}
+		}
+		e.convs[k] = c
 	}
-	c, err := kernels.NewConv(prm, w, b)
-	if err != nil {
-		return nil, err
-	}
-	if e.convs == nil {
-		e.convs = map[convKey]*kernels.Conv{}
-	}
-	e.convs[k] = c
+	e.convRefs[k]++
+	pc.convs = append(pc.convs, k)
 	return c, nil
+}
+
+// releaseConvs drops a plan's references to packed convolutions, and the
+// convolutions no plan uses any more.
+func (e *native) releaseConvs(keys []convKey) {
+	e.convMu.Lock()
+	defer e.convMu.Unlock()
+	for _, k := range keys {
+		if e.convRefs[k]--; e.convRefs[k] <= 0 {
+			delete(e.convRefs, k)
+			delete(e.convs, k)
+		}
+	}
 }
 
 func (o *convOp) plan(pc *planCtx, n *pnode) error {
@@ -251,18 +299,28 @@ func (o *convOp) plan(pc *planCtx, n *pnode) error {
 	relu := o.relu
 	epilogueRelu := relu && resBC == nil
 	var packed *kernels.Conv
+	// Packing allocates in proportion to the weights and to the output
+	// (the im2col index): reserved against the memory budget first.
+	packBytes := int64(prm.NewConvBytes())
 	if w.data != nil && (bias == nil || bias.data != nil) {
 		var bd []float32
 		if bias != nil {
 			bd = bias.data.Float32
 		}
-		packed, err = pc.e.packedConv(n.n, prm, w.data.Float32, bd)
+		if err := pc.reserve(packBytes, "packing the convolution"); err != nil {
+			return err
+		}
+		packed, err = pc.e.packedConv(pc, n.n, prm, w.data.Float32, bd)
 		if err != nil {
 			return errShape("%v", err)
 		}
 		n.ws = packed.WorkspaceSize(batch, pc.threads)
 	} else {
 		// Weights computed at run time (rare): packed on every run.
+		if err := pc.reserve(addBytes(packBytes, tensorBytes(Float32, w.size)), "packing the convolution"); err != nil {
+			return err
+		}
+		n.extra = packBytes
 		tmp, err := kernels.NewConv(prm, make([]float32, w.size), nil)
 		if err != nil {
 			return errShape("%v", err)

@@ -3,6 +3,8 @@ package infer
 import (
 	"fmt"
 	"slices"
+
+	"github.com/resnetctl/resnetctl/internal/checked"
 )
 
 // transposeOp is Transpose.
@@ -34,13 +36,14 @@ func (o *transposeOp) plan(pc *planCtx, n *pnode) error {
 		}
 	} else {
 		if len(o.perm) != r {
-			return errShape("perm %v does not fit rank %d", o.perm, r)
+			return errShape("perm %s does not fit rank %d", listText(o.perm), r)
 		}
+		seen := make([]bool, r) // linear, however long perm is
 		for i, p := range o.perm {
-			if p < 0 || int(p) >= r || slices.Contains(perm[:i], int(p)) {
-				return errShape("perm %v is not a permutation of 0..%d", o.perm, r-1)
+			if p < 0 || p >= int64(r) || seen[p] {
+				return errShape("perm %s is not a permutation of 0..%d", listText(o.perm), r-1)
 			}
-			perm[i] = int(p)
+			perm[i], seen[p] = int(p), true
 		}
 	}
 	out := make([]int, r)
@@ -260,7 +263,7 @@ func (o *sliceOp) plan(pc *planCtx, n *pnode) error {
 		if st == 0 {
 			return errShape("step 0 on axis %d", a)
 		}
-		first, count := sliceRange(starts[i], ends[i], st, int64(x.shape[a]))
+		first, count, st := sliceRange(starts[i], ends[i], st, int64(x.shape[a]))
 		start[a], step[a], out[a] = int(first), int(st), int(count)
 	}
 	if err := n.setShape(pc, 0, out); err != nil {
@@ -282,28 +285,32 @@ func (o *sliceOp) plan(pc *planCtx, n *pnode) error {
 }
 
 // sliceRange clamps a Slice's start and end on a dimension of size dim as
-// ONNX defines and returns the first index and the element count.
-func sliceRange(start, end, step, dim int64) (int64, int64) {
+// ONNX defines and returns the first index, the element count and the
+// step, itself clamped to at most dim in size (any larger step takes one
+// element, and the kernel multiplies the step by the input's strides).
+// Nothing here overflows, whatever int64s the file holds.
+func sliceRange(start, end, step, dim int64) (first, count, st int64) {
 	if start < 0 {
-		start += dim
+		start = max(start, -dim) + dim // start+dim would overflow for MinInt64
 	}
 	if end < 0 {
-		end += dim
+		end = max(end, -dim-1) + dim
 	}
+	step = min(max(step, -dim-1), dim+1)
 	if step > 0 {
 		start = min(max(start, 0), dim)
 		end = min(max(end, 0), dim)
 		if end <= start {
-			return 0, 0
+			return 0, 0, step
 		}
-		return start, (end - start + step - 1) / step
+		return start, (end-start-1)/step + 1, step
 	}
 	start = min(max(start, 0), dim-1)
 	end = min(max(end, -1), dim-1)
 	if start <= end {
-		return 0, 0
+		return 0, 0, step
 	}
-	return start, (start - end - step - 1) / -step
+	return start, (start-end-1)/-step + 1, step
 }
 
 func stridedK[T elem](p stridedParams) kfactory {
@@ -394,9 +401,10 @@ func (o *odometer) next() {
 
 // padOp is Pad.
 type padOp struct {
-	mode  string
-	pads  []int64 // attribute form (before version 11)
-	value float32
+	mode   string
+	pads   []int64 // attribute form (before version 11)
+	value  float32
+	inputs bool // pads (and value, axes) are inputs (version 11 on)
 }
 
 // newPad implements Pad, versions 2 (pads and value attributes), 11 (pads
@@ -405,7 +413,9 @@ type padOp struct {
 // axes must be computable when planning:
 // https://onnx.ai/onnx/operators/onnx__Pad.html
 func newPad(b *nodeBuilder) op {
-	o := &padOp{mode: b.str("mode", "constant")}
+	// The form follows the version, not whether pads is nil: an empty
+	// pads attribute reads as nil too.
+	o := &padOp{mode: b.str("mode", "constant"), inputs: b.since >= 11}
 	switch o.mode {
 	case "constant", "reflect", "edge":
 	case "wrap":
@@ -496,14 +506,14 @@ func (o *padOp) plan(pc *planCtx, n *pnode) error {
 		if b > int64(pc.maxElems) || e > int64(pc.maxElems) {
 			return errShape("pads %v are too large", pads)
 		}
-		sz := int64(x.shape[d]) + b + e
-		if sz < 0 {
+		sz, ok := checked.Sum(x.shape[d], int(b), int(e)) // negative pads crop
+		if !ok || sz < 0 {
 			return errShape("pads %v crop more than shape %v", pads, x.shape)
 		}
 		if o.mode != "constant" && sz > 0 && x.shape[d] == 0 {
 			return errShape("%s padding of an empty dimension", o.mode)
 		}
-		out[d], begin[d] = int(sz), int(b)
+		out[d], begin[d] = sz, int(b)
 	}
 	if err := n.setShape(pc, 0, out); err != nil {
 		return err
@@ -529,7 +539,7 @@ func (o *padOp) plan(pc *planCtx, n *pnode) error {
 	return nil
 }
 
-func (o *padOp) inputsForm() bool { return o.pads == nil }
+func (o *padOp) inputsForm() bool { return o.inputs }
 
 // setFromFloat sets element 0 of a 1-element tensor.
 func setFromFloat(t *Tensor, f float64) {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/resnetctl/resnetctl/internal/checked"
 	"github.com/resnetctl/resnetctl/internal/kernels"
 )
 
@@ -79,7 +80,18 @@ func readPool(b *nodeBuilder, o *poolOp) {
 	if len(o.kernel) > 3 || (ok && len(o.kernel) == 0) {
 		b.fail("%d-D pooling (this runtime pools 1-D to 3-D)", len(o.kernel))
 	}
-	checkWindowAttrs(b, o.autoPad, len(o.kernel), o.strides, o.dilations, o.pads)
+	checkWindowAttrs(b, o.autoPad, len(o.kernel), o.kernel, o.strides, o.dilations, o.pads)
+	// A window entirely in the padding has nothing to pool (-Inf for
+	// MaxPool); ONNX Runtime refuses such pads ("Pad should be smaller
+	// than kernel"), and so do we.
+	if len(o.pads) == 2*len(o.kernel) {
+		for i, k := range o.kernel {
+			if o.pads[i] >= k || o.pads[i+len(o.kernel)] >= k {
+				b.invalid("pads %v: pads must be smaller than the kernel (kernel_shape %v), as in ONNX Runtime", o.pads, o.kernel)
+				break
+			}
+		}
+	}
 }
 
 func (o *poolOp) plan(pc *planCtx, n *pnode) error {
@@ -132,6 +144,10 @@ func (o *poolOp) plan(pc *planCtx, n *pnode) error {
 	geo := [3]window(ws)
 	rows := x.shape[0] * x.shape[1]
 	inPlane, outPlane := geo[0].in*geo[1].in*geo[2].in, geo[0].out*geo[1].out*geo[2].out
+	taps := inPlane // the cost per output: the window's taps, at most the plane
+	if k, ok := checked.Product(intsOf(o.kernel)...); ok {
+		taps = min(k, inPlane)
+	}
 	xi, yi := x.id, n.out[0].id
 	isMax, incl := o.max, o.countIncludePad
 	n.kernel = func(rc *runCtx) func() error {
@@ -142,7 +158,7 @@ func (o *poolOp) plan(pc *planCtx, n *pnode) error {
 			}
 		}
 		return func() error {
-			rc.parallel(rows, outPlane*min(prod(intsOf(o.kernel)), inPlane), body)
+			rc.parallel(rows, outPlane*taps, body)
 			return nil
 		}
 	}

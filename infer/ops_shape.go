@@ -3,6 +3,8 @@ package infer
 import (
 	"fmt"
 	"slices"
+
+	"github.com/resnetctl/resnetctl/internal/checked"
 )
 
 // reshapeLike ops give their input a new shape without moving data: the
@@ -86,7 +88,10 @@ func (o *reshapeOp) plan(pc *planCtx, n *pnode) error {
 		default:
 			out[i] = int(d)
 		}
-		known *= max(out[i], 1)
+		var ok bool
+		if known, ok = checked.Mul(known, max(out[i], 1)); !ok {
+			return errShape("shape %v is too large", spec)
+		}
 		if out[i] == 0 {
 			known = 0
 		}
@@ -167,8 +172,9 @@ func (o *squeezeOp) plan(pc *planCtx, n *pnode) error {
 		if err != nil {
 			return err
 		}
+		squeeze := axisSet(ax, len(s))
 		for i, d := range s {
-			if slices.Contains(ax, i) {
+			if squeeze[i] {
 				if d != 1 {
 					return errShape("cannot squeeze dimension %d of shape %v (size %d)", i, s, d)
 				}
@@ -227,10 +233,11 @@ func (o *unsqueezeOp) plan(pc *planCtx, n *pnode) error {
 	if err != nil {
 		return err
 	}
+	ones := axisSet(ax, rank)
 	out := make([]int, 0, rank)
 	j := 0
 	for i := range rank {
-		if slices.Contains(ax, i) {
+		if ones[i] {
 			out = append(out, 1)
 		} else {
 			out = append(out, s[j])
@@ -353,9 +360,26 @@ func (o *identityOp) plan(pc *planCtx, n *pnode) error {
 	}
 	n.aliasOf = 0
 	if o.mask && n.out[1] != nil {
-		m, err := pc.newConst(o.maskType, x.shape)
+		m, err := pc.tryConst(o.maskType, x.shape)
 		if err != nil {
 			return err
+		}
+		if m == nil { // too large to compute now: the output is a copy and the mask filled, every run
+			if err := n.setShape(pc, 1, x.shape); err != nil {
+				return err
+			}
+			one := newTensor(o.maskType, []int{1})
+			fillOnes(one)
+			cp, ones := copyKernel(x.dtype, x.id, n.out[0].id), fillKernel(one, n.out[1].id)
+			n.aliasOf = -1
+			n.kernel = func(rc *runCtx) func() error {
+				a, b := cp(rc), ones(rc)
+				return func() error {
+					a()
+					return b()
+				}
+			}
+			return nil
 		}
 		fillOnes(m)
 		if err := n.setConst(pc, 1, m); err != nil {

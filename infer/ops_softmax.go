@@ -186,6 +186,7 @@ func (o *reduceMeanOp) plan(pc *planCtx, n *pnode) error {
 	if count > 0 {
 		scale = 1 / float32(count)
 	}
+	n.extra = tensorBytes(Float64, outSize) // acc, per run context
 	n.kernel = func(rc *runCtx) func() error {
 		v := rc.f32
 		acc := make([]float64, outSize)

@@ -1,7 +1,6 @@
 package infer
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -67,6 +66,9 @@ type pnode struct {
 	inplaceAlone bool
 	// ws is the float32 workspace the kernel needs.
 	ws int
+	// extra is the bytes the kernel allocates for itself, once per run
+	// context (counted against the memory budget).
+	extra int64
 }
 
 // setShape sets output i's shape, checking its size.
@@ -102,42 +104,15 @@ type planCtx struct {
 	e        *native
 	threads  int
 	maxElems int
-	// constBudget, when > 0, bounds the elements of all the constants
-	// the plan computes (ConstantOfShape, folded nodes …) together;
-	// constUsed counts them.
-	constBudget, constUsed int
-}
-
-// loadConstBudget is the constant budget of the plan made while loading
-// (64 MiB of float32): a file of a few bytes can ask for a constant of
-// MaxElements elements (ConstantOfShape of [2147483647]), which must not
-// be allocated before the caller runs the model. A plan over the budget
-// is made at the first Run instead, under MaxElements alone.
-const loadConstBudget = 1 << 24
-
-// errConstBudget is returned by planning when the constants exceed the
-// plan's budget.
-var errConstBudget = errors.New("planning-time constants over the budget")
-
-// newConst allocates a planning-time constant, within the budget.
-func (pc *planCtx) newConst(dt DType, shape []int) (*Tensor, error) {
-	n, err := numel(shape)
-	if err != nil {
-		return nil, errShape("%v", err)
-	}
-	if err := pc.charge(n); err != nil {
-		return nil, err
-	}
-	return newTensor(dt, shape), nil
-}
-
-// charge counts n elements of constants against the budget.
-func (pc *planCtx) charge(n int) error {
-	pc.constUsed += n
-	if pc.constBudget > 0 && pc.constUsed > pc.constBudget {
-		return fmt.Errorf("%w: %d elements, over %d", errConstBudget, pc.constUsed, pc.constBudget)
-	}
-	return nil
+	// fixed is the memory the plan holds for all its runs (weights,
+	// packed convolutions, constants), in bytes, checked against the
+	// budget as it grows; folded counts the elements of the constants
+	// computed while planning (at most foldBudget). See budget.go.
+	fixed  int64
+	folded int
+	// convs are the packed convolutions the plan references (see
+	// native.packedConv).
+	convs []convKey
 }
 
 // plan is the execution of the model for one set of input shapes (and
@@ -157,6 +132,11 @@ type plan struct {
 	// runAliases: aliases of inputs or outputs, re-bound every run.
 	runAliases [][2]int // id, root
 	outShapes  [][]int  // by position in m.outputs
+	// bytes is the plan's memory besides the weights: its packed
+	// convolutions and constants, and the buffers of one run (budget.go);
+	// convs the packed convolutions it references.
+	bytes int64
+	convs []convKey
 
 	// Idle run contexts. Unlike a sync.Pool, the list survives garbage
 	// collections, so a steady stream of runs never re-allocates buffers;
@@ -260,11 +240,17 @@ func writeValues(b *strings.Builder, t *Tensor) {
 }
 
 // buildPlan plans the model for the given input shapes (by position in
-// m.inputs) and key-input values (by position in m.keyInputs).
-// A constBudget > 0 bounds the constants it computes (see planCtx).
-func (e *native) buildPlan(shapes [][]int, keyVals []*Tensor, constBudget int) (*plan, error) {
+// m.inputs) and key-input values (by position in m.keyInputs), within
+// the memory budget (budget.go): a plan over it is refused before its
+// buffers are allocated, with an error wrapping ErrMemoryBudget.
+func (e *native) buildPlan(shapes [][]int, keyVals []*Tensor) (_ *plan, err error) {
 	m := e.m
-	pc := &planCtx{e: e, threads: e.threads, maxElems: e.maxElems, constBudget: constBudget}
+	pc := &planCtx{e: e, threads: e.threads, maxElems: e.maxElems, fixed: e.weightBytes}
+	defer func() {
+		if err != nil {
+			e.releaseConvs(pc.convs)
+		}
+	}()
 	p := &plan{m: m, inShapes: shapes, keyVals: keyVals, vals: make([]*pval, len(m.values))}
 	for _, v := range m.values {
 		pv := &pval{id: v.id, dtype: v.dtype, root: v.id, lastUse: -1}
@@ -348,16 +334,10 @@ func (e *native) buildPlan(shapes [][]int, keyVals []*Tensor, constBudget int) (
 				allConst = false
 			}
 		}
-		if allConst {
-			size := pn.ws
-			for _, o := range pn.out {
-				if o != nil {
-					size += o.size
-				}
-			}
-			if err := pc.charge(size); err != nil {
-				return nil, nodeError(n, err)
-			}
+		// A node of known inputs is computed now (a view costs nothing),
+		// unless its outputs are over the fold or memory budget: it then
+		// runs as an ordinary step, in buffers the budget check covers.
+		if allConst && (pn.aliasOf >= 0 || pc.canFold(foldSize(pn))) {
 			if err := fold(pn, e.pool); err != nil {
 				return nil, nodeError(n, err)
 			}
@@ -372,7 +352,24 @@ func (e *native) buildPlan(shapes [][]int, keyVals []*Tensor, constBudget int) (
 		p.outShapes = append(p.outShapes, p.vals[id].shape)
 	}
 	p.assign()
+	if err := p.checkBudget(pc); err != nil {
+		return nil, err
+	}
+	p.convs = pc.convs
 	return p, nil
+}
+
+// foldSize is the elements and bytes folding pn allocates: its outputs
+// and its workspace.
+func foldSize(pn *pnode) (int, int64) {
+	n, b := pn.ws, tensorBytes(Float32, pn.ws)
+	for _, o := range pn.out {
+		if o != nil {
+			n += o.size
+			b = addBytes(b, tensorBytes(o.dtype, o.size))
+		}
+	}
+	return n, b
 }
 
 // fold computes a node whose inputs are all known, once, at planning.

@@ -192,8 +192,17 @@ func (rc *runCtx) parallel(n, cost int, body func(lo, hi int)) {
 		body(0, n)
 		return
 	}
+	if taskHook != nil {
+		b := body
+		body = func(lo, hi int) { taskHook(lo, hi); b(lo, hi) }
+	}
 	rc.pool.Parallel(n, body)
 }
+
+// taskHook, when set, runs at the start of every range that parallel
+// hands to the pool. Tests only (TestPanicInPoolTask injects a panic into
+// a worker's task with it); never set otherwise.
+var taskHook func(lo, hi int)
 
 // copyKernel copies value src into value dst (same type and size).
 func copyKernel(dt DType, src, dst int) kfactory {

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
+	"math"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/resnetctl/resnetctl/internal/kernels"
 	"github.com/resnetctl/resnetctl/internal/onnxpb"
+	"github.com/resnetctl/resnetctl/internal/regularfile"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -40,7 +41,25 @@ type Options struct {
 	// MaxElements bounds the element count of any one tensor a plan may
 	// create (a guard against absurd shapes); 0 means 1<<31.
 	MaxElements int
+	// MaxMemory is the memory budget of a plan, in bytes: the weights,
+	// the constants computed while planning, the packed convolutions, and
+	// every buffer one run needs (inputs, outputs, temporaries as laid out
+	// by liveness, workspaces) together. It is checked when a plan is made
+	// (at load for fixed input shapes, else at the first Run with new
+	// shapes), before anything is allocated; a plan over it is refused
+	// with an error wrapping ErrMemoryBudget that names the largest
+	// tensors. The cached plans (MaxPlans) stay within it together, the
+	// oldest dropped first; concurrent runs each need their own run
+	// buffers. 0 means DefaultMaxMemory() (3/4 of the smallest of physical
+	// memory and the process's rlimits and cgroup limit); < 0 turns the
+	// check off. The native engine only (gorgonnx is for cross-checking).
+	MaxMemory int64
 }
+
+// MaxThreads is the most worker threads Options.Threads may ask for:
+// 1024, or 4 per CPU on larger machines. Every thread is a goroutine with
+// its own slice of every convolution's workspace.
+func MaxThreads() int { return max(1024, 4*runtime.NumCPU()) }
 
 // Session is a loaded model, ready to run. Its methods are safe for
 // concurrent use.
@@ -59,9 +78,10 @@ type engine interface {
 }
 
 // Load reads an ONNX model file. External tensor data is looked up next to
-// it.
+// it. Only a regular file is read (a FIFO would block forever), of at most
+// onnxpb.MaxModelBytes.
 func Load(path string, opts Options) (*Session, error) {
-	b, err := os.ReadFile(path)
+	b, err := regularfile.ReadFile(path, onnxpb.MaxModelBytes)
 	if err != nil {
 		return nil, fmt.Errorf("infer: %w", err)
 	}
@@ -78,9 +98,17 @@ func Load(path string, opts Options) (*Session, error) {
 // LoadBytes decodes and validates an ONNX model. A model the runtime
 // cannot run fully is refused here, with a *LoadError listing every
 // problem, rather than failing at Run.
-func LoadBytes(b []byte, opts Options) (*Session, error) {
+func LoadBytes(b []byte, opts Options) (s *Session, err error) {
+	defer func() {
+		if r := recover(); r != nil { // a bug, reported rather than crashing the caller
+			s, err = nil, fmt.Errorf("infer: %w: loading the model: %v", ErrInternal, r)
+		}
+	}()
 	if len(b) == 0 {
 		return nil, fmt.Errorf("infer: %w: empty file", ErrInvalidModel)
+	}
+	if opts.Threads > MaxThreads() {
+		return nil, fmt.Errorf("infer: %w: Options.Threads %d is more than %d", ErrInput, opts.Threads, MaxThreads())
 	}
 	mp := &onnxpb.ModelProto{}
 	if err := proto.Unmarshal(b, mp); err != nil {
@@ -158,7 +186,15 @@ func newNative(mp *onnxpb.ModelProto, opts Options) (*native, error) {
 	if threads <= 0 {
 		threads = runtime.NumCPU()
 	}
-	e := &native{m: m, threads: threads, maxElems: opts.MaxElements, maxPlans: opts.MaxPlans, plans: map[string]*plan{}, pool: kernels.NewPool(threads), nonFinite: nonFinite}
+	budget := opts.MaxMemory
+	switch {
+	case budget == 0:
+		budget = DefaultMaxMemory()
+	case budget < 0:
+		budget = math.MaxInt64
+	}
+	e := &native{m: m, threads: threads, maxElems: opts.MaxElements, maxPlans: opts.MaxPlans, plans: map[string]*plan{},
+		pool: kernels.NewPool(threads), nonFinite: nonFinite, budget: budget, weightBytes: m.weightBytes()}
 	if e.maxElems <= 0 {
 		e.maxElems = 1 << 31
 	}
@@ -168,13 +204,18 @@ func newNative(mp *onnxpb.ModelProto, opts Options) (*native, error) {
 	// Plan now when the input shapes are fixed (or dynamic in the batch
 	// dimension only, planned at batch 1), so that shape errors are load
 	// errors and the first run finds its plan ready.
-	// Constants are bounded by loadConstBudget, so that a small file
-	// cannot make loading allocate gigabytes; over it, the plan is made
-	// at the first Run.
+	// The plan is checked against the memory budget before anything of
+	// it is allocated (a plan over it is an error of the load), and so are
+	// declared inputs that could not even be planned.
+	if err := m.checkDeclaredInputs(budget); err != nil {
+		e.close()
+		return nil, err
+	}
 	if shapes, ok := m.probeShapes(e.maxElems); ok && len(m.keyInputs) == 0 {
-		p, err := e.buildPlan(shapes, nil, loadConstBudget)
-		if errors.Is(err, errConstBudget) {
-			return e, nil
+		p, err := e.buildPlan(shapes, nil)
+		if errors.Is(err, ErrMemoryBudget) {
+			e.close()
+			return nil, err
 		}
 		if err != nil {
 			e.close()
@@ -187,9 +228,7 @@ func newNative(mp *onnxpb.ModelProto, opts Options) (*native, error) {
 			return nil, &LoadError{Problems: []Problem{pr}}
 		}
 		p.key = planKey(shapes, nil)
-		e.plans[p.key] = p
-		e.order = append(e.order, p.key)
-		e.last.Store(p)
+		e.cache(p)
 	}
 	return e, nil
 }

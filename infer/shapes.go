@@ -1,7 +1,8 @@
 package infer
 
 import (
-	"slices"
+	"fmt"
+	"strings"
 )
 
 // broadcastShapes returns the numpy broadcast of the shapes.
@@ -65,20 +66,45 @@ func normAxis(axis, rank int) (int, error) {
 	return axis, nil
 }
 
-// normAxes maps axes into [0, rank), refusing repeats.
+// normAxes maps axes into [0, rank), refusing repeats. It is linear in
+// len(axes) + rank (a file may list hundreds of thousands of axes: a
+// search of the axes seen so far made planning quadratic).
 func normAxes(axes []int64, rank int) ([]int, error) {
 	out := make([]int, len(axes))
+	seen := make([]bool, rank)
 	for i, a := range axes {
-		ax, err := normAxis(int(a), rank)
-		if err != nil {
-			return nil, err
+		if a < int64(-rank) || a >= int64(rank) { // before int(a): no wrap on 32-bit
+			return nil, errShape("axis %d is out of range for rank %d", a, rank)
 		}
-		if slices.Contains(out[:i], ax) {
-			return nil, errShape("axis %d is repeated in %v", a, axes)
+		ax, _ := normAxis(int(a), rank)
+		if seen[ax] {
+			return nil, errShape("axis %d is repeated in %s", a, listText(axes))
 		}
-		out[i] = ax
+		seen[ax], out[i] = true, ax
 	}
 	return out, nil
+}
+
+// axisSet returns a rank-long mask of the (normalised) axes.
+func axisSet(axes []int, rank int) []bool {
+	set := make([]bool, rank)
+	for _, a := range axes {
+		set[a] = true
+	}
+	return set
+}
+
+// listText renders a list of integers for an error message, eliding the
+// middle of a long one (a message stays one readable line whatever the
+// file holds).
+func listText[T int | int64](v []T) string {
+	const keep = 8
+	if len(v) <= 2*keep {
+		return fmt.Sprint(v)
+	}
+	head := strings.TrimSuffix(fmt.Sprint(v[:keep]), "]")
+	tail := strings.TrimPrefix(fmt.Sprint(v[len(v)-keep:]), "[")
+	return fmt.Sprintf("%s … %s (%d values)", head, tail, len(v))
 }
 
 func prod(s []int) int {

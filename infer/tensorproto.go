@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/resnetctl/resnetctl/internal/onnxpb"
+	"github.com/resnetctl/resnetctl/internal/regularfile"
 )
 
 // elemSize is the byte size of one element in raw_data.
@@ -88,7 +89,8 @@ func (e *externalData) read(entries []*onnxpb.StringStringEntryProto, need int) 
 		}
 		e.root = r
 	}
-	f, err := e.root.Open(filepath.FromSlash(path.Clean(slashed)))
+	// Non-blocking, so that a FIFO is refused below instead of blocking.
+	f, err := e.root.OpenFile(filepath.FromSlash(path.Clean(slashed)), regularfile.OpenFlag, 0)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%w: external data file %q not found next to the model: %v", ErrInvalidModel, location, err)

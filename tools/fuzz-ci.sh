@@ -17,6 +17,7 @@ minimize=${FUZZMINIMIZETIME:-3s}
 
 targets=(
 	"./infer FuzzLoadBytes"            # ONNX loader and validator, then a run
+	"./infer FuzzPlanAndRun"           # mutated ResNet-shaped graphs planned and run under a memory budget
 	"./import FuzzFromBytes"           # ONNX import to build.Graph
 	"./import FuzzMutatedModels"       # import of structurally mutated exports
 	"./cifar FuzzBinary"               # CIFAR binary records

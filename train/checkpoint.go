@@ -16,6 +16,7 @@ import (
 
 	"github.com/resnetctl/resnetctl/build"
 	"github.com/resnetctl/resnetctl/export"
+	"github.com/resnetctl/resnetctl/internal/regularfile"
 	"github.com/resnetctl/resnetctl/models"
 )
 
@@ -141,7 +142,10 @@ func LoadCheckpoint(dir string) (*Checkpoint, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%s: %w: %s", dir, ErrCheckpoint, fmt.Sprintf(format, args...))
 	}
-	raw, err := os.ReadFile(filepath.Join(dir, TrainerFile))
+	// Regular files only (a FIFO would block forever). No size bound: the
+	// files are as large as the model, and everything sized from them is
+	// bounded by validation.
+	raw, err := regularfile.ReadFile(filepath.Join(dir, TrainerFile), 0)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
@@ -159,7 +163,7 @@ func LoadCheckpoint(dir string) (*Checkpoint, error) {
 	}
 	files := map[string][]byte{}
 	for _, name := range []string{ModelFile, StateFile} {
-		b, err := os.ReadFile(filepath.Join(dir, name))
+		b, err := regularfile.ReadFile(filepath.Join(dir, name), 0)
 		if err != nil {
 			return nil, fmt.Errorf("checkpoint: %w", err)
 		}

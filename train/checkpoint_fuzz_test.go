@@ -143,6 +143,9 @@ func FuzzSafetensors(f *testing.F) {
 	f.Add([]byte(sb.String()))
 	f.Add([]byte{})
 	f.Add([]byte("\x02\x00\x00\x00\x00\x00\x00\x00{}"))
+	// Overlapping data ranges (refused; they were accepted).
+	f.Add(safetensorsFile(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}`, 12))
+	f.Add(safetensorsFile(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"I64","shape":[1],"data_offsets":[0,8]},"e":{"dtype":"F32","shape":[0],"data_offsets":[4,4]}}`, 8))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		tensors, _, err := readSafetensors(b)
 		if err != nil {
@@ -151,6 +154,7 @@ func FuzzSafetensors(f *testing.F) {
 			}
 			return
 		}
+		total := 0 // data bytes of all tensors: no two share a byte
 		for name, ts := range tensors {
 			n := 1
 			for _, d := range ts.Shape {
@@ -159,6 +163,10 @@ func FuzzSafetensors(f *testing.F) {
 			if len(ts.F32)+len(ts.I64) != n || n > len(b) {
 				t.Fatalf("%s: %d values for shape %v", name, len(ts.F32)+len(ts.I64), ts.Shape)
 			}
+			total += 4*len(ts.F32) + 8*len(ts.I64)
+		}
+		if total > len(b) {
+			t.Fatalf("%d bytes of values from a file of %d", total, len(b))
 		}
 	})
 }

@@ -1,12 +1,14 @@
 package train
 
 import (
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sort"
 )
 
@@ -99,6 +101,12 @@ func readSafetensors(b []byte) (map[string]stTensor, map[string]string, error) {
 		names = append(names, k)
 	}
 	sort.Strings(names)
+	type entry struct {
+		name string
+		stEntry
+		count int
+	}
+	entries := make([]entry, 0, len(names))
 	for _, name := range names {
 		if name == "__metadata__" {
 			if err := json.Unmarshal(raw[name], &meta); err != nil {
@@ -122,8 +130,33 @@ func readSafetensors(b []byte) (map[string]stTensor, map[string]string, error) {
 		if lo < 0 || lo > hi || hi > len(data) || hi-lo != count*size {
 			return nil, nil, fmt.Errorf("%w: %s: offsets %v for %d values of %s in %d data bytes", errSafetensors, name, e.Offsets, count, e.DType, len(data))
 		}
+		entries = append(entries, entry{name, e, count})
+	}
+	// No two tensors may share data bytes, checked before anything is
+	// decoded: the format does not allow it (each tensor owns its range),
+	// and a few header bytes per tensor naming one large range again would
+	// decode to far more values than the file holds. Empty tensors own no
+	// bytes.
+	byOffset := slices.Clone(entries)
+	slices.SortFunc(byOffset, func(a, b entry) int {
+		return cmp.Or(cmp.Compare(a.Offsets[0], b.Offsets[0]), cmp.Compare(a.Offsets[1], b.Offsets[1]), cmp.Compare(a.name, b.name))
+	})
+	var prev *entry // the last non-empty tensor, which ends after every other so far
+	for i := range byOffset {
+		e := &byOffset[i]
+		if e.Offsets[0] == e.Offsets[1] {
+			continue
+		}
+		if prev != nil && e.Offsets[0] < prev.Offsets[1] {
+			return nil, nil, fmt.Errorf("%w: tensors %q (data_offsets %v) and %q (data_offsets %v) overlap",
+				errSafetensors, prev.name, prev.Offsets, e.name, e.Offsets)
+		}
+		prev = e
+	}
+	for _, e := range entries {
+		name, count := e.name, e.count
 		t := stTensor{Shape: e.Shape}
-		p := data[lo:hi]
+		p := data[e.Offsets[0]:e.Offsets[1]]
 		if e.DType == "F32" {
 			t.F32 = make([]float32, count)
 			for i := range t.F32 {

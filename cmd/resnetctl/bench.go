@@ -96,6 +96,9 @@ model building included) and the Go heap allocations per step;
 				if opts.Batch < 2 || opts.Steps < 1 || opts.Warmup < 0 || opts.Threads < 0 {
 					return usageErrorf(c, "bench --train: --batch must be at least 2 (BatchNorm), --steps at least 1, --warmup and --threads not negative")
 				}
+				if err := checkBenchFlags(c, opts); err != nil {
+					return err
+				}
 				spec, err := flags.resolve(c)
 				if err != nil {
 					return err
@@ -113,6 +116,9 @@ model building included) and the Go heap allocations per step;
 			}
 			if opts.Batch < 1 || opts.Iters < 1 || opts.Warmup < 0 || opts.Threads < 0 {
 				return usageErrorf(c, "--batch and --iters must be at least 1, --warmup and --threads not negative")
+			}
+			if err := checkBenchFlags(c, opts); err != nil {
+				return err
 			}
 			opts.Model = args[0]
 			if runF != nil {
@@ -171,6 +177,24 @@ func timingStatsOf(ms []float64) timingStats {
 	return timingStats{MedianMS: median, MinMS: sorted[0], MaxMS: sorted[len(sorted)-1], MeanMS: mean}
 }
 
+// checkBenchFlags bounds the flags that size allocations (the input
+// batch, the list of timings, the worker pool).
+func checkBenchFlags(c *cobra.Command, opts *BenchOptions) error {
+	if err := checkIntFlag(c, "batch", opts.Batch, 1, maxBatch); err != nil {
+		return err
+	}
+	if err := checkThreads(c, opts.Threads); err != nil {
+		return err
+	}
+	if opts.Train {
+		return checkIntFlag(c, "steps", opts.Steps, 1, maxIters)
+	}
+	if err := checkIntFlag(c, "iters", opts.Iters, 1, maxIters); err != nil {
+		return err
+	}
+	return checkIntFlag(c, "size", opts.Size, 0, maxSide)
+}
+
 // benchThreads is the thread count a run with --threads n uses (0: one
 // per CPU).
 func benchThreads(n int) int {
@@ -206,6 +230,13 @@ func benchRun(c *cobra.Command, opts *BenchOptions) error {
 	if shape[1] < 1 || shape[2] < 1 || shape[3] < 1 {
 		return fmt.Errorf("%s: input size %v is not fixed; give --size", opts.Model, shape[1:])
 	}
+	src := "the declared input shape or metadata input_size"
+	if opts.Size > 0 {
+		src = "--size"
+	}
+	if err := checkInputTensor(fmt.Sprintf("%s (%s, --batch)", opts.Model, src), shape[0], shape[1], shape[2], shape[3]); err != nil {
+		return err
+	}
 	r := rand.New(rand.NewPCG(1, 2))
 	data := make([]float32, shape[0]*shape[1]*shape[2]*shape[3])
 	for i := range data {
@@ -215,14 +246,14 @@ func benchRun(c *cobra.Command, opts *BenchOptions) error {
 	outputs := map[string]*infer.Tensor{}
 	for i := 0; i < opts.Warmup; i++ {
 		if err := sess.RunInto(ctx, inputs, outputs); err != nil {
-			return err
+			return fmt.Errorf("%s: %w", opts.Model, err) // the engine's errors name the node, not the file
 		}
 	}
 	times := make([]float64, opts.Iters)
 	for i := range times {
 		t0 := time.Now()
 		if err := sess.RunInto(ctx, inputs, outputs); err != nil {
-			return err
+			return fmt.Errorf("%s: %w", opts.Model, err) // the engine's errors name the node, not the file
 		}
 		times[i] = float64(time.Since(t0).Microseconds()) / 1000
 	}

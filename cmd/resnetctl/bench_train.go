@@ -57,6 +57,9 @@ type trainBenchResult struct {
 func benchTrainRun(c *cobra.Command, opts *BenchOptions) error {
 	ctx := c.Context()
 	spec := opts.Spec
+	if err := checkInputTensor(fmt.Sprintf("%s (--input, --batch)", opts.Model), opts.Batch, spec.Input.C, spec.Input.H, spec.Input.W); err != nil {
+		return err
+	}
 	g, err := build.New(spec, build.Options{Seed: 1})
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/resnetctl/resnetctl/cifar"
+	"github.com/resnetctl/resnetctl/internal/printable"
 	"github.com/spf13/cobra"
 )
 
@@ -158,14 +159,16 @@ func dataInfoRun(c *cobra.Command, opts *DataInfoOptions) error {
 		return err
 	}
 	if opts.JSON {
-		enc := json.NewEncoder(opts.Streams.Out)
+		enc := json.NewEncoder(printable.JSON(opts.Streams.Out)) // see predict
 		enc.SetIndent("", "  ")
 		return enc.Encode(map[string]any{"path": src.Path, "format": src.Format, "split": src.Split, "images": src.Len, "classes": src.Classes, "counts": counts})
 	}
 	w := opts.Streams.Out
-	fmt.Fprintf(w, "%s: %s, split %q, %d images, %d classes\n", src.Path, src.Format, src.Split, src.Len, len(src.Classes))
+	// Class names are folder names from the data set: escaped (quoted)
+	// when they hold control characters or are not UTF-8.
+	fmt.Fprintf(w, "%s: %s, split %q, %d images, %d classes\n", printable.Name(src.Path), src.Format, src.Split, src.Len, len(src.Classes))
 	for i, n := range src.Classes {
-		fmt.Fprintf(w, "  %3d  %-20s %6d\n", i, n, counts[i])
+		fmt.Fprintf(w, "  %3d  %-20s %6d\n", i, printable.Name(n), counts[i])
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/resnetctl/resnetctl/internal/atomicfile"
 	"github.com/resnetctl/resnetctl/internal/classify"
 	"github.com/resnetctl/resnetctl/internal/imgproc"
+	"github.com/resnetctl/resnetctl/internal/printable"
 	"github.com/spf13/cobra"
 )
 
@@ -59,8 +60,11 @@ Preprocessing follows the same rules and flags as predict.`,
 			if opts.Data == "" {
 				return usageErrorf(c, "--data is required")
 			}
-			if opts.Batch < 1 {
-				return usageErrorf(c, "--batch %d: must be at least 1", opts.Batch)
+			if err := checkIntFlag(c, "batch", opts.Batch, 1, maxBatch); err != nil {
+				return err
+			}
+			if err := opts.Input.check(c); err != nil {
+				return err
 			}
 			if opts.Limit < 0 {
 				return usageErrorf(c, "--limit %d: must be positive (0: every image)", opts.Limit)
@@ -96,7 +100,7 @@ func isTerminal(w io.Writer) bool {
 
 func evaluateRun(c *cobra.Command, opts *EvaluateOptions) error {
 	ctx := c.Context()
-	sess, setup, err := opts.Input.load(opts.Model, opts.Streams.ErrOut)
+	sess, setup, err := opts.Input.load(opts.Model, opts.Batch, opts.Streams.ErrOut)
 	if err != nil {
 		return err
 	}
@@ -170,13 +174,17 @@ func evaluateRun(c *cobra.Command, opts *EvaluateOptions) error {
 		}
 		out, err := sess.Run(ctx, map[string]*infer.Tensor{setup.Input: infer.NewFloat32([]int{n, setup.C, setup.H, setup.W}, batch[:n*per])})
 		if err != nil {
-			return err
+			// The engine's errors name the node, not the file.
+			return fmt.Errorf("%s: %w", opts.Model, err)
 		}
 		scores := out[setup.Output]
 		if scores == nil || scores.DType != infer.Float32 || len(scores.Shape) != 2 || scores.Shape[0] != n {
 			return fmt.Errorf("%s: output %s is not [N, classes] float32", opts.Model, setup.Output)
 		}
 		k := scores.Shape[1]
+		if k == 0 { // nothing to rank: a symbolic class dimension came out 0
+			return fmt.Errorf("%s: output %s has shape %v: the model has no classes", opts.Model, setup.Output, scores.Shape)
+		}
 		if eval == nil {
 			if nOut == 0 {
 				nOut = k
@@ -202,14 +210,15 @@ func evaluateRun(c *cobra.Command, opts *EvaluateOptions) error {
 		return nil
 	}
 	err = src.Walk(ctx, func(s cifar.Sample) error {
+		name := printable.Name(s.Name) // for errors: quoted if not UTF-8 or holding control characters
 		if err := setup.Norm.Write(batch, len(labels), s.Image); err != nil {
-			return fmt.Errorf("%s: %w", s.Name, err)
+			return fmt.Errorf("%s: %w", name, err)
 		}
-		if err := classify.CheckInput(s.Name, batch[len(labels)*per:(len(labels)+1)*per]); err != nil {
+		if err := classify.CheckInput(name, batch[len(labels)*per:(len(labels)+1)*per]); err != nil {
 			return err
 		}
 		labels = append(labels, mapLabel[s.Label])
-		names = append(names, s.Name)
+		names = append(names, name)
 		if len(labels) == opts.Batch {
 			return flush()
 		}
@@ -237,9 +246,11 @@ func evaluateRun(c *cobra.Command, opts *EvaluateOptions) error {
 	if opts.JSON {
 		acc, count := eval.PerClass()
 		type class struct {
-			Name     string  `json:"name"`
-			Accuracy float64 `json:"accuracy"`
-			Images   int     `json:"images"`
+			Name string `json:"name"`
+			// Accuracy is null for a class with no images: its NaN made
+			// the encoder fail ("json: unsupported value: NaN").
+			Accuracy *float64 `json:"accuracy"`
+			Images   int      `json:"images"`
 		}
 		var classes []class
 		for i := range acc {
@@ -247,9 +258,13 @@ func evaluateRun(c *cobra.Command, opts *EvaluateOptions) error {
 			if i < len(eval.Classes) {
 				name = eval.Classes[i]
 			}
-			classes = append(classes, class{name, acc[i], count[i]})
+			c := class{Name: name, Images: count[i]}
+			if count[i] > 0 {
+				c.Accuracy = &acc[i]
+			}
+			classes = append(classes, c)
 		}
-		enc := json.NewEncoder(w)
+		enc := json.NewEncoder(printable.JSON(w)) // see predict
 		enc.SetIndent("", "  ")
 		return enc.Encode(map[string]any{
 			"model": opts.Model, "data": opts.Data, "split": src.Split, "images": eval.Total, "limit": opts.Limit, "seed": opts.Seed,
@@ -257,7 +272,7 @@ func evaluateRun(c *cobra.Command, opts *EvaluateOptions) error {
 			"confusion": eval.Confusion, "seconds": elapsed.Seconds(),
 		})
 	}
-	fmt.Fprintf(w, "model: %s\ndata: %s (split %q, %d classes)\n", opts.Model, opts.Data, src.Split, len(src.Classes))
+	fmt.Fprintf(w, "model: %s\ndata: %s (split %q, %d classes)\n", printable.Name(opts.Model), printable.Name(opts.Data), src.Split, len(src.Classes))
 	eval.WriteText(w)
 	fmt.Fprintf(w, "\n%.1f s, %.0f images/s\n", elapsed.Seconds(), float64(eval.Total)/elapsed.Seconds())
 	return nil

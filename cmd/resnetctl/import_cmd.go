@@ -5,12 +5,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/resnetctl/resnetctl/export"
 	onnximport "github.com/resnetctl/resnetctl/import"
 	"github.com/resnetctl/resnetctl/internal/numfmt"
+	"github.com/resnetctl/resnetctl/internal/onnxpb"
+	"github.com/resnetctl/resnetctl/internal/regularfile"
 	"github.com/spf13/cobra"
 )
 
@@ -86,7 +87,9 @@ type importJSON struct {
 }
 
 func importRun(opts *ImportOptions) error {
-	b, err := os.ReadFile(opts.Source)
+	// A regular file only (a FIFO would block forever), of a size a
+	// protobuf can have.
+	b, err := regularfile.ReadFile(opts.Source, onnxpb.MaxModelBytes)
 	if err != nil {
 		return err
 	}

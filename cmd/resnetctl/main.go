@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/resnetctl/resnetctl/internal/printable"
 )
 
 // Exit codes.
@@ -57,7 +59,10 @@ func run(args []string, s *Streams) int {
 		fmt.Fprintf(s.ErrOut, "resnetctl: %s\n", signalWord(sig))
 		return signalExit(sig)
 	}
-	fmt.Fprintf(s.ErrOut, "resnetctl: %v\n", err)
+	// Errors may quote names from anywhere below (file and archive member
+	// names, class names): control characters and bytes that are not
+	// UTF-8 are escaped, so that no terminal escape sequence is printed raw.
+	fmt.Fprintf(s.ErrOut, "resnetctl: %s\n", printable.Text(err.Error()))
 	var ue *usageError
 	switch {
 	case errors.As(err, &ue):

@@ -9,6 +9,7 @@ import (
 	"github.com/resnetctl/resnetctl/infer"
 	"github.com/resnetctl/resnetctl/internal/classify"
 	"github.com/resnetctl/resnetctl/internal/imgproc"
+	"github.com/resnetctl/resnetctl/internal/printable"
 	"github.com/spf13/cobra"
 )
 
@@ -30,11 +31,13 @@ func (f *inputFlags) register(c *cobra.Command) {
 	fs.StringVar(&f.Engine, "engine", infer.EngineNative, "inference engine: native or gorgonnx (onnx-go, for cross-checking)")
 }
 
-// load loads the model and works out its setup. A model with NaN or
-// infinite weights loads (ONNX graphs may hold infinities on purpose, and
-// a weight may not reach the output) with a warning on warn; its
-// non-finite outputs are errors (classify.CheckOutput).
-func (f *inputFlags) load(path string, warn io.Writer) (*infer.Session, *classify.Setup, error) {
+// load loads the model and works out its setup, for batches of up to
+// batch images (their size checked before the caller allocates one). A
+// model with NaN or infinite weights loads (ONNX graphs may hold
+// infinities on purpose, and a weight may not reach the output) with a
+// warning on warn; its non-finite outputs are errors
+// (classify.CheckOutput).
+func (f *inputFlags) load(path string, batch int, warn io.Writer) (*infer.Session, *classify.Setup, error) {
 	sess, err := infer.Load(path, infer.Options{Threads: f.Threads, Engine: f.Engine})
 	if err != nil {
 		return nil, nil, err
@@ -45,12 +48,16 @@ func (f *inputFlags) load(path string, warn io.Writer) (*infer.Session, *classif
 			what = "a weight tensor holds"
 		}
 		fmt.Fprintf(warn, "resnetctl: warning: %s: %s NaN or infinite values: %s; the outputs will likely not be finite\n",
-			path, what, classify.WeightList(nf, 3))
+			printable.Name(path), what, printable.Text(classify.WeightList(nf, 3)))
 	}
 	setup, err := classify.Resolve(sess.Metadata(), f.Flags)
 	if err != nil {
 		sess.Close()
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := f.checkSetup(path, sess.Metadata(), setup, batch); err != nil {
+		sess.Close()
+		return nil, nil, err
 	}
 	return sess, setup, nil
 }
@@ -90,6 +97,9 @@ has them (resnetctl exports do); otherwise from the flags.`,
 			if opts.Top < 1 {
 				return usageErrorf(c, "--top %d: must be at least 1", opts.Top)
 			}
+			if err := opts.Input.check(c); err != nil {
+				return err
+			}
 			opts.Model, opts.Images = args[0], args[1:]
 			if runF != nil {
 				return runF(opts)
@@ -103,13 +113,16 @@ has them (resnetctl exports do); otherwise from the flags.`,
 	return c
 }
 
+// predictChunk is the most images predict runs at once.
+const predictChunk = 16
+
 type predictResult struct {
 	Image       string                `json:"image"`
 	Predictions []classify.Prediction `json:"predictions"`
 }
 
 func predictRun(c *cobra.Command, opts *PredictOptions) error {
-	sess, setup, err := opts.Input.load(opts.Model, opts.Streams.ErrOut)
+	sess, setup, err := opts.Input.load(opts.Model, min(len(opts.Images), predictChunk), opts.Streams.ErrOut)
 	if err != nil {
 		return err
 	}
@@ -122,18 +135,16 @@ func predictRun(c *cobra.Command, opts *PredictOptions) error {
 			return err
 		}
 	}
-	const chunk = 16
+	const chunk = predictChunk
 	pre := setup.Preprocessor()
 	per := setup.C * setup.H * setup.W
 	var results []predictResult
 	for lo := 0; lo < len(imgs); lo += chunk {
 		hi := min(lo+chunk, len(imgs))
 		batch := make([]float32, (hi-lo)*per)
+		// The steps are classify's, shared with `resnetctl serve`.
 		for i := lo; i < hi; i++ {
-			if err := pre.Write(batch, i-lo, imgs[i]); err != nil {
-				return fmt.Errorf("%s: %w", opts.Images[i], err)
-			}
-			if err := classify.CheckInput(opts.Images[i], batch[(i-lo)*per:(i-lo+1)*per]); err != nil {
+			if err := setup.Sample(pre, batch, i-lo, imgs[i], printable.Name(opts.Images[i])); err != nil {
 				return err
 			}
 		}
@@ -141,39 +152,42 @@ func predictRun(c *cobra.Command, opts *PredictOptions) error {
 			setup.Input: infer.NewFloat32([]int{hi - lo, setup.C, setup.H, setup.W}, batch),
 		})
 		if err != nil {
-			return err
+			// The engine's errors name the node, not the file.
+			return fmt.Errorf("%s: %w", opts.Model, err)
 		}
-		scores := out[setup.Output]
-		if scores == nil || scores.DType != infer.Float32 || len(scores.Shape) != 2 || scores.Shape[0] != hi-lo {
-			return fmt.Errorf("%s: output %s is not [N, classes] float32", opts.Model, setup.Output)
+		scores, err := setup.Scores(out, hi-lo)
+		if err != nil {
+			return fmt.Errorf("%s: %w", opts.Model, err)
 		}
 		k := scores.Shape[1]
-		if setup.Classes != nil && len(setup.Classes) != k {
-			return fmt.Errorf("%d class names for a model with %d outputs (check --labels)", len(setup.Classes), k)
-		}
 		for i := lo; i < hi; i++ {
-			row := scores.Float32[(i-lo)*k : (i-lo+1)*k]
-			if err := classify.CheckOutput(opts.Images[i], row, weights); err != nil {
+			preds, err := setup.Predict(printable.Name(opts.Images[i]), scores.Float32[(i-lo)*k:(i-lo+1)*k], opts.Top, weights)
+			if err != nil {
 				return fmt.Errorf("%s: %w", opts.Model, err)
 			}
-			results = append(results, predictResult{Image: opts.Images[i], Predictions: classify.TopK(row, opts.Top, setup.Probabilities, setup.Classes)})
+			results = append(results, predictResult{Image: opts.Images[i], Predictions: preds})
 		}
 	}
 	w := opts.Streams.Out
 	if opts.JSON {
-		enc := json.NewEncoder(w)
+		// Exact names; printable.JSON escapes what encoding/json leaves
+		// raw (C1 controls, format characters).
+		enc := json.NewEncoder(printable.JSON(w))
 		enc.SetIndent("", "  ")
 		return enc.Encode(results)
 	}
-	fmt.Fprintf(opts.Streams.ErrOut, "%s: %s\n", opts.Model, strings.Join(setup.Describe, "; "))
+	// Names from the command line, the model's metadata or a labels file
+	// are escaped (quoted) when they hold control characters, such as a
+	// terminal escape sequence, or are not UTF-8; JSON escapes them itself.
+	fmt.Fprintf(opts.Streams.ErrOut, "%s: %s\n", printable.Name(opts.Model), printable.Text(strings.Join(setup.Describe, "; ")))
 	for _, r := range results {
-		fmt.Fprintf(w, "%s\n", r.Image)
+		fmt.Fprintf(w, "%s\n", printable.Name(r.Image))
 		width := 0
 		for _, p := range r.Predictions {
-			width = max(width, len(p.Label))
+			width = max(width, len(printable.Name(p.Label)))
 		}
 		for _, p := range r.Predictions {
-			fmt.Fprintf(w, "  %d. %-*s  %6.2f%%\n", p.Rank, width, p.Label, 100*p.Prob)
+			fmt.Fprintf(w, "  %d. %-*s  %6.2f%%\n", p.Rank, width, printable.Name(p.Label), 100*p.Prob)
 		}
 	}
 	return nil

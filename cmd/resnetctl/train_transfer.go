@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/resnetctl/resnetctl/cifar"
+	"github.com/resnetctl/resnetctl/internal/printable"
 	"github.com/resnetctl/resnetctl/models"
 	"github.com/resnetctl/resnetctl/train"
 	"github.com/spf13/cobra"
@@ -247,7 +248,11 @@ func transferData(opts *TrainOptions, m *train.Model, r train.Recipe, preKnown b
 		}
 		tests = fmt.Sprintf("%d test images", testDS.Len())
 	}
+	names := make([]string, len(trainDS.Classes)) // folder names: quoted if they hold control characters
+	for i, n := range trainDS.Classes {
+		names[i] = printable.Name(n)
+	}
 	fmt.Fprintf(errw, "only classes %v of %d (relabelled 0-%d: %s): %d training images, %s\n",
-		r.OnlyClasses, all, len(r.OnlyClasses)-1, strings.Join(trainDS.Classes, ", "), trainDS.Len(), tests)
+		r.OnlyClasses, all, len(r.OnlyClasses)-1, strings.Join(names, ", "), trainDS.Len(), tests)
 	return trainDS, testDS, nil
 }

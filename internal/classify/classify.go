@@ -11,13 +11,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"sort"
 	"strings"
 
 	"github.com/resnetctl/resnetctl/export"
 	"github.com/resnetctl/resnetctl/infer"
 	"github.com/resnetctl/resnetctl/internal/imgproc"
+	"github.com/resnetctl/resnetctl/internal/regularfile"
 	"github.com/resnetctl/resnetctl/models"
 )
 
@@ -73,9 +73,20 @@ func Resolve(md infer.Metadata, f Flags) (*Setup, error) {
 	if len(in.Shape) != 4 {
 		return nil, fmt.Errorf("input %s has shape %v; want [N, C, H, W]", in.Name, in.Shape)
 	}
+	// Checked here, not only by the engines that refuse such graphs:
+	// Outputs[0] is read below.
+	if len(md.Outputs) == 0 {
+		return nil, errors.New("the model has no outputs")
+	}
 	pre, err := md.Preprocessing()
 	if err != nil {
 		return nil, err
+	}
+	// Images are decoded to RGB, which feeds RGB and (channels swapped)
+	// BGR models; any other colour model (CMYK, YCbCr, grayscale) would be
+	// fed RGB without a word. No colour said is RGB.
+	if pre != nil && pre.Color != "" && !strings.EqualFold(pre.Color, "RGB") && !strings.EqualFold(pre.Color, "BGR") {
+		return nil, fmt.Errorf("metadata %q: color %q is not supported (want RGB or BGR)", export.MetaPreprocess, pre.Color)
 	}
 	s.C, s.H, s.W = in.Shape[1], in.Shape[2], in.Shape[3]
 	if s.C == -1 && pre != nil && len(pre.InputSize) == 3 {
@@ -117,7 +128,7 @@ func Resolve(md infer.Metadata, f Flags) (*Setup, error) {
 		if pre.Layout != "" && pre.Layout != "NCHW" {
 			return nil, fmt.Errorf("metadata preprocessing layout %q is not NCHW", pre.Layout)
 		}
-		norm = imgproc.Norm{Mode: imgproc.ModeCustom, Scale: pre.Scale, Mean: pre.Mean, Std: pre.Std, BGR: pre.Color == "BGR"}
+		norm = imgproc.Norm{Mode: imgproc.ModeCustom, Scale: pre.Scale, Mean: pre.Mean, Std: pre.Std, BGR: strings.EqualFold(pre.Color, "BGR")}
 		s.Describe = append(s.Describe, fmt.Sprintf("preprocessing from metadata (%s)", nonEmpty(pre.Preset, "custom")))
 	default:
 		norm = imgproc.Norm{Mode: imgproc.ModeTorch}
@@ -127,11 +138,18 @@ func Resolve(md infer.Metadata, f Flags) (*Setup, error) {
 		return nil, err
 	}
 
-	s.Output = md.Outputs[0].Name
+	out := md.Outputs[0]
 	for _, o := range md.Outputs {
 		if o.Name == export.ProbabilitiesName {
-			s.Output, s.Probabilities = o.Name, true
+			out, s.Probabilities = o, true
 		}
+	}
+	s.Output = out.Name
+	// A classifier of no classes ranks nothing: predict printed no
+	// predictions and exited 0. (predict and evaluate check the shape
+	// of each run's output too: a declared shape may be symbolic.)
+	if len(out.Shape) == 2 && out.Shape[1] == 0 {
+		return nil, fmt.Errorf("output %s has shape %v: the model has no classes", out.Name, out.Shape)
 	}
 	switch {
 	case f.Labels != "":
@@ -163,7 +181,8 @@ func LoadLabels(nameOrFile string) ([]string, error) {
 	if l, err := models.Labels(nameOrFile); err == nil {
 		return l, nil
 	}
-	b, err := os.ReadFile(nameOrFile)
+	// A regular file of at most 64 MiB (a FIFO would block forever).
+	b, err := regularfile.ReadFile(nameOrFile, 64<<20)
 	if err != nil {
 		return nil, fmt.Errorf("labels %q: not a label set (%s) and not a readable file: %w", nameOrFile, strings.Join(models.LabelSets(), ", "), err)
 	}

@@ -9,6 +9,7 @@ import (
 	"math"
 	"strings"
 
+	"github.com/resnetctl/resnetctl/internal/printable"
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/basicfont"
 	"golang.org/x/image/math/fixed"
@@ -81,7 +82,8 @@ func ratio(a, b int) float64 {
 	return float64(a) / float64(b)
 }
 
-// PerClass returns each class's accuracy (recall) and image count.
+// PerClass returns each class's accuracy (recall) and image count; the
+// accuracy of a class with no images is NaN (print "-", encode null).
 func (e *Eval) PerClass() (acc []float64, count []int) {
 	for t, row := range e.Confusion {
 		n := 0
@@ -101,18 +103,33 @@ func (e *Eval) name(i int) string {
 	return fmt.Sprintf("class %d", i)
 }
 
+// percent formats a/b as a percentage, "-" when b is 0 (a class with no
+// images has no accuracy; NaN% would be printed).
+func percent(a, b int) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f%%", 100*float64(a)/float64(b))
+}
+
+// textName is class i's name for a terminal: escaped (quoted) when it holds
+// control characters, such as a terminal escape sequence from a model's
+// metadata or a labels file, or is not UTF-8.
+func (e *Eval) textName(i int) string { return printable.Name(e.name(i)) }
+
 // WriteText prints the summary, per-class accuracy and the confusion
-// matrix (rows: true class, columns: predicted).
+// matrix (rows: true class, columns: predicted). Classes with no images
+// show "-" for their accuracy.
 func (e *Eval) WriteText(w io.Writer) {
-	fmt.Fprintf(w, "images: %d\ntop-1 accuracy: %.2f%%\ntop-5 accuracy: %.2f%%\n\n", e.Total, 100*e.Top1Accuracy(), 100*e.Top5Accuracy())
-	acc, count := e.PerClass()
+	fmt.Fprintf(w, "images: %d\ntop-1 accuracy: %s\ntop-5 accuracy: %s\n\n", e.Total, percent(e.Top1, e.Total), percent(e.Top5, e.Total))
+	_, count := e.PerClass()
 	width := 5
 	for i := range e.Confusion {
-		width = max(width, len(e.name(i)))
+		width = max(width, len(e.textName(i)))
 	}
 	fmt.Fprintf(w, "%-*s  %8s  %6s\n", width, "class", "accuracy", "images")
-	for i := range acc {
-		fmt.Fprintf(w, "%-*s  %7.2f%%  %6d\n", width, e.name(i), 100*acc[i], count[i])
+	for i, row := range e.Confusion {
+		fmt.Fprintf(w, "%-*s  %8s  %6d\n", width, e.textName(i), percent(row[i], count[i]), count[i])
 	}
 	if len(e.Confusion) > 20 {
 		fmt.Fprintf(w, "\n(confusion matrix of %d classes: see --plot or --json)\n", len(e.Confusion))
@@ -124,7 +141,7 @@ func (e *Eval) WriteText(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	for i, row := range e.Confusion {
-		fmt.Fprintf(w, "%-*s", width, e.name(i))
+		fmt.Fprintf(w, "%-*s", width, e.textName(i))
 		for _, v := range row {
 			fmt.Fprintf(w, " %5d", v)
 		}

@@ -164,6 +164,49 @@ func nested(depth int) []byte {
 	return marshal(m)
 }
 
+// graph replaces the base model's nodes (the input x of shape
+// [1, 2, 1, 1] and the initializer w stay; the output is y, its shape
+// declared as outDims, or undeclared if there are none) and adds the
+// given initializers.
+func graph(outDims []int64, inits []*onnxpb.TensorProto, nodes ...*onnxpb.NodeProto) []byte {
+	return spoil(func(m *onnxpb.ModelProto) {
+		m.Graph.Node = nodes
+		m.Graph.Initializer = append(m.Graph.Initializer, inits...)
+		shape := &onnxpb.TensorShapeProto{}
+		for _, d := range outDims {
+			shape.Dim = append(shape.Dim, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: d}})
+		}
+		m.Graph.Output[0].GetType().GetTensorType().Shape = shape
+	})
+}
+
+// ints64 is an INT64 initializer holding vs (as raw_data, 8 bytes each).
+func ints64(name string, vs ...int64) *onnxpb.TensorProto {
+	raw := make([]byte, 8*len(vs))
+	for i, v := range vs {
+		binary.LittleEndian.PutUint64(raw[8*i:], uint64(v))
+	}
+	return &onnxpb.TensorProto{Name: name, DataType: int32(onnxpb.TensorProto_INT64), Dims: []int64{int64(len(vs))}, RawData: raw}
+}
+
+// floats is a FLOAT initializer of the given dims, all zeros.
+func floats(name string, dims ...int64) *onnxpb.TensorProto {
+	n := int64(1)
+	for _, d := range dims {
+		n *= d
+	}
+	return &onnxpb.TensorProto{Name: name, DataType: int32(onnxpb.TensorProto_FLOAT), Dims: dims, RawData: make([]byte, 4*n)}
+}
+
+// op is a node with INTS attributes given as name, values pairs.
+func op(name, opType string, in []string, out string, attrs ...any) *onnxpb.NodeProto {
+	n := &onnxpb.NodeProto{Name: name, OpType: opType, Input: in, Output: []string{out}}
+	for i := 0; i+1 < len(attrs); i += 2 {
+		n.Attribute = append(n.Attribute, &onnxpb.AttributeProto{Name: attrs[i].(string), Type: onnxpb.AttributeProto_INTS, Ints: attrs[i+1].([]int64)})
+	}
+	return n
+}
+
 // Cases returns the corpus. Each call builds it afresh.
 func Cases() []Case {
 	f := int32(onnxpb.TensorProto_FLOAT)
@@ -256,5 +299,47 @@ func Cases() []Case {
 		// An 11-byte varint: over 64 bits.
 		{Name: "protobuf-length-overflows-varint", Model: append(graphTag(), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x00)},
 		{Name: "protobuf-nested-20000-deep", Model: nested(20000)},
+
+		// Window arithmetic that overflows int64: (3-1)*2^62 wraps around.
+		// The pooling one crashed the process from a worker goroutine; the
+		// convolution one gave a wrong answer silently.
+		{Name: "maxpool-dilation-overflows", Model: graph(nil, nil,
+			op("pool", "MaxPool", []string{"x"}, "y", "kernel_shape", []int64{3, 1}, "dilations", []int64{1 << 62, 1}, "pads", []int64{2, 0, 2, 0}))},
+		{Name: "conv-dilation-overflows", Model: graph(nil, []*onnxpb.TensorProto{floats("cw", 2, 2, 3, 3)},
+			op("conv", "Conv", []string{"x", "cw"}, "y", "dilations", []int64{1 << 62, 1 << 62}, "pads", []int64{1 << 62, 1 << 62, 1 << 62, 1 << 62}))},
+		// ONNX Runtime refuses pads >= kernel ("Pad should be smaller than
+		// kernel"): a window wholly in the padding has nothing to pool.
+		{Name: "maxpool-pads-not-smaller-than-kernel", Model: graph(nil, nil,
+			op("pool", "MaxPool", []string{"x"}, "y", "kernel_shape", []int64{1, 1}, "pads", []int64{1, 1, 1, 1}))},
+		// Three tensors of 2^31-2 float32s (8 GiB) each, alive together: each
+		// under the per-tensor limit, 32 GiB with the output.
+		{Name: "pad-3x8GiB", Model: graph([]int64{1, 2, 1, 1<<30 - 1}, []*onnxpb.TensorProto{ints64("pads", 0, 0, 0, 0, 0, 0, 0, 1<<30-2)},
+			op("pad1", "Pad", []string{"x", "pads"}, "p1"), op("pad2", "Pad", []string{"x", "pads"}, "p2"), op("pad3", "Pad", []string{"x", "pads"}, "p3"),
+			&onnxpb.NodeProto{Name: "sum", OpType: "Sum", Input: []string{"p1", "p2", "p3"}, Output: []string{"y"}})},
+		{Name: "constantofshape-3x8GiB", Model: graph([]int64{1, 2, 1, 1<<30 - 1}, []*onnxpb.TensorProto{ints64("shape", 1, 2, 1, 1<<30-1)},
+			op("c1", "ConstantOfShape", []string{"shape"}, "c1"), op("c2", "ConstantOfShape", []string{"shape"}, "c2"), op("c3", "ConstantOfShape", []string{"shape"}, "c3"),
+			&onnxpb.NodeProto{Name: "sum", OpType: "Sum", Input: []string{"x", "c1", "c2", "c3"}, Output: []string{"y"}})},
+		// An image input of 100000x100000 pixels: 80 GB for one image.
+		{Name: "input-100000x100000", Model: spoil(func(m *onnxpb.ModelProto) {
+			for _, io := range []*onnxpb.ValueInfoProto{m.Graph.Input[0], m.Graph.Output[0]} {
+				d := io.GetType().GetTensorType().GetShape().Dim
+				d[2].Value = &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: 100000}
+				d[3].Value = &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: 100000}
+			}
+		})},
+		// 200,000 axes (1.6 MB), one repeated at the very end: validating
+		// them took 11 to 15 s (a quadratic search).
+		{Name: "unsqueeze-200000-axes", Model: graph(nil, []*onnxpb.TensorProto{ints64("axes", manyAxes(200000)...)},
+			op("unsqueeze", "Unsqueeze", []string{"x", "axes"}, "y"))},
 	}
+}
+
+// manyAxes is 0 … n-2, then 7 again.
+func manyAxes(n int) []int64 {
+	axes := make([]int64, n)
+	for i := range axes {
+		axes[i] = int64(i)
+	}
+	axes[n-1] = 7
+	return axes
 }

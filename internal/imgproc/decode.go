@@ -9,10 +9,10 @@ import (
 	"image/jpeg"
 	"image/png"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/resnetctl/resnetctl/internal/regularfile"
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/webp"
 )
@@ -168,9 +168,10 @@ func explain(err error) error {
 	return err
 }
 
-// ReadFile reads and decodes the image file at path.
+// ReadFile reads and decodes the image file at path. Only regular files
+// are read: a FIFO named x.png would block the read forever.
 func (d *Decoder) ReadFile(path string) (*Image, error) {
-	f, err := os.Open(path)
+	f, err := regularfile.Open(path)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,8 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+
+	"github.com/resnetctl/resnetctl/internal/checked"
 )
 
 // ConvParams describes a 2-D convolution over NCHW tensors. Zero values of
@@ -34,13 +36,23 @@ func (c ConvParams) normalized() ConvParams {
 }
 
 // outSize is the output length of one spatial axis (0 if the dilated
-// kernel does not fit into the padded input).
+// kernel does not fit into the padded input, or its size overflows).
 func outSize(in, padA, padB, k, stride, dil int) int {
-	span := in + padA + padB - dil*(k-1) - 1
-	if span < 0 || stride <= 0 {
+	ek, ok1 := checked.MulAdd(dil, k-1, 1) // the dilated kernel
+	span, ok2 := checked.Sum(in, padA, padB, -ek)
+	if !ok1 || !ok2 || span < 0 || stride <= 0 {
 		return 0
 	}
 	return span/stride + 1
+}
+
+// extent renders the dilated kernel dil*(k-1)+1 for messages ("overflow"
+// if it does not fit in an int).
+func extent(k, dil int) string {
+	if e, ok := checked.MulAdd(dil, k-1, 1); ok {
+		return fmt.Sprint(e)
+	}
+	return "(overflow)"
 }
 
 // OutH returns the output height, floor((InH+PadTop+PadBottom-DilationH*(KH-1)-1)/StrideH)+1,
@@ -92,13 +104,17 @@ func (c ConvParams) Validate() error {
 			errs = append(errs, fmt.Errorf("InC %d and OutC %d must be divisible by Group %d", c.InC, c.OutC, c.Group))
 		}
 		if c.OutH() <= 0 || c.OutW() <= 0 {
-			errs = append(errs, fmt.Errorf("dilated kernel %dx%d does not fit the padded input %dx%d",
-				c.DilationH*(c.KH-1)+1, c.DilationW*(c.KW-1)+1, c.InH+c.PadTop+c.PadBottom, c.InW+c.PadLeft+c.PadRight))
+			errs = append(errs, fmt.Errorf("dilated kernel %sx%s does not fit the padded input %d+%d+%dx%d+%d+%d",
+				extent(c.KH, c.DilationH), extent(c.KW, c.DilationW), c.PadTop, c.InH, c.PadBottom, c.PadLeft, c.InW, c.PadRight))
 		}
-		const lim = math.MaxInt32
-		if c.InH*c.InW >= lim || c.OutH()*c.OutW() >= lim || c.KH*c.KW >= lim ||
-			c.InC*c.InH*c.InW >= lim || c.OutC*c.OutH()*c.OutW() >= lim ||
-			c.OutC*(c.InC/max(c.Group, 1))*c.KH*c.KW >= lim {
+		// Products checked: a wrapped one would pass the test below.
+		small := func(vs ...int) bool {
+			p, ok := checked.Product(vs...)
+			return ok && p < math.MaxInt32
+		}
+		if !small(c.InH, c.InW) || !small(c.OutH(), c.OutW()) || !small(c.KH, c.KW) ||
+			!small(c.InC, c.InH, c.InW) || !small(c.OutC, c.OutH(), c.OutW()) ||
+			!small(c.OutC, c.InC/max(c.Group, 1), c.KH, c.KW) || !small(c.KH, c.KW, c.OutH(), c.OutW()) {
 			errs = append(errs, errors.New("tensor too large for 32-bit offsets"))
 		}
 	}
@@ -106,6 +122,39 @@ func (c ConvParams) Validate() error {
 		return fmt.Errorf("kernels: invalid conv params %+v: %w", c, errors.Join(errs...))
 	}
 	return nil
+}
+
+// NewConvBytes is an upper bound on the bytes NewConv allocates for c
+// (the packed weights, the Winograd transforms, the im2col index table),
+// computed without allocating anything, so that a caller can check it
+// against a memory budget first. It is math.MaxInt when that overflows;
+// c should be valid (Validate).
+func (c ConvParams) NewConvBytes() int {
+	c = c.normalized()
+	mr := activeKernel.Load().mr
+	g := max(c.Group, 1)
+	mg, kg := c.OutC/g, c.InC/g*c.KH*c.KW
+	var sum int
+	ok := true
+	add := func(vs ...int) { // sum += the product of vs
+		p, ok1 := checked.Product(vs...)
+		s, ok2 := checked.Add(sum, p)
+		sum, ok = s, ok && ok1 && ok2
+	}
+	add(4, g, roundUp(mg, mr), kg) // GEMM-packed weights
+	add(4, c.OutC)                 // bias
+	add(64 << 10)                  // the Conv, its job list, rounding
+	if winoUsable(c) {             // U, the tap-by-tap transpose, packed U
+		add(4, 36+27, c.OutC, c.InC)
+		add(4, 36, roundUp(c.OutC, mr), c.InC)
+	}
+	if !(c.KH == 1 && c.KW == 1 && c.StrideH == 1 && c.StrideW == 1 && c.PadTop == 0 && c.PadLeft == 0 && c.PadBottom == 0 && c.PadRight == 0) {
+		add(4+1, c.KH, c.KW, roundUp(c.OutH()*c.OutW(), 32)) // idx (int32) and desc (a uint64 per 8)
+	}
+	if !ok {
+		return math.MaxInt
+	}
+	return sum
 }
 
 // Conv is a convolution with its weights packed once for the micro-kernel

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/resnetctl/resnetctl/internal/checked"
 )
 
 // Pool2DParams describes a 2-D pooling window over NCHW tensors (MaxPool2D,
@@ -34,8 +36,9 @@ func (p Pool2DParams) normalized() Pool2DParams {
 
 // poolOutSize is the pooled length of one axis (PyTorch rules for ceil).
 func poolOutSize(in, padA, padB, k, stride, dil int, ceil bool) int {
-	num := in + padA + padB - dil*(k-1) - 1
-	if num < 0 || stride <= 0 {
+	ek, ok1 := checked.MulAdd(dil, k-1, 1) // the dilated window, checked
+	num, ok2 := checked.Sum(in, padA, padB, -ek)
+	if !ok1 || !ok2 || num < 0 || stride <= 0 {
 		return 0
 	}
 	out := num/stride + 1
@@ -79,8 +82,8 @@ func (p Pool2DParams) Validate(inH, inW int) error {
 	}
 	if len(errs) == 0 {
 		if oh, ow := p.OutSize(inH, inW); oh <= 0 || ow <= 0 {
-			errs = append(errs, fmt.Errorf("window %dx%d does not fit the padded input %dx%d",
-				p.DilationH*(p.KH-1)+1, p.DilationW*(p.KW-1)+1, inH+p.PadTop+p.PadBottom, inW+p.PadLeft+p.PadRight))
+			errs = append(errs, fmt.Errorf("window %sx%s does not fit the padded input %d+%d+%dx%d+%d+%d",
+				extent(p.KH, p.DilationH), extent(p.KW, p.DilationW), p.PadTop, inH, p.PadBottom, p.PadLeft, inW, p.PadRight))
 		}
 	}
 	if len(errs) > 0 {

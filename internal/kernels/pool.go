@@ -1,8 +1,10 @@
 package kernels
 
 import (
+	"fmt"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +38,38 @@ type poolBatch struct {
 	fn      func(lo, hi int)
 	pending atomic.Int32
 	fin     chan struct{} // receives exactly one token when pending reaches 0
+	// panicked is the first panic of the batch's ranges, re-raised by
+	// Parallel on its caller's goroutine once every range has finished.
+	panicked atomic.Pointer[TaskPanic]
+}
+
+// TaskPanic is what Parallel panics with, on its caller's goroutine, when
+// fn panicked in one of the ranges (on a worker or on the caller itself).
+// A panic on a worker goroutine cannot be recovered by anyone else, so
+// it would end the process; caught there and handed to the caller, it
+// reaches the caller's recover (infer.Session.Run turns it into an error
+// of that run) and the pool stays usable.
+type TaskPanic struct {
+	Value any    // what fn panicked with
+	Stack []byte // the stack of the goroutine that panicked, at the panic
+}
+
+func (p *TaskPanic) Error() string { return fmt.Sprintf("panic in a kernel task: %v", p.Value) }
+
+// call runs the batch's fn over [lo, hi), recording a panic instead of
+// letting it unwind the goroutine. (The deferred closure does not escape:
+// no allocation unless fn panics.)
+func (b *poolBatch) call(lo, hi int) {
+	defer func() {
+		if r := recover(); r != nil {
+			tp, ok := r.(*TaskPanic) // a nested Parallel's, kept as is
+			if !ok {
+				tp = &TaskPanic{Value: r, Stack: debug.Stack()}
+			}
+			b.panicked.CompareAndSwap(nil, tp)
+		}
+	}()
+	b.fn(lo, hi)
 }
 
 // NewPool starts a pool with the given number of threads (the calling
@@ -126,7 +160,7 @@ func (p *Pool) worker() {
 
 // run calls the item's range and signals the caller after the last one.
 func (it poolItem) run() {
-	it.b.fn(it.lo, it.hi)
+	it.b.call(it.lo, it.hi)
 	if it.b.pending.Add(-1) == 0 {
 		it.b.fin <- struct{}{}
 	}
@@ -149,8 +183,13 @@ func splitRange(n, parts, i int) (lo, hi int) {
 //
 // Parallel itself does not allocate in steady state. Note that a closure
 // that captures variables escapes to the heap at its creation site; hot paths
-// should create their func value once and reuse it. A panic in fn on a worker
-// goroutine crashes the program.
+// should create their func value once and reuse it.
+//
+// A panic in fn, on any goroutine, is re-raised by Parallel on the
+// calling goroutine as a *TaskPanic, after every range has finished (so
+// that no worker still writes into the caller's buffers); the pool stays
+// usable. With a nil or single-thread pool, or n == 1, fn's panic simply
+// unwinds the caller.
 func (p *Pool) Parallel(n int, fn func(lo, hi int)) {
 	if n <= 0 {
 		return
@@ -168,7 +207,7 @@ func (p *Pool) Parallel(n int, fn func(lo, hi int)) {
 		p.work <- poolItem{b: b, lo: lo, hi: hi}
 	}
 	lo, hi := splitRange(n, parts, 0)
-	fn(lo, hi)
+	b.call(lo, hi)
 	// Poll (helping with queued items) for up to spinWait, then block.
 	var start time.Time
 	block := false
@@ -183,8 +222,12 @@ func (p *Pool) Parallel(n int, fn func(lo, hi int)) {
 			}
 		}
 		if p.waitStep(b, block) {
+			tp := b.panicked.Swap(nil)
 			b.fn = nil
 			p.putBatch(b)
+			if tp != nil {
+				panic(tp)
+			}
 			return
 		}
 	}

@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -114,5 +115,63 @@ func TestSteadyStateNoAllocs(t *testing.T) {
 	run()
 	if a := testing.AllocsPerRun(20, run); a != 0 {
 		t.Errorf("steady state allocates %v per run", a)
+	}
+}
+
+// TestPoolPanicInWorker: a panic raised in a range running on a worker
+// goroutine (which no recover of the caller could catch) comes back to
+// Parallel's caller as a *TaskPanic, after every range has finished, and
+// the pool keeps working. The caller's own range waits until the other
+// range has started, so the panic is on a worker for sure.
+func TestPoolPanicInWorker(t *testing.T) {
+	p := NewPool(2)
+	defer p.Close()
+	for round := range 3 {
+		started := make(chan struct{})
+		var finished atomic.Int32
+		got := func() (r any) {
+			defer func() { r = recover() }()
+			p.Parallel(2, func(lo, hi int) {
+				defer finished.Add(1)
+				if lo == 0 {
+					<-started // the other range runs elsewhere: on the worker
+					return
+				}
+				close(started)
+				var s []int
+				_ = s[lo+5] // an index out of range, as a hostile geometry would cause
+			})
+			return nil
+		}()
+		tp, ok := got.(*TaskPanic)
+		if !ok {
+			t.Fatalf("round %d: Parallel's caller recovered %#v, want a *TaskPanic", round, got)
+		}
+		if !strings.Contains(tp.Error(), "index out of range") || !strings.Contains(string(tp.Stack), "TestPoolPanicInWorker") {
+			t.Errorf("round %d: %v, stack:\n%s", round, tp, tp.Stack)
+		}
+		if n := finished.Load(); n != 2 {
+			t.Errorf("round %d: Parallel returned with %d of 2 ranges finished", round, n)
+		}
+		// The pool still works, on both threads.
+		var sum atomic.Int64
+		p.Parallel(100, func(lo, hi int) { sum.Add(int64(hi - lo)) })
+		if sum.Load() != 100 {
+			t.Fatalf("round %d: after the panic, Parallel covered %d of 100", round, sum.Load())
+		}
+	}
+	// A panic in the caller's own range is re-raised the same way, once the
+	// worker's range is done.
+	got := func() (r any) {
+		defer func() { r = recover() }()
+		p.Parallel(2, func(lo, hi int) {
+			if lo == 0 {
+				panic("caller's range")
+			}
+		})
+		return nil
+	}()
+	if tp, ok := got.(*TaskPanic); !ok || tp.Value != "caller's range" {
+		t.Errorf("caller's range panic: recovered %#v", got)
 	}
 }

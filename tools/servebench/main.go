@@ -1,0 +1,338 @@
+// Command servebench load-tests `resnetctl serve` on loopback: for each
+// model and for batching off (--max-batch 1) and on (--max-batch B
+// --max-delay D), it starts the server as its own process, then runs 1, 8
+// and 64 concurrent clients (each sending one-image /infer requests in a
+// loop, a keep-alive connection each) for a bounded time and number of
+// requests, and records throughput, p50/p99 latency and the mean batch
+// the server ran (from its /metrics). For comparison it runs `resnetctl
+// bench` at batch 1 and at B. Everything goes to a JSON file.
+//
+//	go run ./tools/servebench -models resnet20,resnet50 -duration 10s
+//
+// `make bench-serve` runs it; it is not part of `go test`.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+type result struct {
+	Model      string  `json:"model"`
+	Batching   bool    `json:"batching"`
+	MaxBatch   int     `json:"max_batch"`
+	MaxDelayUS int     `json:"max_delay_us"`
+	Clients    int     `json:"clients"`
+	Requests   int     `json:"requests"`
+	Errors     int     `json:"errors"`
+	Seconds    float64 `json:"seconds"`
+	ImagesPerS float64 `json:"images_per_s"`
+	P50MS      float64 `json:"p50_ms"`
+	P99MS      float64 `json:"p99_ms"`
+	MeanBatch  float64 `json:"mean_batch"`
+}
+
+type benchResult struct {
+	Model      string  `json:"model"`
+	Batch      int     `json:"batch"`
+	ImagesPerS float64 `json:"images_per_s"`
+	MedianMS   float64 `json:"median_ms"`
+}
+
+func main() {
+	bin := flag.String("resnetctl", "bin/resnetctl", "the resnetctl binary")
+	modelList := flag.String("models", "resnet20,resnet50", "catalog models, exported to -dir when missing")
+	dir := flag.String("dir", "bench-results/models", "folder of the exported models")
+	clientList := flag.String("clients", "1,8,64", "concurrent clients, comma-separated")
+	duration := flag.Duration("duration", 10*time.Second, "measuring time per configuration")
+	maxRequests := flag.Int("requests", 5000, "most requests per configuration")
+	threads := flag.Int("threads", runtime.NumCPU(), "server threads per model")
+	maxBatch := flag.Int("max-batch", 32, "--max-batch with batching on")
+	maxDelay := flag.Int("max-delay", 1000, "--max-delay (µs) with batching on")
+	out := flag.String("out", "bench-results/serve.json", "the JSON results")
+	flag.Parse()
+	var clients []int
+	for _, s := range strings.Split(*clientList, ",") {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			fatalf("-clients: %q", s)
+		}
+		clients = append(clients, n)
+	}
+	if err := os.MkdirAll(*dir, 0o755); err != nil {
+		fatalf("%v", err)
+	}
+	doc := map[string]any{
+		"date": time.Now().UTC().Format(time.RFC3339), "cpus": runtime.NumCPU(), "goarch": runtime.GOARCH,
+		"cpu": cpuName(), "load_average_at_start": loadAverage(), "commit": commit(),
+		"settings": map[string]any{"threads": *threads, "duration_s": duration.Seconds(), "max_requests": *maxRequests,
+			"max_batch": *maxBatch, "max_delay_us": *maxDelay, "request": "one image per /v2/.../infer request, JSON FP32"},
+	}
+	var results []result
+	var benches []benchResult
+	fmt.Printf("%-9s %-8s %7s %8s %11s %9s %9s %10s\n", "model", "batching", "clients", "requests", "images/s", "p50_ms", "p99_ms", "mean_batch")
+	for _, name := range strings.Split(*modelList, ",") {
+		path := filepath.Join(*dir, name+".onnx")
+		if _, err := os.Stat(path); err != nil {
+			run(*bin, "export", "--model", name, path)
+		}
+		for _, b := range []int{1, *maxBatch} {
+			benches = append(benches, bench(*bin, path, name, b, *threads))
+		}
+		for _, batching := range []bool{false, true} {
+			mb, md := 1, 0
+			if batching {
+				mb, md = *maxBatch, *maxDelay
+			}
+			srv := startServer(*bin, path, *threads, mb, md)
+			body := requestBody(srv.inputShape)
+			load(srv, body, slices.Max(clients), time.Second, 200) // warm-up: plans for every batch size
+			for _, c := range clients {
+				before := srv.batchStats()
+				r := load(srv, body, c, *duration, *maxRequests)
+				after := srv.batchStats()
+				r.Model, r.Batching, r.MaxBatch, r.MaxDelayUS = name, batching, mb, md
+				if runs := after[1] - before[1]; runs > 0 {
+					r.MeanBatch = (after[0] - before[0]) / runs
+				}
+				results = append(results, r)
+				fmt.Printf("%-9s %-8v %7d %8d %11.1f %9.2f %9.2f %10.2f\n", name, batching, c, r.Requests, r.ImagesPerS, r.P50MS, r.P99MS, r.MeanBatch)
+			}
+			srv.stop()
+		}
+	}
+	doc["results"], doc["bench"] = results, benches
+	b, _ := json.MarshalIndent(doc, "", "  ")
+	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+		fatalf("%v", err)
+	}
+	if err := os.WriteFile(*out, append(b, '\n'), 0o644); err != nil {
+		fatalf("%v", err)
+	}
+	for _, bn := range benches {
+		fmt.Printf("bench %-9s batch %3d: %9.1f images/s\n", bn.Model, bn.Batch, bn.ImagesPerS)
+	}
+	fmt.Println("wrote", *out)
+}
+
+// server is a running `resnetctl serve`.
+type server struct {
+	cmd        *exec.Cmd
+	base       string
+	model      string
+	inputShape []int
+	client     *http.Client
+}
+
+func startServer(bin, path string, threads, maxBatch, maxDelay int) *server {
+	cmd := exec.Command(bin, "serve", path, "--http", "127.0.0.1:0", "--threads", strconv.Itoa(threads),
+		"--max-batch", strconv.Itoa(maxBatch), "--max-delay", strconv.Itoa(maxDelay), "--max-inflight", "256")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		fatalf("%v", err)
+	}
+	if err := cmd.Start(); err != nil {
+		fatalf("%v", err)
+	}
+	sc := bufio.NewScanner(stderr)
+	re := regexp.MustCompile(`serving (\S+) on (http://\S+)`)
+	s := &server{cmd: cmd, client: &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
+	for sc.Scan() {
+		if m := re.FindStringSubmatch(sc.Text()); m != nil {
+			s.model, s.base = m[1], m[2]
+			break
+		}
+	}
+	if s.base == "" {
+		fatalf("resnetctl serve did not start")
+	}
+	go io.Copy(io.Discard, stderr) // the access log
+	var md struct {
+		Inputs []struct {
+			Shape []int `json:"shape"`
+		} `json:"inputs"`
+	}
+	resp, err := http.Get(s.base + "/v2/models/" + s.model)
+	if err != nil {
+		fatalf("%v", err)
+	}
+	json.NewDecoder(resp.Body).Decode(&md)
+	resp.Body.Close()
+	s.inputShape = append([]int{1}, md.Inputs[0].Shape[1:]...)
+	return s
+}
+
+func (s *server) stop() {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	s.cmd.Wait()
+}
+
+// batchStats returns the sum and count of the server's batch-size
+// histogram.
+func (s *server) batchStats() [2]float64 {
+	resp, err := http.Get(s.base + "/metrics")
+	if err != nil {
+		fatalf("%v", err)
+	}
+	defer resp.Body.Close()
+	var st [2]float64
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		l := sc.Text()
+		for i, p := range []string{"resnetctl_batch_size_sum{", "resnetctl_batch_size_count{"} {
+			if strings.HasPrefix(l, p) {
+				f := strings.Fields(l)
+				st[i], _ = strconv.ParseFloat(f[len(f)-1], 64)
+			}
+		}
+	}
+	return st
+}
+
+// requestBody is an /infer request of one random image, encoded once.
+func requestBody(shape []int) []byte {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	var b bytes.Buffer
+	fmt.Fprintf(&b, `{"inputs":[{"name":"input","shape":%s,"datatype":"FP32","data":[`, strings.ReplaceAll(fmt.Sprint(shape), " ", ","))
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatFloat(r.NormFloat64(), 'g', 6, 32))
+	}
+	b.WriteString(`]}]}`)
+	return b.Bytes()
+}
+
+// load runs clients loops of requests for at most d and at most max
+// requests in all.
+func load(s *server, body []byte, clients int, d time.Duration, max int) result {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	url := s.base + "/v2/models/" + s.model + "/infer"
+	var mu sync.Mutex
+	var lat []time.Duration
+	errs, issued := 0, 0
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				mu.Lock()
+				if issued >= max {
+					mu.Unlock()
+					return
+				}
+				issued++
+				mu.Unlock()
+				t0 := time.Now()
+				req, _ := http.NewRequestWithContext(context.Background(), "POST", url, bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := s.client.Do(req)
+				ok := err == nil && resp.StatusCode == 200
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				el := time.Since(t0)
+				mu.Lock()
+				if ok {
+					lat = append(lat, el)
+				} else {
+					errs++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	secs := time.Since(start).Seconds()
+	slices.Sort(lat)
+	r := result{Clients: clients, Requests: len(lat), Errors: errs, Seconds: secs, ImagesPerS: float64(len(lat)) / secs}
+	if len(lat) > 0 {
+		r.P50MS = ms(lat[len(lat)/2])
+		r.P99MS = ms(lat[min(len(lat)-1, len(lat)*99/100)])
+	}
+	return r
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// bench runs `resnetctl bench` on the model at a batch size.
+func bench(bin, path, name string, batch, threads int) benchResult {
+	outb := run(bin, "bench", path, "--batch", strconv.Itoa(batch), "--threads", strconv.Itoa(threads), "--json")
+	var r benchResult
+	if err := json.Unmarshal(outb, &r); err != nil {
+		fatalf("resnetctl bench: %v: %s", err, outb)
+	}
+	r.Model, r.Batch = name, batch
+	return r
+}
+
+func run(bin string, args ...string) []byte {
+	cmd := exec.Command(bin, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			fatalf("%s %s: %v: %s", bin, strings.Join(args, " "), err, stderr.String())
+		}
+		fatalf("%v", err)
+	}
+	return out
+}
+
+func cpuName() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "model name"); ok {
+			return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+		}
+	}
+	return ""
+}
+
+func loadAverage() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	return strings.TrimSpace(string(b))
+}
+
+func commit() string {
+	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "servebench: "+format+"\n", args...)
+	os.Exit(1)
+}
