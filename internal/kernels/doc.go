@@ -34,7 +34,11 @@
 // performs no allocation per call. Parameter structs have Validate methods
 // that return errors; the compute functions document their preconditions
 // and panic with a clear message when a slice is too short (a programmer
-// error), before touching memory.
+// error), before touching memory. A panic in a task of the worker pool
+// reaches the goroutine that called Parallel (as a *TaskPanic), never a
+// worker's own stack, where no one could recover it. Window arithmetic
+// (dilated kernel sizes, padded extents, products of sizes) is
+// overflow-checked (internal/checked).
 //
 // Accuracy: GEMM-based results match a float64 reference to a few float32
 // roundings per sqrt(K) of the dot-product magnitude; Winograd results to
