@@ -192,9 +192,9 @@ func (rc *runCtx) parallel(n, cost int, body func(lo, hi int)) {
 		body(0, n)
 		return
 	}
-	if taskHook != nil {
+	if h := taskHook; h != nil {
 		b := body
-		body = func(lo, hi int) { taskHook(lo, hi); b(lo, hi) }
+		body = func(lo, hi int) { h(lo, hi); b(lo, hi) }
 	}
 	rc.pool.Parallel(n, body)
 }
