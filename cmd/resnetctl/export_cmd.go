@@ -22,6 +22,7 @@ type ExportOptions struct {
 	Seed       uint64
 	Export     export.Options
 	JSON       bool
+	Triton     TritonExport // --triton: a Triton model repository instead of Path
 }
 
 // NewCmdExport makes `resnetctl export`; runF replaces the run function in tests.
@@ -29,7 +30,7 @@ func NewCmdExport(s *Streams, runF func(*ExportOptions) error) *cobra.Command {
 	opts := &ExportOptions{Streams: s}
 	var flags specFlags
 	c := &cobra.Command{
-		Use:   "export [flags] MODEL.onnx",
+		Use:   "export [flags] (MODEL.onnx | --triton DIR)",
 		Short: "Write a model as an ONNX file",
 		Long: fmt.Sprintf(`Write a model as an ONNX file that ONNX Runtime, onnx-go, TensorRT and
 resnetctl's own runtime can load.
@@ -43,25 +44,43 @@ Opsets %d to %d are written, each in its own op forms, with the matching IR
 version (default opset %d). --fold-bn folds every BatchNorm that follows a
 convolution into it. The file is written atomically: it appears complete or not
 at all. With --checkpoint the weights are the checkpoint's (a training run or
-'resnetctl import' output); otherwise they are freshly initialised from --seed.`, export.MinOpset, export.MaxOpset, export.DefaultOpset),
+'resnetctl import' output); otherwise they are freshly initialised from --seed.
+
+--triton DIR writes a Triton Inference Server model repository instead of a file:
+DIR/NAME/config.pbtxt (platform onnxruntime_onnx; max_batch_size --max-batch for a
+dynamic batch dimension, with dynamic batching, or 0 and the full dims for a fixed
+one), DIR/NAME/1/model.onnx and DIR/NAME/labels.txt (the class names, for Triton's
+classification extension). NAME is --triton-name, else the model's name. --from
+puts an existing ONNX file (a checkpoint's model.onnx, PyTorch's export) in as it
+is, --labels naming its classes if its metadata does not. The model directory
+is written under a temporary name and renamed into place; an existing one is
+only replaced with --force.`, export.MinOpset, export.MaxOpset, export.DefaultOpset),
 		Example: `  resnetctl export --model resnet20 resnet20.onnx
   resnetctl export --model resnet50 --opset 13 --fold-bn --softmax resnet50.onnx
   resnetctl export --model resnet56 --shortcut B --classes 100 --json r56.onnx
-  resnetctl export --checkpoint runs/r20/best --opset 13 --fold-bn r20.onnx`,
+  resnetctl export --checkpoint runs/r20/best --opset 13 --fold-bn r20.onnx
+  resnetctl export --checkpoint runs/r20/best --triton repo
+  resnetctl export --from torchvision_resnet50.onnx --triton repo --triton-name r50 --max-batch 8`,
 		Args: func(c *cobra.Command, args []string) error {
+			if opts.Triton.Dir != "" {
+				return tritonArgs(c, args)
+			}
 			if len(args) != 1 {
 				return usageErrorf(c, "export takes one argument, the output path (got %d)", len(args))
 			}
 			return nil
 		},
 		RunE: func(c *cobra.Command, args []string) error {
+			if err := tritonFlags(c, opts); err != nil {
+				return err
+			}
 			if opts.Checkpoint != "" {
 				for _, f := range []string{"model", "classes", "input", "labels", "shortcut", "preact", "widen", "groups", "width-per-group", "zero-init-residual", "seed"} {
 					if c.Flags().Changed(f) {
 						return usageErrorf(c, "--%s does not go with --checkpoint (the checkpoint fixes the model)", f)
 					}
 				}
-			} else {
+			} else if opts.Triton.From == "" { // --from: the file goes in as it is
 				spec, err := flags.resolve(c)
 				if err != nil {
 					return err
@@ -71,7 +90,9 @@ at all. With --checkpoint the weights are the checkpoint's (a training run or
 			if o := opts.Export.Opset; o < export.MinOpset || o > export.MaxOpset {
 				return usageErrorf(c, "--opset %d: choose %d to %d", o, export.MinOpset, export.MaxOpset)
 			}
-			opts.Path = args[0]
+			if len(args) > 0 {
+				opts.Path = args[0]
+			}
 			opts.Export.ProducerVersion = version
 			if runF != nil {
 				return runF(opts)
@@ -87,10 +108,14 @@ at all. With --checkpoint the weights are the checkpoint's (a training run or
 	fs.Uint64Var(&opts.Seed, "seed", 1, "seed of the initial weights")
 	fs.StringVar(&opts.Checkpoint, "checkpoint", "", "export the model of this checkpoint directory (from train or import)")
 	fs.BoolVar(&opts.JSON, "json", false, "print what was written as JSON")
+	registerTritonFlags(c, &opts.Triton)
 	return c
 }
 
 func exportRun(opts *ExportOptions) error {
+	if opts.Triton.Dir != "" {
+		return exportTritonRun(opts)
+	}
 	var g *build.Graph
 	var err error
 	weights := fmt.Sprintf("weights from seed %d (untrained)", opts.Seed)
