@@ -39,6 +39,8 @@ func (d DType) bytes() int {
 		return 8
 	case Int32, Float32:
 		return 4
+	case Float16:
+		return 2
 	}
 	return 1
 }

@@ -110,6 +110,20 @@ func protoOf(t *Tensor) *onnxpb.TensorProto {
 			}
 			tp.Int32Data = append(tp.Int32Data, v)
 		}
+	case Float16: // raw_data, as exporters write it
+		raw := make([]byte, 2*len(t.Float16))
+		for i, v := range t.Float16 {
+			binary.LittleEndian.PutUint16(raw[2*i:], v)
+		}
+		tp.RawData = raw
+	case Uint8:
+		for _, v := range t.Uint8 {
+			tp.Int32Data = append(tp.Int32Data, int32(v))
+		}
+	case Int8:
+		for _, v := range t.Int8 {
+			tp.Int32Data = append(tp.Int32Data, int32(v))
+		}
 	}
 	return tp
 }

@@ -15,6 +15,11 @@
 // leave the folder are refused). Inputs may have a dynamic batch (or any
 // dynamic dimension). Tensors are float32, float64, int64, int32 or bool;
 // compute ops take float32, integers serve shape arithmetic and indices.
+// uint8, int8 and float16 are edge types (inputs, outputs, initializers,
+// Cast): held widened inside a run, float16 computed in float32 wherever
+// float32 is (as ONNX Runtime's CPU provider computes fp16 models) and
+// rounded to float16 where it leaves the network, uint8 and int8 moved and
+// cast (image bytes preprocessed inside the graph) but not computed on.
 //
 // Validation reports every problem at once, each by node name and op type,
 // in a *LoadError matching ErrUnsupported (an op, attribute value or type
@@ -44,7 +49,8 @@
 // Options.Threads workers. Session.Run is safe for concurrent use: each
 // run takes a context (buffers, views, instantiated kernels) from a
 // per-plan free list. RunInto writes into caller-owned tensors and does not
-// allocate in steady state.
+// allocate in steady state (except for the widened copies of edge-type
+// inputs and outputs, made on every run).
 //
 // # Engines
 //

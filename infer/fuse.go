@@ -135,7 +135,7 @@ func fuse(m *model) {
 // in float64. It reports whether it did.
 func foldBN(m *model, conv, bn *node) bool {
 	bo, ok := bn.op.(*bnOp)
-	if !ok || bo.relu || len(bn.out) != 1 || len(bn.in) != 5 {
+	if !ok || bo.relu || bo.nonSpatial || len(bn.out) != 1 || len(bn.in) != 5 {
 		return false
 	}
 	w := constant(m, conv.in[1])

@@ -143,7 +143,7 @@ func TestMalformedGraphs(t *testing.T) {
 		}, "input 0 (X) is float64; this runtime computes Conv on float32", ErrUnsupported},
 		{"uint8 input", func() *onnxpb.ModelProto {
 			return relu(newGB(13).in("x", 2, 2).out("y", Float32), "x", "y").model()
-		}, `graph input "x": element type UINT8`, ErrUnsupported},
+		}, `node "Relu:y" (Relu): input 0 (X) is uint8; this runtime computes Relu on float32`, ErrUnsupported},
 		{"output type mismatch", func() *onnxpb.ModelProto {
 			return newGB(13).in("x", Float32, 2).out("y", Float32).node("Shape", []string{"x"}, []string{"y"}).model()
 		}, `graph output "y" is declared float32 but computed as int64`, ErrInvalidModel},
@@ -330,7 +330,10 @@ func TestTensorProtoForms(t *testing.T) {
 		{"too few values", &onnxpb.TensorProto{DataType: 1, Dims: []int64{3}, FloatData: []float32{1}}, nil, "float_data has 1 values, dims [3] need 3"},
 		{"no data", &onnxpb.TensorProto{DataType: 7, Dims: []int64{2}}, nil, "int64_data has 0 values"},
 		{"negative dim", &onnxpb.TensorProto{DataType: 1, Dims: []int64{-1}}, nil, "dimension -1"},
-		{"float16", &onnxpb.TensorProto{DataType: 10, Dims: []int64{1}, Int32Data: []int32{0x3c00}}, nil, "element type FLOAT16"},
+		{"float16", &onnxpb.TensorProto{DataType: 10, Dims: []int64{1}, Int32Data: []int32{0x3c00}}, &Tensor{Shape: []int{1}, DType: Float16, Float16: []uint16{0x3c00}}, ""},
+		{"float16 raw", &onnxpb.TensorProto{DataType: 10, Dims: []int64{2}, RawData: []byte{0x00, 0x3c, 0x00, 0xc0}}, &Tensor{Shape: []int{2}, DType: Float16, Float16: []uint16{0x3c00, 0xc000}}, ""},
+		{"uint8 raw", &onnxpb.TensorProto{DataType: 2, Dims: []int64{2}, RawData: []byte{7, 255}}, &Tensor{Shape: []int{2}, DType: Uint8, Uint8: []uint8{7, 255}}, ""},
+		{"bfloat16", &onnxpb.TensorProto{DataType: 16, Dims: []int64{1}, Int32Data: []int32{0x3f80}}, nil, "element type BFLOAT16"},
 		{"string", &onnxpb.TensorProto{DataType: 8, Dims: []int64{1}, StringData: [][]byte{[]byte("a")}}, nil, "element type STRING"},
 	}
 	for _, c := range cases {

@@ -130,7 +130,7 @@ func buildModel(mp *onnxpb.ModelProto, ext *externalData) (*model, error) {
 			probs.add(!isUnsupported(err), "initializer %q: %v", name, trimSentinel(err))
 			continue
 		}
-		v.init, v.dtype = t, t.Type()
+		v.init, v.dtype = widen(t), t.Type() // held as its storage type
 		v.shape, v.rank = t.Shape, len(t.Shape)
 	}
 	for _, sp := range g.GetSparseInitializer() {
@@ -336,6 +336,15 @@ func buildNode(m *model, np *onnxpb.NodeProto, n *node) []Problem {
 	b.outTypes = make([]DType, len(n.out))
 	n.op = ver.build(b)
 	b.leftovers()
+	// Float16 data is computed in float32: an op that reads it (input 0)
+	// and declares a float32 result gives float16 (Cast says what it gives).
+	if b.in(0) == Float16 && n.opType != "Cast" {
+		for k, t := range b.outTypes {
+			if t == Float32 {
+				b.outTypes[k] = Float16
+			}
+		}
+	}
 	n.valuePorts = b.valuePorts
 	for k, id := range n.out {
 		if id >= 0 {
@@ -364,7 +373,7 @@ func valueType(vi *onnxpb.ValueInfoProto) (dt DType, shape []int, names []string
 	}
 	dt = DType(tt.GetElemType())
 	if !dt.supported() {
-		return dt, nil, nil, -1, fmt.Errorf("%w: element type %s (supported: float32, float64, int64, int32, bool)", ErrUnsupported, dt)
+		return dt, nil, nil, -1, fmt.Errorf("%w: element type %s (supported: float32, float64, int64, int32, bool, and uint8, int8, float16 at the edges)", ErrUnsupported, dt)
 	}
 	if tt.GetShape() == nil {
 		return dt, nil, nil, -1, nil

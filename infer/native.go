@@ -53,7 +53,7 @@ func (p *plan) matches(inputs map[string]*Tensor) bool {
 		}
 	}
 	for k, id := range m.keyInputs {
-		if !sameValues(inputs[m.values[id].name], p.keyVals[k]) {
+		if !sameValues(widen(inputs[m.values[id].name]), p.keyVals[k]) {
 			return false
 		}
 	}
@@ -92,7 +92,7 @@ func (e *native) planFor(inputs map[string]*Tensor) (*plan, error) {
 	}
 	keyVals := make([]*Tensor, len(m.keyInputs))
 	for k, id := range m.keyInputs {
-		keyVals[k] = inputs[m.values[id].name].Clone()
+		keyVals[k] = widen(inputs[m.values[id].name]).Clone()
 	}
 	key := planKey(shapes, keyVals)
 	e.mu.Lock()
@@ -159,9 +159,13 @@ func (e *native) runInto(ctx context.Context, inputs, outputs map[string]*Tensor
 	rc := p.getCtx(e.pool)
 	defer p.putCtx(rc)
 
+	// Edge types (uint8, int8, float16) are held widened during the run:
+	// such inputs are widened into new buffers, such outputs computed in
+	// buffers of their storage type and narrowed at the end.
 	for _, id := range m.inputs {
-		rc.bindTensor(id, inputs[m.values[id].name])
+		rc.bindTensor(id, widen(inputs[m.values[id].name]))
 	}
+	var narrowOut [][2]*Tensor // caller's tensor, storage
 	for j, id := range m.outputs {
 		v := m.values[id]
 		t := outputs[v.name]
@@ -171,7 +175,13 @@ func (e *native) runInto(ctx context.Context, inputs, outputs map[string]*Tensor
 		}
 		shapeTensor(t, v.dtype, p.outShapes[j])
 		if p.vals[id].kind == kindOutput {
-			rc.bindTensor(id, t)
+			if v.dtype.narrow() {
+				w := newTensor(v.dtype.storage(), p.outShapes[j])
+				narrowOut = append(narrowOut, [2]*Tensor{t, w})
+				rc.bindTensor(id, w)
+			} else {
+				rc.bindTensor(id, t)
+			}
 		}
 	}
 	for _, a := range p.runAliases {
@@ -203,7 +213,14 @@ func (e *native) runInto(ctx context.Context, inputs, outputs map[string]*Tensor
 		} else {
 			from = inputs[m.values[src.id].name]
 		}
-		copyTensorData(dst, from)
+		if dst.Type() != from.Type() { // an edge type, from a constant held widened
+			narrowInto(dst, from)
+		} else {
+			copyTensorData(dst, from)
+		}
+	}
+	for _, o := range narrowOut {
+		narrowInto(o[0], o[1])
 	}
 	return nil
 }
@@ -240,6 +257,12 @@ func shapeTensor(t *Tensor, dt DType, shape []int) {
 		t.Int32 = resize(t.Int32, n)
 	case Bool:
 		t.Bool = resize(t.Bool, n)
+	case Uint8:
+		t.Uint8 = resize(t.Uint8, n)
+	case Int8:
+		t.Int8 = resize(t.Int8, n)
+	case Float16:
+		t.Float16 = resize(t.Float16, n)
 	}
 }
 
@@ -263,5 +286,11 @@ func copyTensorData(dst, src *Tensor) {
 		copy(dst.Int32, src.Int32)
 	case Bool:
 		copy(dst.Bool, src.Bool)
+	case Uint8:
+		copy(dst.Uint8, src.Uint8)
+	case Int8:
+		copy(dst.Int8, src.Int8)
+	case Float16:
+		copy(dst.Float16, src.Float16)
 	}
 }

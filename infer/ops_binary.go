@@ -15,6 +15,7 @@ const (
 	binSub
 	binMul
 	binDiv
+	binPRelu // a < 0 ? a*b : a
 )
 
 // binaryOp is Add, Sub, Mul or Div with numpy (multidirectional)
@@ -38,6 +39,18 @@ func newMul(b *nodeBuilder) op { return newBinary(b, binMul) }
 // https://onnx.ai/onnx/operators/onnx__Div.html
 func newDiv(b *nodeBuilder) op { return newBinary(b, binDiv) }
 
+// newPRelu implements PRelu, versions 6, 7 (slope broadcast to X), 9 and
+// 16, on float32: y = x < 0 ? slope·x : x, the slope unidirectionally
+// broadcast to X's shape:
+// https://onnx.ai/onnx/operators/onnx__PRelu.html
+func newPRelu(b *nodeBuilder) op {
+	b.arity(2, 2, 1, 1)
+	b.want(0, "X", Float32)
+	b.want(1, "slope", Float32)
+	b.out(0, Float32)
+	return &binaryOp{kind: binPRelu}
+}
+
 func newBinary(b *nodeBuilder, kind binKind) op {
 	b.arity(2, 2, 1, 1)
 	dt := b.want(0, "A", Float32, Int64, Int32)
@@ -52,6 +65,9 @@ func (o *binaryOp) plan(pc *planCtx, n *pnode) error {
 	shape, err := broadcastShapes(a.shape, b.shape)
 	if err != nil {
 		return err
+	}
+	if o.kind == binPRelu && !slices.Equal(shape, a.shape) {
+		return errShape("slope of shape %v does not broadcast to X's shape %v", b.shape, a.shape)
 	}
 	if err := n.setShape(pc, 0, shape); err != nil {
 		return err
@@ -173,6 +189,13 @@ func binRun[T num](k binKind, y, a, b []T, oa, ob, sa, sb int) {
 			for i := range y {
 				y[i] = a[i] / b[i]
 			}
+		case binPRelu:
+			for i, x := range a {
+				if x < 0 {
+					x *= b[i]
+				}
+				y[i] = x
+			}
 		}
 	case sa == 1 && sb == 0:
 		a, s := a[oa:oa+n], b[ob]
@@ -192,6 +215,13 @@ func binRun[T num](k binKind, y, a, b []T, oa, ob, sa, sb int) {
 		case binDiv:
 			for i := range y {
 				y[i] = a[i] / s
+			}
+		case binPRelu:
+			for i, x := range a {
+				if x < 0 {
+					x *= s
+				}
+				y[i] = x
 			}
 		}
 	case sa == 0 && sb == 1:
@@ -213,6 +243,13 @@ func binRun[T num](k binKind, y, a, b []T, oa, ob, sa, sb int) {
 			for i := range y {
 				y[i] = s / b[i]
 			}
+		case binPRelu:
+			for i := range y {
+				y[i] = s
+				if s < 0 {
+					y[i] = s * b[i]
+				}
+			}
 		}
 	default:
 		for i := range y {
@@ -226,6 +263,11 @@ func binRun[T num](k binKind, y, a, b []T, oa, ob, sa, sb int) {
 				y[i] = x * z
 			case binDiv:
 				y[i] = x / z
+			case binPRelu:
+				y[i] = x
+				if x < 0 {
+					y[i] = x * z
+				}
 			}
 		}
 	}

@@ -57,6 +57,7 @@ func newConstant(b *nodeBuilder) op {
 		o.t = NewFloat32([]int{}, []float32{0}) // problem already reported
 	}
 	b.out(0, o.t.Type())
+	o.t = widen(o.t) // held as its storage type
 	return o
 }
 
@@ -82,6 +83,7 @@ func newConstantOfShape(b *nodeBuilder) op {
 		}
 	}
 	b.out(0, o.fill.Type())
+	o.fill = widen(o.fill) // held as its storage type
 	return o
 }
 
@@ -153,19 +155,21 @@ func fillK[T elem](p fillParams) kfactory {
 }
 
 // castOp is Cast.
-type castOp struct{ to DType }
+type castOp struct{ from, to DType }
 
 // newCast implements Cast, versions 6, 9, 13, 19 (saturate, which only
-// concerns float8 types) and 21, between float32, float64, int64, int32
-// and bool:
+// concerns float8 types) and 21, between float32, float64, int64, int32,
+// bool, uint8, int8 and float16 (to float16: rounded to nearest even; to
+// uint8 and int8: truncated toward zero and wrapped, as a C cast on x86,
+// which is what ONNX Runtime does, numpy too):
 // https://onnx.ai/onnx/operators/onnx__Cast.html
 func newCast(b *nodeBuilder) op {
 	b.arity(1, 1, 1, 1)
-	o := &castOp{to: DType(b.int("to", 0))}
+	o := &castOp{from: b.in(0), to: DType(b.int("to", 0))}
 	if !b.isSet("to") {
 		b.invalid("attribute to is required")
 	} else if !o.to.supported() {
-		b.fail("cast to %s (supported: float32, float64, int64, int32, bool)", o.to)
+		b.fail("cast to %s (supported: float32, float64, int64, int32, bool, uint8, int8, float16)", o.to)
 	}
 	if b.since >= 19 {
 		b.int("saturate", 1)
@@ -181,24 +185,114 @@ func (o *castOp) plan(pc *planCtx, n *pnode) error {
 	if err := n.setShape(pc, 0, x.shape); err != nil {
 		return err
 	}
-	if x.dtype == o.to {
+	to := o.to.storage()
+	if x.dtype == to && (!o.to.narrow() || o.from == o.to) && o.from != Float16 {
 		n.aliasOf = 0
 		return nil
 	}
 	p := castParams{x: x.id, y: n.out[0].id, size: x.size}
+	if o.from == Float16 && o.to != Float16 {
+		// float16 data is computed in float32 without rounding every op:
+		// it becomes float16 values where it leaves for another type.
+		n.kernel = castFromHalf(o.to, p)
+		return nil
+	}
 	switch x.dtype {
 	case Float32:
-		n.kernel = castFrom[float32](o.to, p)
+		n.kernel = castFrom[float32](to, p)
 	case Float64:
-		n.kernel = castFrom[float64](o.to, p)
+		n.kernel = castFrom[float64](to, p)
+		if o.to == Float16 { // rounded once, from float64
+			n.kernel = func(rc *runCtx) func() error {
+				return func() error {
+					y := rc.f32[p.y]
+					for i, v := range rc.f64[p.x] {
+						y[i] = halfToFloat32(halfFromFloat64(v))
+					}
+					return nil
+				}
+			}
+			return nil
+		}
 	case Int64:
-		n.kernel = castFrom[int64](o.to, p)
+		n.kernel = castFrom[int64](to, p)
 	case Int32:
-		n.kernel = castFrom[int32](o.to, p)
+		n.kernel = castFrom[int32](to, p)
 	case Bool:
-		n.kernel = castFromBool(o.to, p)
+		n.kernel = castFromBool(to, p)
+	}
+	if o.to.narrow() {
+		n.kernel = narrowAfter(n.kernel, o.to, p.y)
 	}
 	return nil
+}
+
+// castFromHalf casts float16 values held as float32 to type to, rounding
+// them to float16 first.
+func castFromHalf(to DType, p castParams) kfactory {
+	return func(rc *runCtx) func() error {
+		return func() error {
+			x := rc.f32[p.x]
+			switch to {
+			case Float64:
+				for i, v := range x {
+					rc.f64[p.y][i] = float64(roundHalf(v))
+				}
+			case Int64:
+				for i, v := range x {
+					rc.i64[p.y][i] = int64(roundHalf(v))
+				}
+			case Bool:
+				for i, v := range x {
+					rc.b[p.y][i] = roundHalf(v) != 0
+				}
+			case Int32, Uint8, Int8:
+				for i, v := range x {
+					w := int32(roundHalf(v))
+					switch to {
+					case Uint8:
+						w = int32(uint8(w))
+					case Int8:
+						w = int32(int8(w))
+					}
+					rc.i32[p.y][i] = w
+				}
+			default:
+				for i, v := range x {
+					rc.f32[p.y][i] = roundHalf(v)
+				}
+			}
+			return nil
+		}
+	}
+}
+
+// narrowAfter runs k, then brings its output (held as o's storage type)
+// to the values of type to: float16 rounding, uint8/int8 wrapping.
+func narrowAfter(k kfactory, to DType, y int) kfactory {
+	return func(rc *runCtx) func() error {
+		f := k(rc)
+		return func() error {
+			if err := f(); err != nil {
+				return err
+			}
+			switch to {
+			case Uint8:
+				for i, v := range rc.i32[y] {
+					rc.i32[y][i] = int32(uint8(v))
+				}
+			case Int8:
+				for i, v := range rc.i32[y] {
+					rc.i32[y][i] = int32(int8(v))
+				}
+			case Float16:
+				for i, v := range rc.f32[y] {
+					rc.f32[y][i] = roundHalf(v)
+				}
+			}
+			return nil
+		}
+	}
 }
 
 func castFrom[S num](to DType, p castParams) kfactory {

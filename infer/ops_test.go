@@ -449,8 +449,8 @@ func TestDataMovementOps(t *testing.T) {
 			node("Cast", []string{"x"}, []string{"b"}, aInt("to", int64(Bool))),
 			inputs: in1("x", f32(sh(3), -1.7, 0, 2.9)),
 			want:   map[string]*Tensor{"i": i64(sh(3), -1, 0, 2), "f": f32(sh(3), -1, 0, 2), "b": {Shape: sh(3), DType: Bool, Bool: []bool{true, false, true}}}},
-		{name: "Cast to uint8 refused", g: newGB(13).in("x", Float32, 3).out("y", Float32).node("Cast", []string{"x"}, []string{"y"}, aInt("to", 2)),
-			err: "cast to UINT8"},
+		{name: "Cast to bfloat16 refused", g: newGB(13).in("x", Float32, 3).out("y", Float32).node("Cast", []string{"x"}, []string{"y"}, aInt("to", 16)),
+			err: "cast to BFLOAT16"},
 	})
 }
 

@@ -253,7 +253,7 @@ func (e *native) buildPlan(shapes [][]int, keyVals []*Tensor) (_ *plan, err erro
 	}()
 	p := &plan{m: m, inShapes: shapes, keyVals: keyVals, vals: make([]*pval, len(m.values))}
 	for _, v := range m.values {
-		pv := &pval{id: v.id, dtype: v.dtype, root: v.id, lastUse: -1}
+		pv := &pval{id: v.id, dtype: v.dtype.storage(), root: v.id, lastUse: -1}
 		if v.init != nil {
 			pv.data, pv.shape, pv.size = v.init, v.init.Shape, v.init.Len()
 		}

@@ -16,11 +16,23 @@ type DType int32
 // Float32 only; Int64 and Int32 also serve shape arithmetic (Add, Sub, Mul,
 // Div) and indices; every type can be moved (Reshape, Concat, Gather, Slice,
 // Transpose, Pad …) and converted by Cast.
+//
+// Uint8, Int8 and Float16 are edge types: graph inputs, outputs,
+// initializers and Cast results may have them, and inside a run they are
+// held widened (Uint8 and Int8 as int32, Float16 as float32), as ONNX
+// Runtime's CPU provider computes fp16 models' ops in float32. Float16
+// values go wherever Float32 ones do, computed in float32 and rounded to
+// float16 where a graph output or a Cast to FLOAT16 is written; Uint8 and
+// Int8 values can be moved and converted by Cast (image bytes fed to a
+// graph that casts and scales them), not computed on.
 const (
 	Float32 DType = 1
+	Uint8   DType = 2
+	Int8    DType = 3
 	Int32   DType = 6
 	Int64   DType = 7
 	Bool    DType = 9
+	Float16 DType = 10
 	Float64 DType = 11
 )
 
@@ -38,6 +50,12 @@ func (d DType) String() string {
 		return "bool"
 	case Float64:
 		return "float64"
+	case Uint8:
+		return "uint8"
+	case Int8:
+		return "int8"
+	case Float16:
+		return "float16"
 	case 0:
 		return "undefined"
 	}
@@ -50,11 +68,26 @@ func (d DType) String() string {
 // supported reports whether the runtime can hold tensors of type d.
 func (d DType) supported() bool {
 	switch d {
-	case Float32, Int32, Int64, Bool, Float64:
+	case Float32, Int32, Int64, Bool, Float64, Uint8, Int8, Float16:
 		return true
 	}
 	return false
 }
+
+// storage is the type values of type d are held as inside a run: d itself,
+// or the wider type an edge type is held as.
+func (d DType) storage() DType {
+	switch d {
+	case Uint8, Int8:
+		return Int32
+	case Float16:
+		return Float32
+	}
+	return d
+}
+
+// narrow reports whether d is an edge type held widened.
+func (d DType) narrow() bool { return d.storage() != d }
 
 // Tensor is a dense row-major tensor. Exactly one data field is used, the
 // one of DType; a zero DType means Float32, so
@@ -68,6 +101,10 @@ type Tensor struct {
 	Int64   []int64
 	Int32   []int32
 	Bool    []bool
+	Uint8   []uint8
+	Int8    []int8
+	// Float16 holds IEEE 754 half-precision numbers as their bit patterns.
+	Float16 []uint16
 }
 
 // NewFloat32 returns a float32 tensor over data (not copied).
@@ -107,6 +144,12 @@ func (t *Tensor) dataLen() int {
 		return len(t.Int32)
 	case Bool:
 		return len(t.Bool)
+	case Uint8:
+		return len(t.Uint8)
+	case Int8:
+		return len(t.Int8)
+	case Float16:
+		return len(t.Float16)
 	}
 	return -1
 }
@@ -160,6 +203,12 @@ func (t *Tensor) scalarFloat() (float64, bool) {
 			return 1, true
 		}
 		return 0, true
+	case Uint8:
+		return float64(t.Uint8[0]), true
+	case Int8:
+		return float64(t.Int8[0]), true
+	case Float16:
+		return float64(halfToFloat32(t.Float16[0])), true
 	}
 	return 0, false
 }
@@ -178,6 +227,12 @@ func (t *Tensor) Clone() *Tensor {
 		c.Int32 = append([]int32(nil), t.Int32...)
 	case Bool:
 		c.Bool = append([]bool(nil), t.Bool...)
+	case Uint8:
+		c.Uint8 = append([]uint8(nil), t.Uint8...)
+	case Int8:
+		c.Int8 = append([]int8(nil), t.Int8...)
+	case Float16:
+		c.Float16 = append([]uint16(nil), t.Float16...)
 	}
 	return c
 }
@@ -197,9 +252,108 @@ func newTensor(dt DType, shape []int) *Tensor {
 		t.Int32 = make([]int32, n)
 	case Bool:
 		t.Bool = make([]bool, n)
+	case Uint8:
+		t.Uint8 = make([]uint8, n)
+	case Int8:
+		t.Int8 = make([]int8, n)
+	case Float16:
+		t.Float16 = make([]uint16, n)
 	}
 	return t
 }
+
+// widen returns t held as its storage type: t itself unless its type is
+// an edge type.
+func widen(t *Tensor) *Tensor {
+	if t == nil || !t.Type().narrow() {
+		return t
+	}
+	w := &Tensor{Shape: t.Shape, DType: t.Type().storage()}
+	switch t.Type() {
+	case Uint8:
+		w.Int32 = make([]int32, len(t.Uint8))
+		for i, v := range t.Uint8 {
+			w.Int32[i] = int32(v)
+		}
+	case Int8:
+		w.Int32 = make([]int32, len(t.Int8))
+		for i, v := range t.Int8 {
+			w.Int32[i] = int32(v)
+		}
+	case Float16:
+		w.Float32 = make([]float32, len(t.Float16))
+		for i, v := range t.Float16 {
+			w.Float32[i] = halfToFloat32(v)
+		}
+	}
+	return w
+}
+
+// narrowInto writes src (held as dst's storage type) into dst, an
+// edge-type tensor of the same length: float16 rounded to nearest even,
+// integers wrapped as a C cast would.
+func narrowInto(dst, src *Tensor) {
+	switch dst.Type() {
+	case Uint8:
+		for i, v := range src.Int32[:len(dst.Uint8)] {
+			dst.Uint8[i] = uint8(v)
+		}
+	case Int8:
+		for i, v := range src.Int32[:len(dst.Int8)] {
+			dst.Int8[i] = int8(v)
+		}
+	case Float16:
+		for i, v := range src.Float32[:len(dst.Float16)] {
+			dst.Float16[i] = halfFromFloat64(float64(v))
+		}
+	}
+}
+
+// halfFromFloat64 rounds f to the nearest IEEE 754 half-precision number
+// (ties to even; overflow to infinity; subnormals kept) and returns its
+// bits.
+func halfFromFloat64(f float64) uint16 {
+	sign := uint16(math.Float64bits(f)>>48) & 0x8000
+	a := math.Abs(f)
+	switch {
+	case math.IsNaN(f):
+		return sign | 0x7e00
+	case a >= 65520: // halfway between 65504 and 65536 rounds up (to even)
+		return sign | 0x7c00
+	case a < 0x1p-14: // subnormal: multiples of 2^-24
+		return sign | uint16(math.RoundToEven(a*0x1p24))
+	}
+	fr, exp := math.Frexp(a) // a = fr·2^exp, fr in [0.5, 1)
+	m := math.RoundToEven((2*fr - 1) * 1024)
+	e := exp - 1 + 15
+	if m == 1024 {
+		m, e = 0, e+1
+	}
+	if e >= 31 {
+		return sign | 0x7c00
+	}
+	return sign | uint16(e)<<10 | uint16(m)
+}
+
+// halfToFloat32 converts half-precision bits to float32 (exactly).
+func halfToFloat32(h uint16) float32 {
+	sign := uint32(h&0x8000) << 16
+	e, m := uint32(h>>10)&0x1f, uint32(h&0x3ff)
+	switch e {
+	case 0:
+		v := float32(m) * 0x1p-24
+		if sign != 0 {
+			v = -v
+		}
+		return v
+	case 31:
+		return math.Float32frombits(sign | 0x7f800000 | m<<13)
+	}
+	return math.Float32frombits(sign | (e+112)<<23 | m<<13)
+}
+
+// roundHalf rounds v to the nearest float16 value.
+func roundHalf(v float32) float32 { return halfToFloat32(halfFromFloat64(float64(v))) }
 
 // numel multiplies dims, refusing negative dimensions and overflow.
 func numel(shape []int) (int, error) {

@@ -25,8 +25,10 @@ func elemSize(dt DType) int {
 		return 4
 	case Float64, Int64:
 		return 8
-	case Bool:
+	case Bool, Uint8, Int8:
 		return 1
+	case Float16:
+		return 2
 	}
 	return 0
 }
@@ -201,6 +203,18 @@ func tensorFromProto(tp *onnxpb.TensorProto, ext *externalData) (*Tensor, error)
 			for i := range t.Bool {
 				t.Bool[i] = raw[i] != 0
 			}
+		case Uint8:
+			t.Uint8 = append(make([]uint8, 0, n), raw...)
+		case Int8:
+			t.Int8 = make([]int8, n)
+			for i := range t.Int8 {
+				t.Int8[i] = int8(raw[i])
+			}
+		case Float16:
+			t.Float16 = make([]uint16, n)
+			for i := range t.Float16 {
+				t.Float16[i] = binary.LittleEndian.Uint16(raw[2*i:])
+			}
 		}
 		return t, nil
 	}
@@ -238,6 +252,27 @@ func tensorFromProto(tp *onnxpb.TensorProto, ext *externalData) (*Tensor, error)
 		t.Bool = make([]bool, n)
 		for i, v := range tp.GetInt32Data() {
 			t.Bool[i] = v != 0
+		}
+	case Uint8, Int8, Float16: // in int32_data, one value (or bit pattern) each
+		if err := count(len(tp.GetInt32Data()), "int32_data"); err != nil {
+			return nil, err
+		}
+		switch dt {
+		case Uint8:
+			t.Uint8 = make([]uint8, n)
+			for i, v := range tp.GetInt32Data() {
+				t.Uint8[i] = uint8(v)
+			}
+		case Int8:
+			t.Int8 = make([]int8, n)
+			for i, v := range tp.GetInt32Data() {
+				t.Int8[i] = int8(v)
+			}
+		default:
+			t.Float16 = make([]uint16, n)
+			for i, v := range tp.GetInt32Data() {
+				t.Float16[i] = uint16(v)
+			}
 		}
 	}
 	return t, nil

@@ -66,7 +66,7 @@ func newModel(mc ModelConfig, cfg *Config, observe func(int)) (*model, error) {
 		m.version = strconv.FormatInt(md.ModelVersion, 10)
 	}
 	m.mode, _ = batchModeOf(md)
-	m.setup, m.setupErr = classify.Resolve(md, mc.Classify)
+	m.setup, m.setupErr = classify.ResolveSession(mc.Session, mc.Classify) // a Softmax output is not normalised again
 	if m.setup != nil {
 		setup := m.setup
 		m.pre.New = func() any { return setup.Preprocessor() }
@@ -123,7 +123,7 @@ func (m *model) imageSample(img *imgproc.Image) (*infer.Tensor, error) {
 	if err := s.Sample(pre, x, 0, img, "the image"); err != nil {
 		return nil, err
 	}
-	return infer.NewFloat32([]int{1, s.C, s.H, s.W}, x), nil
+	return s.Tensor(1, x), nil // in the model's layout and element type
 }
 
 // jobKey is the per-sample signature of inputs (types and shapes past the

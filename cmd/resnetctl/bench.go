@@ -6,9 +6,12 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/resnetctl/resnetctl/infer"
+	"github.com/resnetctl/resnetctl/internal/checked"
 	"github.com/resnetctl/resnetctl/models"
 	"github.com/spf13/cobra"
 )
@@ -24,6 +27,9 @@ type BenchOptions struct {
 	Size    int
 	Engine  string
 	JSON    bool
+	// Inputs are --input's sample shapes (without the batch dimension)
+	// of an ONNX model's inputs, by name ("" for the only input).
+	Inputs map[string][]int
 
 	// Train measures training steps of Spec (--model) instead of inference
 	// of the ONNX file Model; Steps is then the number of timed steps.
@@ -35,7 +41,7 @@ type BenchOptions struct {
 // trainOnlyFlags are the flags that only mean something with --train: the
 // spec flags and --steps. inferOnlyFlags are the inference bench's own.
 var (
-	trainOnlyFlags = []string{"steps", "model", "classes", "input", "labels", "shortcut", "preact", "widen", "groups", "width-per-group", "zero-init-residual"}
+	trainOnlyFlags = []string{"steps", "model", "classes", "labels", "shortcut", "preact", "widen", "groups", "width-per-group", "zero-init-residual"}
 	inferOnlyFlags = []string{"iters", "size", "engine"}
 )
 
@@ -114,6 +120,13 @@ model building included) and the Go heap allocations per step;
 					return usageErrorf(c, "--%s needs --train (inference benchmarks an ONNX file)", f)
 				}
 			}
+			if changed("input") {
+				in, err := parseBenchInputs(flags.Input)
+				if err != nil {
+					return usageErrorf(c, "--input %s: %v", flags.Input, err)
+				}
+				opts.Inputs = in
+			}
 			if opts.Batch < 1 || opts.Iters < 1 || opts.Warmup < 0 || opts.Threads < 0 {
 				return usageErrorf(c, "--batch and --iters must be at least 1, --warmup and --threads not negative")
 			}
@@ -138,7 +151,33 @@ model building included) and the Go heap allocations per step;
 	fs.BoolVar(&opts.Train, "train", false, "measure training steps of --model instead of inference of MODEL.onnx")
 	fs.IntVar(&opts.Steps, "steps", 20, "timed training steps (with --train)")
 	flags.register(c, "")
+	// One flag, two meanings: the catalog model's CxHxW with --train, an
+	// ONNX input's sample shape without (inputs that are not images).
+	c.Flags().Lookup("input").Usage = "with --train: input shape CxHxW (default: the model's, e.g. 3x32x32); " +
+		"else the shape of one sample of the ONNX input, without the batch dimension (e.g. 20 for [N, 20]), NAME=SHAPE,… for several inputs"
 	return c
+}
+
+// parseBenchInputs reads --input for inference: SHAPE, or NAME=SHAPE
+// entries separated by commas; a shape is dimensions joined by x.
+func parseBenchInputs(v string) (map[string][]int, error) {
+	out := map[string][]int{}
+	for _, e := range strings.Split(v, ",") {
+		name, shape, ok := strings.Cut(e, "=")
+		if !ok {
+			name, shape = "", e
+		}
+		var dims []int
+		for _, d := range strings.Split(shape, "x") {
+			n, err := strconv.Atoi(strings.TrimSpace(d))
+			if err != nil || n < 1 || n > maxSide {
+				return nil, fmt.Errorf("dimension %q: want a whole number from 1 to %d", d, maxSide)
+			}
+			dims = append(dims, n)
+		}
+		out[name] = dims
+	}
+	return out, nil
 }
 
 type benchResult struct {
@@ -148,6 +187,9 @@ type benchResult struct {
 	Threads int    `json:"threads"`
 	Iters   int    `json:"iters"`
 	Input   []int  `json:"input"`
+	// Runs is how many runs of the model's fixed batch make one timed
+	// batch (padded at the end), 1 otherwise.
+	Runs int `json:"runs"`
 	timingStats
 	ImagesPerS float64 `json:"images_per_s"`
 }
@@ -204,6 +246,50 @@ func benchThreads(n int) int {
 	return n
 }
 
+// benchShape is the shape of input in for one run of b rows: the declared
+// one, --input's sample shape, and for a 4-D image input --size and the
+// metadata's input_size filling dimensions that are not fixed.
+func benchShape(opts *BenchOptions, md infer.Metadata, in infer.ValueInfo, b int) ([]int, error) {
+	given, ok := opts.Inputs[in.Name]
+	if !ok && len(md.Inputs) == 1 {
+		given, ok = opts.Inputs[""]
+	}
+	if ok {
+		if in.Shape != nil && len(in.Shape) != len(given)+1 {
+			return nil, fmt.Errorf("--input %s: %d dimensions, input %s has %d after the batch (%v)", in.Name, len(given), in.Name, len(in.Shape)-1, in.Shape)
+		}
+		return append([]int{b}, given...), nil
+	}
+	if in.Shape == nil {
+		return nil, fmt.Errorf("input %s declares no shape: give --input %s=D1xD2… (one sample, without the batch)", in.Name, in.Name)
+	}
+	shape := append([]int{b}, in.Shape[1:]...)
+	if len(shape) == 4 {
+		// Spatial dimensions: 2 and 3 (NCHW), or 1 and 2 when the last
+		// looks like channels (NHWC).
+		hw, c := []int{2, 3}, 1
+		if ch := func(d int) bool { return d == 1 || d == 3 }; ch(shape[3]) && !ch(shape[1]) {
+			hw, c = []int{1, 2}, 3
+		}
+		if opts.Size > 0 {
+			shape[hw[0]], shape[hw[1]] = opts.Size, opts.Size
+		}
+		if pre, _ := md.Preprocessing(); pre != nil && len(pre.InputSize) == 3 {
+			for i, d := range []int{c, hw[0], hw[1]} {
+				if shape[d] < 1 {
+					shape[d] = pre.InputSize[i]
+				}
+			}
+		}
+	}
+	for _, d := range shape[1:] {
+		if d < 1 {
+			return nil, fmt.Errorf("input %s has shape %v with dimensions not fixed; give --size (images) or --input %s=D1xD2… (one sample, without the batch)", in.Name, in.Shape, in.Name)
+		}
+	}
+	return shape, nil
+}
+
 func benchRun(c *cobra.Command, opts *BenchOptions) error {
 	ctx := c.Context()
 	sess, err := infer.Load(opts.Model, infer.Options{Threads: opts.Threads, Engine: opts.Engine})
@@ -212,63 +298,101 @@ func benchRun(c *cobra.Command, opts *BenchOptions) error {
 	}
 	defer sess.Close()
 	md := sess.Metadata()
-	if len(md.Inputs) != 1 || len(md.Inputs[0].Shape) != 4 {
-		return fmt.Errorf("%s: bench needs one [N, C, H, W] input", opts.Model)
-	}
-	in := md.Inputs[0]
-	shape := []int{opts.Batch, in.Shape[1], in.Shape[2], in.Shape[3]}
-	if opts.Size > 0 {
-		shape[2], shape[3] = opts.Size, opts.Size
-	}
-	if pre, _ := md.Preprocessing(); pre != nil && len(pre.InputSize) == 3 {
-		for i := 1; i < 4; i++ {
-			if shape[i] < 1 {
-				shape[i] = pre.InputSize[i-1]
-			}
+	// A fixed-batch model refuses any other batch: --batch images are
+	// then ceil(batch/B) runs of B, and its own B when --batch is not given.
+	runs, b0 := 1, opts.Batch
+	if len(md.Inputs) > 0 && len(md.Inputs[0].Shape) > 0 && md.Inputs[0].Shape[0] > 0 {
+		b0 = md.Inputs[0].Shape[0]
+		if !c.Flags().Changed("batch") {
+			opts.Batch = b0
 		}
-	}
-	if shape[1] < 1 || shape[2] < 1 || shape[3] < 1 {
-		return fmt.Errorf("%s: input size %v is not fixed; give --size", opts.Model, shape[1:])
-	}
-	src := "the declared input shape or metadata input_size"
-	if opts.Size > 0 {
-		src = "--size"
-	}
-	if err := checkInputTensor(fmt.Sprintf("%s (%s, --batch)", opts.Model, src), shape[0], shape[1], shape[2], shape[3]); err != nil {
-		return err
+		runs = (opts.Batch + b0 - 1) / b0
 	}
 	r := rand.New(rand.NewPCG(1, 2))
-	data := make([]float32, shape[0]*shape[1]*shape[2]*shape[3])
-	for i := range data {
-		data[i] = float32(r.NormFloat64())
+	inputs, outputs := map[string]*infer.Tensor{}, map[string]*infer.Tensor{}
+	var shape []int // the first input's, reported
+	for i, in := range md.Inputs {
+		sh, err := benchShape(opts, md, in, b0)
+		if err != nil {
+			return fmt.Errorf("%s: %w", opts.Model, err)
+		}
+		if i == 0 {
+			shape = sh
+		}
+		n, ok := checked.Product(append([]int{4}, sh...)...)
+		if len(sh) == 4 { // an image: its sides bounded too, naming where they came from
+			src := "the declared input shape or metadata input_size"
+			if opts.Size > 0 {
+				src = "--size"
+			}
+			c, hw := sh[1], sh[2:]
+			if ch := func(d int) bool { return d == 1 || d == 3 }; ch(sh[3]) && !ch(sh[1]) {
+				c, hw = sh[3], sh[1:3]
+			}
+			if err := checkInputTensor(fmt.Sprintf("%s (%s, --batch)", opts.Model, src), sh[0], c, hw[0], hw[1]); err != nil {
+				return err
+			}
+		}
+		if budget := infer.DefaultMaxMemory(); !ok || int64(n) > budget {
+			return fmt.Errorf("%s (input %s, --batch, --input): an input of %v float32 needs more than the memory budget of %d MiB", opts.Model, in.Name, sh, budget>>20)
+		}
+		switch in.DType {
+		case infer.Float32:
+			data := make([]float32, n/4)
+			for i := range data {
+				data[i] = float32(r.NormFloat64())
+			}
+			inputs[in.Name] = infer.NewFloat32(sh, data)
+		case infer.Int64: // indices or token ids: zeros are always in range
+			inputs[in.Name] = infer.NewInt64(sh, make([]int64, n/4))
+		case infer.Float16: // fp16 exports; zeros time as any other value
+			inputs[in.Name] = &infer.Tensor{Shape: sh, DType: infer.Float16, Float16: make([]uint16, n/4)}
+		case infer.Uint8: // pixels, preprocessed in the graph
+			data := make([]uint8, n/4)
+			for i := range data {
+				data[i] = uint8(r.Uint32())
+			}
+			inputs[in.Name] = &infer.Tensor{Shape: sh, DType: infer.Uint8, Uint8: data}
+		default:
+			return fmt.Errorf("%s: input %s is %v; bench feeds float32, float16, uint8 and int64 inputs", opts.Model, in.Name, in.DType)
+		}
 	}
-	inputs := map[string]*infer.Tensor{in.Name: infer.NewFloat32(shape, data)}
-	outputs := map[string]*infer.Tensor{}
+	run := func() error {
+		for range runs {
+			if err := sess.RunInto(ctx, inputs, outputs); err != nil {
+				return fmt.Errorf("%s: %w", opts.Model, err) // the engine's errors name the node, not the file
+			}
+		}
+		return nil
+	}
 	for i := 0; i < opts.Warmup; i++ {
-		if err := sess.RunInto(ctx, inputs, outputs); err != nil {
-			return fmt.Errorf("%s: %w", opts.Model, err) // the engine's errors name the node, not the file
+		if err := run(); err != nil {
+			return err
 		}
 	}
 	times := make([]float64, opts.Iters)
 	for i := range times {
 		t0 := time.Now()
-		if err := sess.RunInto(ctx, inputs, outputs); err != nil {
-			return fmt.Errorf("%s: %w", opts.Model, err) // the engine's errors name the node, not the file
+		if err := run(); err != nil {
+			return err
 		}
 		times[i] = float64(time.Since(t0).Microseconds()) / 1000
 	}
 	st := timingStatsOf(times)
 	threads := benchThreads(opts.Threads)
 	res := benchResult{
-		Model: opts.Model, Engine: sess.Engine(), Batch: opts.Batch, Threads: threads, Iters: opts.Iters, Input: shape,
+		Model: opts.Model, Engine: sess.Engine(), Batch: opts.Batch, Threads: threads, Iters: opts.Iters, Input: shape, Runs: runs,
 		timingStats: st,
-		ImagesPerS:  float64(opts.Batch) / (st.MedianMS / 1000),
+		ImagesPerS:  float64(opts.Batch) / (st.MedianMS / 1000), // padding not counted
 	}
 	w := opts.Streams.Out
 	if opts.JSON {
 		return json.NewEncoder(w).Encode(res)
 	}
 	fmt.Fprintf(w, "%s (%s engine, %d threads), input %v, %d runs after %d warm-up\n", opts.Model, res.Engine, threads, shape, opts.Iters, opts.Warmup)
+	if runs > 1 {
+		fmt.Fprintf(w, "fixed batch %d: each batch of %d is %d runs (the last padded)\n", b0, opts.Batch, runs)
+	}
 	fmt.Fprintf(w, "latency per batch: median %.2f ms, min %.2f ms, max %.2f ms, mean %.2f ms\n", st.MedianMS, st.MinMS, st.MaxMS, st.MeanMS)
 	fmt.Fprintf(w, "throughput: %.1f images/s\n", res.ImagesPerS)
 	return nil

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/resnetctl/resnetctl/cifar"
-	"github.com/resnetctl/resnetctl/infer"
 	"github.com/resnetctl/resnetctl/internal/atomicfile"
 	"github.com/resnetctl/resnetctl/internal/classify"
 	"github.com/resnetctl/resnetctl/internal/imgproc"
@@ -172,14 +171,11 @@ func evaluateRun(c *cobra.Command, opts *EvaluateOptions) error {
 		if n == 0 {
 			return nil
 		}
-		out, err := sess.Run(ctx, map[string]*infer.Tensor{setup.Input: infer.NewFloat32([]int{n, setup.C, setup.H, setup.W}, batch[:n*per])})
+		// Run cuts the batch into the model's fixed batch when it has one.
+		scores, err := setup.Run(ctx, sess, batch, n)
 		if err != nil {
 			// The engine's errors name the node, not the file.
 			return fmt.Errorf("%s: %w", opts.Model, err)
-		}
-		scores := out[setup.Output]
-		if scores == nil || scores.DType != infer.Float32 || len(scores.Shape) != 2 || scores.Shape[0] != n {
-			return fmt.Errorf("%s: output %s is not [N, classes] float32", opts.Model, setup.Output)
 		}
 		k := scores.Shape[1]
 		if k == 0 { // nothing to rank: a symbolic class dimension came out 0
@@ -211,10 +207,8 @@ func evaluateRun(c *cobra.Command, opts *EvaluateOptions) error {
 	}
 	err = src.Walk(ctx, func(s cifar.Sample) error {
 		name := printable.Name(s.Name) // for errors: quoted if not UTF-8 or holding control characters
-		if err := setup.Norm.Write(batch, len(labels), s.Image); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		if err := classify.CheckInput(name, batch[len(labels)*per:(len(labels)+1)*per]); err != nil {
+		// In the model's layout and channels (gray: the luma).
+		if err := setup.Write(batch, len(labels), s.Image, name); err != nil {
 			return err
 		}
 		labels = append(labels, mapLabel[s.Label])

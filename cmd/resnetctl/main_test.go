@@ -284,10 +284,7 @@ func TestPredictEvaluateBench(t *testing.T) {
 	if code != 0 {
 		t.Fatal(errOut)
 	}
-	var preds []predictResult
-	if err := json.Unmarshal([]byte(out), &preds); err != nil {
-		t.Fatal(err)
-	}
+	preds := decodeLines(t, out) // JSON Lines: one object per image
 	cifar10, _ := models.Labels("cifar10")
 	if len(preds) != 2 || len(preds[0].Predictions) != 3 {
 		t.Fatalf("%+v", preds)

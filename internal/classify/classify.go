@@ -34,18 +34,38 @@ type Flags struct {
 	// Labels is a label set name (cifar10, cifar100, imagenet …) or a file
 	// with one class name a line.
 	Labels string
+	// Layout is NCHW or NHWC ("" = the metadata's, else guessed from the
+	// input's shape).
+	Layout string
+	// Output names the graph output holding the scores ("" =
+	// export.ProbabilitiesName when there is one, else the first).
+	Output string
 }
+
+// The input layouts.
+const (
+	NCHW = "NCHW"
+	NHWC = "NHWC"
+)
 
 // Setup is how to feed a model and read its answer.
 type Setup struct {
 	Input   string // graph input name
-	C, H, W int    // input channels and size
+	C, H, W int    // input channels (1: gray, 3: colour) and size
+	Layout  string // NCHW or NHWC
+	// InputType is the input's element type: float32, float16 (fp16
+	// exports) or uint8 (raw pixels; the graph normalises).
+	InputType infer.DType
+	// Batch is the model's fixed batch size, 0 when the batch is dynamic:
+	// Run cuts work into runs of exactly that many samples.
+	Batch int
 	// Resize is the shorter side an image is scaled to before the centre
 	// crop; 0 resizes straight to W×H (small models such as CIFAR's).
 	Resize int
 	Norm   *imgproc.Normalizer
 	// Output is the graph output read; Probabilities says whether it
-	// already holds probabilities (else softmax is applied to logits).
+	// already holds probabilities (else softmax is applied to logits, and
+	// to log-probabilities, which it turns back into probabilities).
 	Output        string
 	Probabilities bool
 	Classes       []string // nil when unknown
@@ -67,14 +87,16 @@ func Resolve(md infer.Metadata, f Flags) (*Setup, error) {
 	}
 	in := md.Inputs[0]
 	s.Input = in.Name
-	if in.DType != infer.Float32 {
-		return nil, fmt.Errorf("input %s is %v; images need a float32 input", in.Name, in.DType)
+	// Not an image input: one line saying so, and that bench still runs it.
+	if in.DType != infer.Float32 && in.DType != infer.Float16 && in.DType != infer.Uint8 {
+		return nil, fmt.Errorf("input %s is %v, not an image: images need a float32, float16 or uint8 input (bench runs it with --input)", in.Name, in.DType)
 	}
+	s.InputType = in.DType
 	if len(in.Shape) != 4 {
-		return nil, fmt.Errorf("input %s has shape %v; want [N, C, H, W]", in.Name, in.Shape)
+		return nil, fmt.Errorf("input %s has shape %v, not an image: images need [N, C, H, W] or [N, H, W, C] (bench runs it with --input)", in.Name, in.Shape)
 	}
 	// Checked here, not only by the engines that refuse such graphs:
-	// Outputs[0] is read below.
+	// an output is read below.
 	if len(md.Outputs) == 0 {
 		return nil, errors.New("the model has no outputs")
 	}
@@ -83,19 +105,33 @@ func Resolve(md infer.Metadata, f Flags) (*Setup, error) {
 		return nil, err
 	}
 	// Images are decoded to RGB, which feeds RGB and (channels swapped)
-	// BGR models; any other colour model (CMYK, YCbCr, grayscale) would be
-	// fed RGB without a word. No colour said is RGB.
+	// BGR models (and 1-channel ones their luma); any other colour model
+	// (CMYK, YCbCr) would be fed RGB without a word. No colour said is RGB.
 	if pre != nil && pre.Color != "" && !strings.EqualFold(pre.Color, "RGB") && !strings.EqualFold(pre.Color, "BGR") {
 		return nil, fmt.Errorf("metadata %q: color %q is not supported (want RGB or BGR)", export.MetaPreprocess, pre.Color)
 	}
+	if s.Layout, err = layoutOf(in.Shape, pre, f.Layout, &s.Describe); err != nil {
+		return nil, err
+	}
 	s.C, s.H, s.W = in.Shape[1], in.Shape[2], in.Shape[3]
+	if s.Layout == NHWC {
+		s.H, s.W, s.C = in.Shape[1], in.Shape[2], in.Shape[3]
+	}
+	if in.Shape[0] > 0 {
+		s.Batch = in.Shape[0]
+	}
 	if s.C == -1 && pre != nil && len(pre.InputSize) == 3 {
 		s.C = pre.InputSize[0]
 	}
-	if s.C != 3 && s.C != -1 {
-		return nil, fmt.Errorf("input %s has %d channels; images give 3 (RGB)", in.Name, s.C)
+	switch s.C {
+	case -1:
+		s.C = 3
+	case 1:
+		s.Describe = append(s.Describe, "gray input (the image's luma)")
+	case 3:
+	default:
+		return nil, fmt.Errorf("input %s has %d channels in layout %s; images give 1 (gray) or 3 (RGB); set --layout if the layout is wrong", in.Name, s.C, s.Layout)
 	}
-	s.C = 3
 	switch {
 	case f.Size > 0:
 		s.H, s.W = f.Size, f.Size
@@ -116,19 +152,24 @@ func Resolve(md infer.Metadata, f Flags) (*Setup, error) {
 
 	norm := imgproc.Norm{Mode: imgproc.Mode(f.Preprocess)}
 	switch {
+	case s.InputType == infer.Uint8:
+		// A uint8 input takes pixels: whatever normalising there is, the
+		// graph does it.
+		if f.Preprocess != "" && f.Preprocess != string(imgproc.ModeRaw) || f.Mean != nil || f.Std != nil {
+			return nil, fmt.Errorf("input %s is uint8: it takes raw pixels, not --preprocess %s or --mean/--std", in.Name, nonEmpty(f.Preprocess, "torch"))
+		}
+		norm = imgproc.Norm{Mode: imgproc.ModeRaw}
+		s.Describe = append(s.Describe, "uint8 input: raw pixels (the graph normalises)")
 	case f.Preprocess != "" && f.Preprocess != string(imgproc.ModeTorch):
 		if f.Mean != nil || f.Std != nil {
 			return nil, fmt.Errorf("--mean and --std go with --preprocess torch, not %s", f.Preprocess)
 		}
 		s.Describe = append(s.Describe, "preprocessing "+f.Preprocess+" (--preprocess)")
 	case f.Mean != nil || f.Std != nil:
-		norm = imgproc.Norm{Mode: imgproc.ModeTorch, Mean: f.Mean, Std: f.Std}
+		norm = imgproc.Norm{Mode: imgproc.ModeTorch, Mean: s.perChannel(f.Mean), Std: s.perChannel(f.Std)}
 		s.Describe = append(s.Describe, "preprocessing torch with --mean/--std")
 	case pre != nil && f.Preprocess == "":
-		if pre.Layout != "" && pre.Layout != "NCHW" {
-			return nil, fmt.Errorf("metadata preprocessing layout %q is not NCHW", pre.Layout)
-		}
-		norm = imgproc.Norm{Mode: imgproc.ModeCustom, Scale: pre.Scale, Mean: pre.Mean, Std: pre.Std, BGR: strings.EqualFold(pre.Color, "BGR")}
+		norm = imgproc.Norm{Mode: imgproc.ModeCustom, Scale: pre.Scale, Mean: s.perChannel(pre.Mean), Std: s.perChannel(pre.Std), BGR: strings.EqualFold(pre.Color, "BGR")}
 		s.Describe = append(s.Describe, fmt.Sprintf("preprocessing from metadata (%s)", nonEmpty(pre.Preset, "custom")))
 	default:
 		norm = imgproc.Norm{Mode: imgproc.ModeTorch}
@@ -138,12 +179,13 @@ func Resolve(md infer.Metadata, f Flags) (*Setup, error) {
 		return nil, err
 	}
 
-	out := md.Outputs[0]
-	for _, o := range md.Outputs {
-		if o.Name == export.ProbabilitiesName {
-			out, s.Probabilities = o, true
-		}
+	out, err := outputOf(md, f.Output)
+	if err != nil {
+		return nil, err
 	}
+	// Our exports name their Softmax output so; ResolveSession also looks
+	// at the node computing it.
+	s.Probabilities = out.Name == export.ProbabilitiesName
 	s.Output = out.Name
 	// A classifier of no classes ranks nothing: predict printed no
 	// predictions and exited 0. (predict and evaluate check the shape
@@ -166,6 +208,76 @@ func Resolve(md infer.Metadata, f Flags) (*Setup, error) {
 		}
 	}
 	return s, nil
+}
+
+// ResolveSession is Resolve for a loaded model, which also tells from the
+// graph whether the output is already a distribution: a Softmax output is
+// not normalised again (a confident 1000-class model was shown at 0.27%),
+// and a LogSoftmax one goes through softmax, which turns log-probabilities
+// back into the probabilities.
+func ResolveSession(sess *infer.Session, f Flags) (*Setup, error) {
+	s, err := Resolve(sess.Metadata(), f)
+	if err != nil {
+		return nil, err
+	}
+	switch op := sess.OutputOp(s.Output); op {
+	case "Softmax":
+		s.Probabilities = true
+		s.Describe = append(s.Describe, fmt.Sprintf("output %s holds probabilities (the graph ends in Softmax)", s.Output))
+	case "LogSoftmax":
+		s.Probabilities = false
+		s.Describe = append(s.Describe, fmt.Sprintf("output %s holds log-probabilities (the graph ends in LogSoftmax)", s.Output))
+	}
+	return s, nil
+}
+
+// layoutOf works out the input's layout: --layout, else the metadata's,
+// else from the shape: a last dimension of 1 or 3 channels with a second
+// that is not is NHWC (tf2onnx and Keras files, [N, 224, 224, 3]).
+func layoutOf(shape []int, pre *export.Preprocessing, flag string, describe *[]string) (string, error) {
+	layout, from := strings.ToUpper(flag), "--layout"
+	switch {
+	case layout != "":
+	case pre != nil && pre.Layout != "":
+		layout, from = strings.ToUpper(pre.Layout), "metadata"
+	default:
+		layout, from = NCHW, "the input's shape"
+		if ch := func(d int) bool { return d == 1 || d == 3 }; ch(shape[3]) && !ch(shape[1]) {
+			layout = NHWC
+		}
+	}
+	if layout != NCHW && layout != NHWC {
+		return "", fmt.Errorf("layout %q (%s): want NCHW or NHWC", layout, from)
+	}
+	if layout != NCHW || from == "--layout" { // NCHW is the usual: said only when asked for
+		*describe = append(*describe, fmt.Sprintf("layout %s (%s)", layout, from))
+	}
+	return layout, nil
+}
+
+// outputOf picks the output holding the scores: name, else
+// export.ProbabilitiesName when the model has it, else the first.
+func outputOf(md infer.Metadata, name string) (infer.ValueInfo, error) {
+	var names []string
+	for _, o := range md.Outputs {
+		if o.Name == name || name == "" && o.Name == export.ProbabilitiesName {
+			return o, nil
+		}
+		names = append(names, o.Name)
+	}
+	if name != "" {
+		return infer.ValueInfo{}, fmt.Errorf("--output %q: the model's outputs are %s", name, strings.Join(names, ", "))
+	}
+	return md.Outputs[0], nil
+}
+
+// perChannel repeats a single mean or std of a gray model over the three
+// tables the normaliser keeps (a gray model reads table 0 only).
+func (s *Setup) perChannel(v []float32) []float32 {
+	if s.C == 1 && len(v) == 1 {
+		return []float32{v[0], v[0], v[0]}
+	}
+	return v
 }
 
 func nonEmpty(s, def string) string {

@@ -98,9 +98,36 @@ func TestResolve(t *testing.T) {
 	if s, err := Resolve(md, Flags{Size: 32}); err != nil || s.Resize != 0 || s.W != 32 {
 		t.Errorf("--size 32: %+v %v", s, err)
 	}
-	md.Inputs[0].Shape = []int{-1, 1, 28, 28}
-	if _, err := Resolve(md, Flags{}); err == nil {
-		t.Error("one-channel input accepted for RGB images")
+	// Layout and channels from the shape (issue #14): gray, NHWC, and
+	// what is no image.
+	for _, tt := range []struct {
+		shape   []int
+		flags   Flags
+		layout  string
+		c, h, b int
+		err     string
+	}{
+		{shape: []int{-1, 1, 28, 28}, layout: NCHW, c: 1, h: 28},
+		{shape: []int{1, 224, 224, 3}, layout: NHWC, c: 3, h: 224, b: 1},
+		{shape: []int{8, 28, 28, 1}, layout: NHWC, c: 1, h: 28, b: 8},
+		{shape: []int{-1, 3, 32, 3}, layout: NCHW, c: 3, h: 32},
+		{shape: []int{-1, 3, 32, 3}, flags: Flags{Layout: "nhwc"}, layout: NHWC, c: 3, h: 3},
+		{shape: []int{-1, 224, 224, 3}, flags: Flags{Layout: "NCHW"}, err: "has 224 channels in layout NCHW"},
+		{shape: []int{-1, 4, 32, 32}, err: "has 4 channels"},
+		{shape: []int{-1, 20}, err: "not an image"},
+		{shape: []int{-1, 3, 32, 32}, flags: Flags{Layout: "CHW"}, err: `layout "CHW" (--layout)`},
+	} {
+		md.Inputs[0].Shape = tt.shape
+		s, err := Resolve(md, tt.flags)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("%v %+v: %v, want %q", tt.shape, tt.flags, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || s.Layout != tt.layout || s.C != tt.c || s.H != tt.h || s.Batch != tt.b {
+			t.Errorf("%v %+v: %+v %v", tt.shape, tt.flags, s, err)
+		}
 	}
 	f := filepath.Join(t.TempDir(), "labels.txt")
 	os.WriteFile(f, []byte("cat\ndog\n\n"), 0o644)
