@@ -8,7 +8,7 @@ PKGS := ./...
 # (onnx 1.12), PyTorch 1.13 + torchvision 0.14 from Debian, and ONNX Runtime
 # 1.30 from npm (its CPU runtime ships in the package; the env var skips a
 # GPU download that cannot succeed here).
-APT_PACKAGES := python3-onnx python3-numpy python3-torch python3-torchvision
+APT_PACKAGES := python3-onnx python3-numpy python3-torch python3-torchvision libonnx-testdata
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 ## run: the main job: train ResNet-20 with no flags — CIFAR-10 from the cache if

@@ -48,6 +48,33 @@ func planFuzzBases(tb testing.TB) []*onnxpb.ModelProto {
 	for _, name := range []string{"block", "chain", "optionA9", "optionA13", "misc"} {
 		bases = append(bases, fuzzSeeds(tb)[name])
 	}
+	// Last, so that the seeds above keep their bases: the ops and types
+	// added for other tools' files: uint8 NHWC pixels cast in the graph,
+	// Resize (linear and nearest), PRelu, InstanceNormalization,
+	// BatchNormalization in training mode, the Equal/Where/Expand chain of
+	// torch's x.expand(n, -1, h, w), ArgMax and a float16 output.
+	edge := newGB(16).in("x", Uint8, -1, 8, 8, 3).out("cls", Int64).out("h", Float16).
+		init("sc", f32(sh(4), 1, 1, 1.5, 1.5)).init("roi", f32(sh(0))).init("none", f32(sh(0))).init("sz", i64(sh(4), 2, 4, 6, 6)).
+		init("w", randT(11, 4, 3, 3, 3)).init("slope", f32(sh(4, 1, 1), 0.1, 0.2, 0.3, 0.4)).
+		init("is", f32(sh(4), 1, 2, 1, 2)).init("ib", randT(12, 4)).
+		init("g", f32(sh(4), 1, 1, 1, 1)).init("be", randT(13, 4)).init("mu", randT(14, 4)).init("va", f32(sh(4), 1, 2, 3, 4)).
+		init("bias", randT(15, 1, 4, 1, 1)).init("want", i64(sh(4), 2, -1, 6, 6)).init("m1", i64(sh(), -1)).init("ones", i64(sh(4), 1, 1, 1, 1)).
+		node("Cast", []string{"x"}, []string{"xf"}, aInt("to", int64(Float32))).
+		node("Transpose", []string{"xf"}, []string{"t"}, aInts("perm", 0, 3, 1, 2)).
+		node("Resize", []string{"t", "roi", "sc"}, []string{"r"}, aStr("mode", "linear")).
+		node("Conv", []string{"r", "w"}, []string{"c"}, aInts("pads", 1, 1, 1, 1)).
+		node("PRelu", []string{"c", "slope"}, []string{"p"}).
+		node("InstanceNormalization", []string{"p", "is", "ib"}, []string{"in"}).
+		node("BatchNormalization", []string{"in", "g", "be", "mu", "va"}, []string{"bn"}, aInt("training_mode", 1)).
+		node("Resize", []string{"bn", "roi", "none", "sz"}, []string{"rs"}, aStr("coordinate_transformation_mode", "asymmetric"), aStr("nearest_mode", "floor")).
+		node("Equal", []string{"want", "m1"}, []string{"eq"}).
+		node("Where", []string{"eq", "ones", "want"}, []string{"shape"}).
+		node("Expand", []string{"bias", "shape"}, []string{"e"}).
+		node("Add", []string{"rs", "e"}, []string{"a"}).
+		node("ReduceMean", []string{"a"}, []string{"gap"}, aInts("axes", 2, 3), aInt("keepdims", 0)).
+		node("ArgMax", []string{"gap"}, []string{"cls"}, aInt("axis", 1)).
+		node("Cast", []string{"gap"}, []string{"h"}, aInt("to", int64(Float16))).bytes(tb)
+	bases = append(bases, edge)
 	var out []*onnxpb.ModelProto
 	for _, b := range bases {
 		mp := &onnxpb.ModelProto{}

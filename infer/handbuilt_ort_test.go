@@ -19,7 +19,13 @@ import (
 //   - tf2onnx (opset 13): an NHWC input transposed to NCHW and back,
 //     ReduceMean pooling, MatMul + Add and a Softmax head;
 //   - an insightface-style block (opset 11): PRelu per channel and a
-//     nearest Resize by scales.
+//     nearest Resize by scales;
+//   - opset-9 Upsample (PyTorch's F.interpolate at opset 9), nearest by 3
+//     and linear by 2, and opset-10 Resize: nearest downsampling by 0.6
+//     (where ONNX Runtime takes the ceiling) and linear upsampling by 2;
+//   - bicubic Resize as TensorFlow exports write it (opset 13,
+//     cubic_coeff_a -0.5, exclude_outside, half_pixel; by sizes, down
+//     then up) and as PyTorch does (-0.75, align_corners, by scales).
 func TestHandBuiltAgainstORT(t *testing.T) {
 	interop.RequireORT(t)
 	pos := func(seed uint64, shape ...int) *Tensor {
@@ -64,6 +70,24 @@ func TestHandBuiltAgainstORT(t *testing.T) {
 		init("roi", f32(sh(0))).init("scales", f32(sh(4), 1, 1, 2, 2)).
 		node("Resize", []string{"p", "roi", "scales"}, []string{"y"}, aStr("coordinate_transformation_mode", "asymmetric"), aStr("nearest_mode", "floor"))
 
+	up := newGB(9).in("x", Float32, -1, 2, 5, 5).out("y", Float32).
+		init("s3", f32(sh(4), 1, 1, 3, 3)).init("up", f32(sh(4), 1, 1, 2, 2)).
+		node("Upsample", []string{"x", "s3"}, []string{"d"}).
+		node("Upsample", []string{"d", "up"}, []string{"y"}, aStr("mode", "linear"))
+	r10 := newGB(10).in("x", Float32, -1, 2, 5, 5).out("y", Float32).
+		init("down", f32(sh(4), 1, 1, 0.6, 0.6)).init("up", f32(sh(4), 1, 1, 2, 2)).
+		node("Resize", []string{"x", "down"}, []string{"d"}).
+		node("Resize", []string{"d", "up"}, []string{"y"}, aStr("mode", "linear"))
+
+	cub := newGB(13).in("x", Float32, -1, 2, 9, 7).out("y", Float32).
+		init("roi", f32(sh(0))).init("none", f32(sh(0))).init("up", f32(sh(4), 1, 1, 2.5, 3)).
+		node("Shape", []string{"x"}, []string{"shp"}).init("i0", i64(sh(1), 0)).
+		node("Gather", []string{"shp", "i0"}, []string{"n"}).init("rest", i64(sh(3), 2, 5, 4)).
+		node("Concat", []string{"n", "rest"}, []string{"sizes"}, aInt("axis", 0)).
+		node("Resize", []string{"x", "roi", "none", "sizes"}, []string{"d"}, aStr("mode", "cubic"), aFloat("cubic_coeff_a", -0.5),
+			aInt("exclude_outside", 1), aStr("coordinate_transformation_mode", "half_pixel")).
+		node("Resize", []string{"d", "roi", "up"}, []string{"y"}, aStr("mode", "cubic"), aStr("coordinate_transformation_mode", "align_corners"))
+
 	cases := []struct {
 		name, in, out string
 		g             *gb
@@ -72,6 +96,9 @@ func TestHandBuiltAgainstORT(t *testing.T) {
 		{"mxnet_bn_spatial0_opset8", "data", "fc1", mx, []int{3, 8, 8}},
 		{"tf2onnx_nhwc_opset13", "input_1", "probs", tf, []int{8, 8, 3}},
 		{"insightface_prelu_resize_opset11", "x", "y", ins, []int{4, 6, 6}},
+		{"upsample_opset9", "x", "y", up, []int{2, 5, 5}},
+		{"resize_opset10", "x", "y", r10, []int{2, 5, 5}},
+		{"resize_bicubic_opset13", "x", "y", cub, []int{2, 9, 7}},
 	}
 	dir := t.TempDir()
 	var jobs []interop.Job

@@ -237,7 +237,8 @@ func TestResize(t *testing.T) {
 		{name: "linear over channels refused", g: newGB(13).in("x", Float32, 1, 1, 2, 2).out("y", Float32).init("s", f32(sh(4), 1, 2, 2, 2)).
 			node("Resize", []string{"x", "", "s"}, []string{"y"}, aStr("mode", "linear")),
 			inputs: in1("x", x), err: "only the last two dimensions can change"},
-		{name: "cubic refused", g: resize(aStr("mode", "cubic")), err: "mode cubic is not supported"},
+		{name: "tf_crop_and_resize refused", g: resize(aStr("mode", "linear"), aStr("coordinate_transformation_mode", "tf_crop_and_resize")),
+			err: "tf_crop_and_resize is not supported"},
 		{name: "scales and sizes both", g: newGB(13).in("x", Float32, 1, 1, 2, 2).out("y", Float32).init("s", f32(sh(4), 1, 1, 2, 2)).init("z", i64(sh(4), 1, 1, 4, 4)).
 			node("Resize", []string{"x", "", "s", "z"}, []string{"y"}),
 			inputs: in1("x", x), err: "scales and sizes are both given"},
@@ -247,8 +248,20 @@ func TestResize(t *testing.T) {
 		{name: "huge scale", g: newGB(13).in("x", Float32, 1, 1, 2, 2).out("y", Float32).init("s", f32(sh(4), 1, 1, 1e30, 2)).
 			node("Resize", []string{"x", "", "s"}, []string{"y"}),
 			inputs: in1("x", x), err: "is not a positive scale within the size limit"},
-		{name: "Resize-10 refused", g: newGB(10).in("x", Float32, 1, 1, 2, 2).out("y", Float32).init("s", f32(sh(4), 1, 1, 2, 2)).
-			node("Resize", []string{"x", "s"}, []string{"y"}), err: "Resize-10 (opset 10) is not supported"},
+		{name: "Resize-10 nearest x2 (Upsample's semantics)", g: newGB(10).in("x", Float32, 1, 1, 2, 2).out("y", Float32).init("s", f32(sh(4), 1, 1, 2, 2)).
+			node("Resize", []string{"x", "s"}, []string{"y"}),
+			inputs: in1("x", x), want: out1("y", f32(sh(1, 1, 4, 4), 1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4))},
+		{name: "Upsample-7 bilinear x2 (asymmetric)", g: newGB(8).in("x", Float32, 1, 1, 2, 2).out("y", Float32).
+			node("Upsample", []string{"x"}, []string{"y"}, aStr("mode", "linear"), aFloats("scales", 1, 1, 2, 2)),
+			inputs: in1("x", x), want: out1("y", f32(sh(1, 1, 4, 4), 1, 1.5, 2, 2, 2, 2.5, 3, 3, 3, 3.5, 4, 4, 3, 3.5, 4, 4))},
+		{name: "Resize-10 nearest downsampling by 0.6 takes the ceiling (ONNX Runtime)", g: newGB(10).in("x", Float32, 5).out("y", Float32).init("s", f32(sh(1), 0.6)).
+			node("Resize", []string{"x", "s"}, []string{"y"}),
+			inputs: in1("x", f32(sh(5), 0, 1, 2, 3, 4)), want: out1("y", f32(sh(3), 0, 2, 4))},
+		{name: "Upsample-9 scale below 1 refused (as ONNX Runtime)", g: newGB(9).in("x", Float32, 5).out("y", Float32).init("s", f32(sh(1), 0.6)).
+			node("Upsample", []string{"x", "s"}, []string{"y"}),
+			inputs: in1("x", f32(sh(5), 0, 1, 2, 3, 4)), err: "Upsample scales must be at least 1"},
+		{name: "Upsample at opset 10 refused", g: newGB(10).in("x", Float32, 1, 1, 2, 2).out("y", Float32).init("s", f32(sh(4), 1, 1, 2, 2)).
+			node("Upsample", []string{"x", "s"}, []string{"y"}), err: "Upsample is deprecated from opset 10"},
 	})
 }
 

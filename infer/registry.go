@@ -74,6 +74,7 @@ var opRegistry = map[string][]opVersion{
 	"Equal":                 v(newEqual, 7, 11, 13, 19),
 	"Where":                 v(newWhere, 9, 16),
 	"Resize":                v(newResize, 10, 11, 13, 18, 19),
+	"Upsample":              v(newUpsample, 7, 9, 10),
 }
 
 // SupportedOps lists the ai.onnx op types the native engine runs.

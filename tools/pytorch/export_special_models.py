@@ -23,8 +23,8 @@ input, 10 classes, random (seeded) weights and BN statistics; what differs:
 - resize_*: preprocessing in the graph: an NHWC 40x40 image of pixel values
   cast to uint8 (x.to(torch.uint8)), transposed, cast back, scaled,
   normalised and resized to 32x32 by F.interpolate (bilinear with and
-  without align_corners, by size and by scale_factor; nearest), then the
-  network;
+  without align_corners, by size and by scale_factor; nearest; bicubic),
+  then the network;
 - u8_input: the resize_bilinear model taking its image as a uint8 tensor
   (the graph input is UINT8). ONNX Runtime's harness feeds float32 inputs
   only, so its reference ("ref" in the manifest) is resize_bilinear at the
@@ -179,6 +179,7 @@ def main():
         ("resize_bilinear_ac", dict(mode="bilinear", align_corners=True), [11, 13]),
         ("resize_bilinear_scale", dict(mode="bilinear", align_corners=False, by_scale=True), [13]),
         ("resize_nearest", dict(mode="nearest"), [11, 13]),
+        ("resize_bicubic", dict(mode="bicubic", align_corners=False), [11, 13]),
     ]
     manifest = []
     for i, (name, kw, opsets) in enumerate(resizes):
