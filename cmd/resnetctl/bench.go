@@ -391,7 +391,11 @@ func benchRun(c *cobra.Command, opts *BenchOptions) error {
 	}
 	fmt.Fprintf(w, "%s (%s engine, %d threads), input %v, %d runs after %d warm-up\n", opts.Model, res.Engine, threads, shape, opts.Iters, opts.Warmup)
 	if runs > 1 {
-		fmt.Fprintf(w, "fixed batch %d: each batch of %d is %d runs (the last padded)\n", b0, opts.Batch, runs)
+		padded := ""
+		if opts.Batch%b0 != 0 {
+			padded = " (the last padded)"
+		}
+		fmt.Fprintf(w, "fixed batch %d: each batch of %d is %d runs%s\n", b0, opts.Batch, runs, padded)
 	}
 	fmt.Fprintf(w, "latency per batch: median %.2f ms, min %.2f ms, max %.2f ms, mean %.2f ms\n", st.MedianMS, st.MinMS, st.MaxMS, st.MeanMS)
 	fmt.Fprintf(w, "throughput: %.1f images/s\n", res.ImagesPerS)
