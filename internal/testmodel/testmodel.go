@@ -1,7 +1,8 @@
 // Package testmodel holds what the tests of several packages share to
 // make models worth comparing, and to compare them: BatchNorm statistics
-// that look trained, and bit-for-bit equality of parameter values. It is
-// imported by tests only.
+// that look trained, bit-for-bit equality of parameter values, and small
+// hand-built graphs in the style of other converters. It is imported by
+// tests only.
 package testmodel
 
 import (
