@@ -68,25 +68,7 @@ func TestConverterFiles(t *testing.T) {
 				if code != 0 {
 					t.Fatalf("predict: exit %d\n%s", code, errOut)
 				}
-				preds := decodeLines(t, out) // JSON Lines: one object per image
-				if len(preds) != 2 {
-					t.Fatalf("predict: %d records, want 2:\n%s", len(preds), out)
-				}
-				for i, p := range preds {
-					if len(p.Predictions) != 3 {
-						t.Errorf("predict image %d: %d predictions, want 3: %+v", i, len(p.Predictions), p)
-					}
-					sum := 0.0
-					for _, q := range p.Predictions {
-						if !(q.Prob >= 0 && q.Prob <= 1) {
-							t.Errorf("predict image %d: probability %v", i, q.Prob)
-						}
-						sum += q.Prob
-					}
-					if sum > 1+1e-6 {
-						t.Errorf("predict image %d: top-3 probabilities sum to %v", i, sum)
-					}
-				}
+				preds := checkTwoPredictions(t, out)
 				if t.Failed() {
 					return
 				}
@@ -97,21 +79,7 @@ func TestConverterFiles(t *testing.T) {
 				shown = flags + ": " + preds[0].Predictions[0].Label + ", " + preds[1].Predictions[0].Label
 			}
 
-			code, out, errOut = runCLI("bench", model, "--batch", "2", "--iters", "2", "--warmup", "1", "--threads", "2")
-			if code != 0 {
-				t.Fatalf("bench: exit %d\n%s", code, errOut)
-			}
-			if !strings.Contains(out, "latency per batch: median ") || !strings.Contains(out, "throughput: ") {
-				t.Fatalf("bench printed no result:\n%s", out)
-			}
-			// bench times steps in nanoseconds, so even these tiny graphs
-			// never measure 0 (it used whole microseconds, and printed
-			// +Inf images/s for resize_opset10 now and then).
-			if strings.Contains(out, "throughput: 0.0 ") || strings.Contains(out, "NaN") || strings.Contains(out, "Inf") {
-				t.Errorf("bench result:\n%s", out)
-			}
-			lines := strings.Split(strings.TrimSpace(out), "\n")
-			t.Logf("predict %s; bench: %s", shown, lines[len(lines)-1])
+			t.Logf("predict %s; bench: %s", shown, checkBench(t, model))
 		})
 	}
 }
