@@ -63,7 +63,8 @@ reference-check:
 	/usr/bin/python3 tools/pytorch/reference_counts.py /tmp/pytorch_reference.json >/dev/null
 	cmp /tmp/pytorch_reference.json build/testdata/pytorch_reference.json
 
-## bench: our runtime against ONNX Runtime, side by side (not part of test)
+## bench: our runtime against ONNX Runtime, side by side (not part of test):
+## median latency and peak resident memory (VmHWM) of each, and the ratios
 bench: build tools/ort/node_modules/.package-lock.json
 	tools/bench.sh
 

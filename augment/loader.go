@@ -9,7 +9,7 @@ import (
 	"sync"
 
 	"github.com/resnetctl/resnetctl/cifar"
-	"github.com/resnetctl/resnetctl/internal/imgproc"
+	"github.com/resnetctl/resnetctl/imgproc"
 	"github.com/resnetctl/resnetctl/models"
 )
 

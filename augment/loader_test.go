@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resnetctl/resnetctl/internal/imgproc"
+	"github.com/resnetctl/resnetctl/imgproc"
 	"github.com/resnetctl/resnetctl/models"
 )
 

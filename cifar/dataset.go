@@ -28,7 +28,7 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/resnetctl/resnetctl/internal/imgproc"
+	"github.com/resnetctl/resnetctl/imgproc"
 )
 
 // Dataset is a labelled image set held in memory. Every image is 3×H×W

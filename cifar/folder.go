@@ -7,7 +7,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/resnetctl/resnetctl/internal/imgproc"
+	"github.com/resnetctl/resnetctl/imgproc"
 )
 
 // An image folder is root/[split/]class/image, like torchvision's

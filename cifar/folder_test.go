@@ -11,7 +11,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/resnetctl/resnetctl/internal/imgproc"
+	"github.com/resnetctl/resnetctl/imgproc"
 )
 
 // imageTree makes split/class/NNNN.png images, each class its own colour

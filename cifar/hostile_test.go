@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/resnetctl/resnetctl/internal/imgproc"
+	"github.com/resnetctl/resnetctl/imgproc"
 	"github.com/resnetctl/resnetctl/internal/memcap"
 )
 

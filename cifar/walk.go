@@ -8,7 +8,7 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/resnetctl/resnetctl/internal/imgproc"
+	"github.com/resnetctl/resnetctl/imgproc"
 	"github.com/resnetctl/resnetctl/internal/regularfile"
 )
 

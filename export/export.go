@@ -1,5 +1,5 @@
-// Package export turns a build.Graph into an ONNX model (onnxpb.ModelProto)
-// for any opset from 9 to 21.
+// Package export turns a build.Graph into an ONNX model (encoded protobuf
+// bytes, or a file) for any opset from 9 to 21.
 //
 // Op versions and their attribute-versus-input forms differ between opsets;
 // this package writes the form each opset defines (Slice with steps from
@@ -21,6 +21,7 @@ import (
 	"github.com/resnetctl/resnetctl/build"
 	"github.com/resnetctl/resnetctl/internal/atomicfile"
 	"github.com/resnetctl/resnetctl/internal/onnxpb"
+	"github.com/resnetctl/resnetctl/modelmeta"
 	"github.com/resnetctl/resnetctl/models"
 	"google.golang.org/protobuf/proto"
 )
@@ -32,31 +33,24 @@ const (
 	DefaultOpset = 17 // the newest the ONNX 1.12 checker knows; ONNX Runtime runs 7–21+
 )
 
-// Output names and metadata keys of an exported model.
+// Output names and metadata keys of an exported model, defined by
+// package modelmeta (which the runtime reads them from).
 const (
-	InputName         = "input"
-	LogitsName        = "logits"
-	ProbabilitiesName = "probabilities"
-	BatchDim          = "N"
+	InputName         = modelmeta.InputName
+	LogitsName        = modelmeta.LogitsName
+	ProbabilitiesName = modelmeta.ProbabilitiesName
+	BatchDim          = modelmeta.BatchDim
 
-	MetaClasses      = "classes"      // JSON array of class names, in class-index order
-	MetaLabelSet     = "label_set"    // catalog name of the label set (cifar10, imagenet …)
-	MetaPreprocess   = "preprocess"   // JSON Preprocessing
-	MetaArchitecture = "architecture" // JSON models.Spec
-	MetaFoldedBN     = "folded_batchnorm"
+	MetaClasses      = modelmeta.MetaClasses      // JSON array of class names, in class-index order
+	MetaLabelSet     = modelmeta.MetaLabelSet     // catalog name of the label set (cifar10, imagenet …)
+	MetaPreprocess   = modelmeta.MetaPreprocess   // JSON Preprocessing
+	MetaArchitecture = modelmeta.MetaArchitecture // JSON models.Spec
+	MetaFoldedBN     = modelmeta.MetaFoldedBN
 )
 
-// Preprocessing is the JSON stored under MetaPreprocess: how to turn 8-bit
-// RGB pixels into the input tensor, x = (pixel*scale - mean[c]) / std[c].
-type Preprocessing struct {
-	Scale     float32   `json:"scale"`
-	Mean      []float32 `json:"mean"`
-	Std       []float32 `json:"std"`
-	Layout    string    `json:"layout"`     // always NCHW
-	Color     string    `json:"color"`      // RGB
-	InputSize []int     `json:"input_size"` // C, H, W
-	Preset    string    `json:"preset,omitempty"`
-}
+// Preprocessing is the JSON stored under MetaPreprocess (see
+// modelmeta.Preprocessing).
+type Preprocessing = modelmeta.Preprocessing
 
 // Options control the export.
 type Options struct {
@@ -98,8 +92,8 @@ func IRVersion(opset int) int64 {
 	}
 }
 
-// Model converts g to an ONNX model.
-func Model(g *build.Graph, opts Options) (*onnxpb.ModelProto, error) {
+// model converts g to an ONNX model (Marshal and WriteFile encode it).
+func model(g *build.Graph, opts Options) (*onnxpb.ModelProto, error) {
 	if opts.Opset == 0 {
 		opts.Opset = DefaultOpset
 	}
@@ -143,9 +137,10 @@ func Model(g *build.Graph, opts Options) (*onnxpb.ModelProto, error) {
 	}, nil
 }
 
-// Marshal encodes the model of g as ONNX bytes.
+// Marshal converts g to an ONNX model and returns its encoded bytes (what
+// infer.LoadBytes reads).
 func Marshal(g *build.Graph, opts Options) ([]byte, error) {
-	m, err := Model(g, opts)
+	m, err := model(g, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +166,7 @@ type Info struct {
 // WriteFile exports g to path atomically: the file appears complete or not
 // at all, and an existing file is only replaced by a complete new one.
 func WriteFile(path string, g *build.Graph, opts Options) (Info, error) {
-	m, err := Model(g, opts)
+	m, err := model(g, opts)
 	if err != nil {
 		return Info{}, err
 	}

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/resnetctl/resnetctl/build"
+	"github.com/resnetctl/resnetctl/internal/onnxmodel"
 	"github.com/resnetctl/resnetctl/internal/onnxpb"
 )
 
@@ -154,30 +155,19 @@ func poolAttrs(p *build.PoolAttrs) []*onnxpb.AttributeProto {
 	}
 }
 
-// foldConv writes conv followed by bn as one convolution with bias:
-// W'[o] = W[o]·γ[o]/√(σ²[o]+ε) and b'[o] = (b[o]-μ[o])·γ[o]/√(σ²[o]+ε) + β[o],
-// computed in float64.
+// foldConv writes conv followed by bn as one convolution with bias, by
+// internal/onnxmodel.FoldConvBN (kernels.FoldBatchNorm's rule).
 func (e *exporter) foldConv(conv, bn *build.Node, in, out string) {
 	w := e.g.Param(conv.Params[0])
-	gamma, beta := e.g.Param(bn.Params[0]).Data, e.g.Param(bn.Params[1]).Data
-	mean, variance := e.g.Param(bn.Params[2]).Data, e.g.Param(bn.Params[3]).Data
-	outC := w.Shape[0]
-	per := len(w.Data) / outC
-	wf := make([]float32, len(w.Data))
-	bias := make([]float32, outC)
-	for o := 0; o < outC; o++ {
-		scale := float64(gamma[o]) / math.Sqrt(float64(variance[o])+float64(bn.BN.Epsilon))
-		for i := o * per; i < (o+1)*per; i++ {
-			wf[i] = float32(float64(w.Data[i]) * scale)
-		}
-		b := 0.0
-		if conv.Conv.Bias {
-			b = float64(e.g.Param(conv.Params[1]).Data[o])
-		}
-		bias[o] = float32((b-float64(mean[o]))*scale + float64(beta[o]))
+	var bias []float32
+	if conv.Conv.Bias {
+		bias = e.g.Param(conv.Params[1]).Data
 	}
+	wf, bf := onnxmodel.FoldConvBN(w.Data, bias, e.g.Param(bn.Params[0]).Data, e.g.Param(bn.Params[1]).Data,
+		e.g.Param(bn.Params[2]).Data, e.g.Param(bn.Params[3]).Data, bn.BN.Epsilon)
+	outC := w.Shape[0]
 	wName := e.initializer(floatTensor(w.Name, w.Shape, wf))
-	bName := e.initializer(floatTensor(conv.Name+".bias", []int{outC}, bias))
+	bName := e.initializer(floatTensor(conv.Name+".bias", []int{outC}, bf))
 	e.emit("Conv", conv.Name, []string{in, wName, bName}, out, convAttrs(conv.Conv)...)
 }
 

@@ -132,7 +132,17 @@ type tritonIO struct {
 // shapes. Outputs whose elements are one score per class get
 // label_filename when there are class names (opts.Classes, else the
 // metadata's); the class names are returned only when an output has it.
-func TritonConfigOf(m *onnxpb.ModelProto, opts TritonOptions) (*TritonConfig, []string, error) {
+// model is the ONNX file's bytes.
+func TritonConfigOf(model []byte, opts TritonOptions) (*TritonConfig, []string, error) {
+	m := &onnxpb.ModelProto{}
+	if err := proto.Unmarshal(model, m); err != nil {
+		return nil, nil, fmt.Errorf("export: triton: the model is not an ONNX protobuf: %w", err)
+	}
+	return tritonConfigOf(m, opts)
+}
+
+// tritonConfigOf is TritonConfigOf of a decoded model.
+func tritonConfigOf(m *onnxpb.ModelProto, opts TritonOptions) (*TritonConfig, []string, error) {
 	if err := checkTritonName(opts.Name); err != nil {
 		return nil, nil, err
 	}
@@ -382,7 +392,7 @@ func WriteTriton(root string, model []byte, opts TritonOptions) (*TritonInfo, er
 	if err := proto.Unmarshal(model, m); err != nil {
 		return nil, fmt.Errorf("export: triton: the model is not an ONNX protobuf: %w", err)
 	}
-	cfg, classes, err := TritonConfigOf(m, opts)
+	cfg, classes, err := tritonConfigOf(m, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
+	"github.com/resnetctl/resnetctl/internal/onnxmodel"
 	"github.com/resnetctl/resnetctl/internal/onnxpb"
 )
 
@@ -39,10 +41,10 @@ func constant(a attrs) (*tensor, error) {
 	for name, p := range a {
 		switch name {
 		case "value":
-			if kind(p) != onnxpb.AttributeProto_TENSOR || p.GetT() == nil {
+			if onnxmodel.TypeOf(p) != onnxmodel.AttrTensor || p.GetT() == nil {
 				return nil, fmt.Errorf("attribute value is not a tensor")
 			}
-			return decodeTensor(p.GetT())
+			return decodeTensor(p.GetT(), nil)
 		case "value_float":
 			v, err := a.float(name, 0)
 			return &tensor{float: true, f: []float32{v}}, err
@@ -53,9 +55,9 @@ func constant(a attrs) (*tensor, error) {
 			v, err := a.int(name, 0)
 			return &tensor{i: []int64{v}}, err
 		case "value_ints":
-			p := a[name]
-			if kind(p) != onnxpb.AttributeProto_INTS {
-				return nil, fmt.Errorf("attribute value_ints is %s", kind(p))
+			p, err := a.get(name, onnxmodel.AttrInts)
+			if err != nil {
+				return nil, err
 			}
 			return &tensor{dims: []int{len(p.GetInts())}, i: append([]int64{}, p.GetInts()...)}, nil
 		default:
@@ -89,13 +91,11 @@ func intsIn(in []*tensor, k int, what string) ([]int64, error) {
 }
 
 func normAxis(axis int64, rank int) (int, error) {
-	if axis < -int64(rank) || axis >= int64(rank) {
+	ax, ok := onnxmodel.NormAxis(axis, rank)
+	if !ok {
 		return 0, fmt.Errorf("axis %d out of range for rank %d", axis, rank)
 	}
-	if axis < 0 {
-		axis += int64(rank)
-	}
-	return int(axis), nil
+	return ax, nil
 }
 
 func hasBatch(v []int64) bool {
@@ -180,7 +180,7 @@ func constOfShape(a attrs, in []*tensor, _ int) (*tensor, error) {
 		if p.GetT() == nil {
 			return nil, fmt.Errorf("attribute value is not a tensor")
 		}
-		if value, err = decodeTensor(p.GetT()); err != nil {
+		if value, err = decodeTensor(p.GetT(), nil); err != nil {
 			return nil, err
 		}
 		if value.size() != 1 {
@@ -601,14 +601,10 @@ func constUnsqueeze(a attrs, in []*tensor, opset int) (*tensor, error) {
 		}
 		ones[ax] = true
 	}
-	dims := make([]int, 0, rank)
-	k := 0
-	for d := range rank {
+	dims := slices.Clone(x.dims)
+	for d := range rank { // ascending: dims[:d] is final when d is reached
 		if ones[d] {
-			dims = append(dims, 1)
-		} else {
-			dims = append(dims, x.dims[k])
-			k++
+			dims = slices.Insert(dims, d, 1)
 		}
 	}
 	return &tensor{dims: dims, float: x.float, f: x.f, i: x.i, from: x.from}, nil
@@ -650,24 +646,9 @@ func constSqueeze(a attrs, in []*tensor, opset int) (*tensor, error) {
 
 // broadcast computes the numpy broadcast of two shapes.
 func broadcast(a, b []int) ([]int, error) {
-	rank := max(len(a), len(b))
-	out := make([]int, rank)
-	for k := range rank {
-		da, db := 1, 1
-		if i := k - (rank - len(a)); i >= 0 {
-			da = a[i]
-		}
-		if i := k - (rank - len(b)); i >= 0 {
-			db = b[i]
-		}
-		switch {
-		case da == db, db == 1:
-			out[k] = da
-		case da == 1:
-			out[k] = db
-		default:
-			return nil, fmt.Errorf("shapes %v and %v do not broadcast", a, b)
-		}
+	out, ok := onnxmodel.Broadcast(a, b)
+	if !ok {
+		return nil, fmt.Errorf("shapes %v and %v do not broadcast", a, b)
 	}
 	return out, nil
 }

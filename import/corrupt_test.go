@@ -71,10 +71,10 @@ func TestCorruptFiles(t *testing.T) {
 		is   error
 	}{
 		{"empty", nil, "no IR version (is this an ONNX model?)", onnximport.ErrInvalidModel},
-		{"text", []byte("this is not an ONNX model at all, just text\n"), "not an ONNX model", onnximport.ErrInvalidModel},
-		{"truncated-10%", good[:len(good)/10], "is the file complete?", onnximport.ErrInvalidModel},
-		{"truncated-50%", good[:len(good)/2], "is the file complete?", onnximport.ErrInvalidModel},
-		{"truncated-last-byte", good[:len(good)-1], "is the file complete?", onnximport.ErrInvalidModel},
+		{"text", []byte("this is not an ONNX model at all, just text\n"), "not an ONNX file", onnximport.ErrInvalidModel},
+		{"truncated-10%", good[:len(good)/10], "truncated or not an ONNX file?", onnximport.ErrInvalidModel},
+		{"truncated-50%", good[:len(good)/2], "truncated or not an ONNX file?", onnximport.ErrInvalidModel},
+		{"truncated-last-byte", good[:len(good)-1], "truncated or not an ONNX file?", onnximport.ErrInvalidModel},
 		{"no-graph", mutate(func(m *onnxpb.ModelProto) { m.Graph = nil }), "no graph", onnximport.ErrInvalidModel},
 		{"opset-3", mutate(func(m *onnxpb.ModelProto) { m.OpsetImport[0].Version = 3 }), "opset 3", onnximport.ErrUnsupported},
 		{"ir-99", mutate(func(m *onnxpb.ModelProto) { m.IrVersion = 99 }), "IR version 99", onnximport.ErrUnsupported},

@@ -4,19 +4,21 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/resnetctl/resnetctl/internal/onnxmodel"
 )
 
-// Sentinel errors. Every error Load and FromBytes return wraps one of them.
-var (
-	// ErrInvalidModel: the bytes are not a well-formed ONNX model (bad or
-	// truncated protobuf, dangling names, cycles, tensors whose data does
-	// not match their shape …).
-	ErrInvalidModel = errors.New("invalid ONNX model")
-	// ErrUnsupported: a well-formed model that cannot become a build.Graph
-	// (an op build.Graph has no equivalent for, an attribute value it cannot
-	// express, an opset or data type outside what is read).
-	ErrUnsupported = errors.New("cannot import")
-)
+// ErrInvalidModel: the bytes are not a well-formed ONNX model (bad or
+// truncated protobuf, dangling names, cycles, tensors whose data does not
+// match their shape …). It is internal/onnxmodel's, so it is also
+// infer.ErrInvalidModel. Every error Load and FromBytes return wraps it or
+// ErrUnsupported.
+var ErrInvalidModel = onnxmodel.ErrInvalidModel
+
+// ErrUnsupported: a well-formed model that cannot become a build.Graph (an
+// op build.Graph has no equivalent for, an attribute value it cannot
+// express, an opset or data type outside what is read).
+var ErrUnsupported = errors.New("cannot import")
 
 // Blocker is one node that stands between a model and a build.Graph.
 type Blocker struct {
@@ -59,4 +61,13 @@ func invalidf(format string, args ...any) error {
 
 func unsupportedf(format string, args ...any) error {
 	return fmt.Errorf("onnximport: %w: %s", ErrUnsupported, fmt.Sprintf(format, args...))
+}
+
+// layerError makes an error of internal/onnxmodel one of this package:
+// "not supported" there is "cannot import" (ErrUnsupported) here.
+func layerError(err error) error {
+	if errors.Is(err, onnxmodel.ErrUnsupported) {
+		return fmt.Errorf("%w: %s", ErrUnsupported, onnxmodel.TrimSentinel(err))
+	}
+	return err
 }

@@ -60,8 +60,12 @@ func exactImport(mp *onnxpb.ModelProto, og *onnxGraph) (*build.Graph, bool, erro
 		p.Data = t.f
 	}
 	softmax := slices.Contains(og.outputs, export.ProbabilitiesName)
-	want, err := export.Model(g, export.Options{Opset: og.opset, Softmax: softmax, ProducerVersion: mp.GetProducerVersion()})
+	wantBytes, err := export.Marshal(g, export.Options{Opset: og.opset, Softmax: softmax, ProducerVersion: mp.GetProducerVersion()})
 	if err != nil {
+		return nil, false, err
+	}
+	want := &onnxpb.ModelProto{}
+	if err := proto.Unmarshal(wantBytes, want); err != nil {
 		return nil, false, err
 	}
 	have, wg := mp.GetGraph(), want.GetGraph()
@@ -94,7 +98,7 @@ func exactImport(mp *onnxpb.ModelProto, og *onnxGraph) (*build.Graph, bool, erro
 		if err != nil || t == nil {
 			return nil, false, fmt.Errorf("initializer %q is missing", w.GetName())
 		}
-		u, err := decodeTensor(w)
+		u, err := decodeTensor(w, nil)
 		if err != nil || !slices.Equal(t.dims, u.dims) || t.float != u.float || !slices.Equal(t.i, u.i) || !slices.Equal(t.f, u.f) {
 			return nil, false, fmt.Errorf("initializer %q differs from the architecture's", w.GetName())
 		}

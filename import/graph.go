@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/resnetctl/resnetctl/internal/onnxmodel"
 	"github.com/resnetctl/resnetctl/internal/onnxpb"
 	"github.com/resnetctl/resnetctl/internal/toposort"
 )
@@ -20,73 +21,37 @@ type onnxGraph struct {
 	inputs   []*onnxpb.ValueInfoProto // graph inputs that are not initializers
 	outputs  []string
 	meta     map[string]string
+	ext      *onnxmodel.ExternalData // external data of initializers
 }
 
 // readGraph checks the structure of mp's graph: names defined once, every
-// input defined, no cycle.
-func readGraph(mp *onnxpb.ModelProto) (*onnxGraph, error) {
-	ir := mp.GetIrVersion()
-	if ir == 0 {
-		return nil, invalidf("no IR version (is this an ONNX model?)")
-	}
-	if ir < 3 || ir > 10 {
-		return nil, unsupportedf("IR version %d (this importer reads IR versions 3 to 10)", ir)
-	}
-	opset, found := 0, false
-	for _, o := range mp.GetOpsetImport() {
-		switch o.GetDomain() {
-		case "", "ai.onnx":
-			opset, found = int(o.GetVersion()), true
-		}
-	}
-	if !found {
-		return nil, invalidf("no ai.onnx opset import")
-	}
-	if opset < 7 || opset > 21 {
-		return nil, unsupportedf("ai.onnx opset %d (this importer reads opsets 7 to 21)", opset)
-	}
-	gp := mp.GetGraph()
-	if gp == nil {
-		return nil, invalidf("the model has no graph")
+// input defined, no cycle. Initializers are decoded on first use, their
+// external data read from ext (nil for none).
+func readGraph(mp *onnxpb.ModelProto, ext *onnxmodel.ExternalData) (*onnxGraph, error) {
+	gp, opset, err := onnxmodel.Check(mp, onnxmodel.Reader{Name: "this importer", Verb: "reads"})
+	if err != nil {
+		return nil, fmt.Errorf("onnximport: %w", layerError(err))
 	}
 	g := &onnxGraph{
 		opset: opset, producer: map[string]int{}, inits: map[string]*onnxpb.TensorProto{},
-		decoded: map[string]*tensor{}, meta: map[string]string{},
+		decoded: map[string]*tensor{}, meta: map[string]string{}, ext: ext,
 	}
 	for _, kv := range mp.GetMetadataProps() {
 		g.meta[kv.GetKey()] = kv.GetValue()
 	}
+	src, probs := onnxmodel.IndexSources(gp)
+	if len(probs) > 0 {
+		return nil, fmt.Errorf("onnximport: %w", layerError(probs[0].Err()))
+	}
 	defined := map[string]bool{}
-	for i, tp := range gp.GetInitializer() {
-		name := tp.GetName()
-		if name == "" {
-			return nil, invalidf("initializer %d has no name", i)
-		}
-		if defined[name] {
-			return nil, invalidf("initializer %q is defined twice", name)
-		}
-		defined[name] = true
-		g.inits[name] = tp
+	for _, tp := range src.Initializers {
+		defined[tp.GetName()] = true
+		g.inits[tp.GetName()] = tp
 	}
-	if len(gp.GetSparseInitializer()) > 0 {
-		return nil, unsupportedf("sparse initializers")
+	for _, vi := range src.Inputs {
+		defined[vi.GetName()] = true
 	}
-	seen := map[string]bool{}
-	for i, vi := range gp.GetInput() {
-		name := vi.GetName()
-		if name == "" {
-			return nil, invalidf("graph input %d has no name", i)
-		}
-		if seen[name] {
-			return nil, invalidf("graph input %q is listed twice", name)
-		}
-		seen[name] = true
-		if g.inits[name] != nil {
-			continue // a default value: IR 3 files list every weight as an input
-		}
-		defined[name] = true
-		g.inputs = append(g.inputs, vi)
-	}
+	g.inputs = src.Inputs
 	nodes := gp.GetNode()
 	prod := make(map[string]int, len(nodes))
 	for i, np := range nodes {
@@ -147,11 +112,8 @@ func readGraph(mp *onnxpb.ModelProto) (*onnxGraph, error) {
 	}
 	for i, vi := range gp.GetOutput() {
 		name := vi.GetName()
-		if name == "" {
-			return nil, invalidf("graph output %d has no name", i)
-		}
-		if !defined[name] {
-			return nil, invalidf("graph output %q is not computed", name)
+		if p := onnxmodel.OutputProblem(i, name, defined[name]); p != "" {
+			return nil, invalidf("%s", p)
 		}
 		g.outputs = append(g.outputs, name)
 	}
@@ -170,7 +132,7 @@ func (g *onnxGraph) initializer(name string) (*tensor, error) {
 	if tp == nil {
 		return nil, nil
 	}
-	t, err := decodeTensor(tp)
+	t, err := decodeTensor(tp, g.ext)
 	if err != nil {
 		return nil, fmt.Errorf("initializer %q: %w", name, err)
 	}
@@ -181,25 +143,31 @@ func (g *onnxGraph) initializer(name string) (*tensor, error) {
 // live marks the nodes that the value out depends on.
 func (g *onnxGraph) live(out string) []bool {
 	live := make([]bool, len(g.nodes))
-	stack := []string{out}
-	seen := map[string]bool{}
-	for len(stack) > 0 {
-		v := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if seen[v] {
-			continue
-		}
-		seen[v] = true
+	walk(out, func(v string) ([]string, bool) {
 		i, ok := g.producer[v]
 		if !ok || live[i] {
-			continue
+			return nil, true
 		}
 		live[i] = true
-		for _, in := range g.nodes[i].GetInput() {
-			if in != "" {
-				stack = append(stack, in)
+		return g.nodes[i].GetInput(), true
+	})
+	return live
+}
+
+// walk visits the values reachable from start, each once, breadth first:
+// visit returns the values v leads to, or false to end the walk, which
+// then returns false.
+func walk(start string, visit func(v string) ([]string, bool)) bool {
+	seen := map[string]bool{}
+	for queue := []string{start}; len(queue) > 0; queue = queue[1:] {
+		if v := queue[0]; v != "" && !seen[v] {
+			seen[v] = true
+			next, ok := visit(v)
+			if !ok {
+				return false
 			}
+			queue = append(queue, next...)
 		}
 	}
-	return live
+	return true
 }

@@ -45,16 +45,17 @@ package onnximport
 import (
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 
 	"github.com/resnetctl/resnetctl/build"
 	"github.com/resnetctl/resnetctl/export"
+	"github.com/resnetctl/resnetctl/internal/onnxmodel"
 	"github.com/resnetctl/resnetctl/internal/onnxpb"
 	"github.com/resnetctl/resnetctl/internal/regularfile"
 	"github.com/resnetctl/resnetctl/models"
-	"google.golang.org/protobuf/proto"
 )
 
 // Method says how a model was imported.
@@ -163,13 +164,14 @@ func (r *Report) String() string {
 }
 
 // Load imports the ONNX model in the file at path: a regular file (a FIFO
-// would block forever) of at most onnxpb.MaxModelBytes.
+// would block forever) of at most onnxpb.MaxModelBytes. External tensor
+// data is read next to it, inside its folder.
 func Load(path string) (*build.Graph, *Report, error) {
 	b, err := regularfile.ReadFile(path, onnxpb.MaxModelBytes)
 	if err != nil {
 		return nil, nil, fmt.Errorf("onnximport: %w", err)
 	}
-	g, r, err := FromBytes(b)
+	g, r, err := fromBytes(b, onnxmodel.NewExternalData(filepath.Dir(path)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -178,13 +180,17 @@ func Load(path string) (*build.Graph, *Report, error) {
 }
 
 // FromBytes imports an ONNX model from its serialized bytes. The returned
-// graph passes build.Graph.Check and has every parameter's data.
-func FromBytes(b []byte) (*build.Graph, *Report, error) {
-	mp := &onnxpb.ModelProto{}
-	if err := proto.Unmarshal(b, mp); err != nil {
-		return nil, nil, invalidf("not an ONNX model (protobuf: %v); is the file complete?", err)
+// graph passes build.Graph.Check and has every parameter's data. A model
+// whose tensors are in external files is refused: Load reads them.
+func FromBytes(b []byte) (*build.Graph, *Report, error) { return fromBytes(b, nil) }
+
+func fromBytes(b []byte, ext *onnxmodel.ExternalData) (*build.Graph, *Report, error) {
+	defer ext.Close()
+	mp, err := onnxmodel.Decode(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("onnximport: %w", err)
 	}
-	og, err := readGraph(mp)
+	og, err := readGraph(mp, ext)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -482,38 +488,32 @@ func nhwcInput(og *onnxGraph, live []bool, input string) bool {
 		}
 	}
 	transposes := 0
-	seen := map[string]bool{}
-	stack := []string{input}
-	for len(stack) > 0 {
-		v := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if seen[v] {
-			continue
-		}
-		seen[v] = true
+	ok := walk(input, func(v string) ([]string, bool) {
+		var next []string
 		for _, k := range readers[v] {
 			np := og.nodes[k]
 			switch np.GetOpType() {
 			case "Transpose":
 				a, err := attrsOf(np)
 				if err != nil {
-					return false
+					return nil, false
 				}
 				if p, _ := a.ints("perm", nil); !slices.Equal(p, []int64{0, 3, 1, 2}) {
-					return false
+					return nil, false
 				}
 				transposes++
 			case "Identity", "Cast", "Pad", "Relu", "Dropout":
 				if np.GetInput()[0] != v || len(np.GetOutput()) == 0 {
-					return false
+					return nil, false
 				}
-				stack = append(stack, np.GetOutput()[0])
+				next = append(next, np.GetOutput()[0])
 			default:
-				return false
+				return nil, false
 			}
 		}
-	}
-	return transposes > 0
+		return next, true
+	})
+	return ok && transposes > 0
 }
 
 func dimsString(dims []*onnxpb.TensorShapeProto_Dimension) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"runtime"
@@ -13,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/resnetctl/resnetctl/internal/hostileonnx"
+	"github.com/resnetctl/resnetctl/internal/kernels"
 	"github.com/resnetctl/resnetctl/internal/memcap"
 )
 
@@ -156,6 +158,100 @@ func TestPlanCacheWithinBudget(t *testing.T) {
 		e.convMu.Unlock()
 		if cached+e.weightBytes > budget || plans > 4 || convs != plans {
 			t.Errorf("run %d (%dx%d): %d plans of %d bytes cached with %d packed convolutions (budget %d)", i, side, side, plans, cached, convs, budget)
+		}
+	}
+}
+
+// TestConvAlgoPerPlan: a plan packs each convolution for the one
+// algorithm the automatic choice takes at its batch (Winograd only where
+// the batch has enough tiles), not both.
+func TestConvAlgoPerPlan(t *testing.T) {
+	m := newGB(13).in("x", Float32, -1, 32, 7, 7).out("y", Float32).init("w", randT(1, 32, 32, 3, 3)).
+		node("Conv", []string{"x", "w"}, []string{"y"}, aInts("pads", 1, 1, 1, 1)).bytes(t)
+	s, err := LoadBytes(m, Options{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	e := s.engine.(*native)
+	for _, batch := range []int{1, 4} {
+		if _, err := s.Run(context.Background(), map[string]*Tensor{"x": newTensor(Float32, sh(batch, 32, 7, 7))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.convMu.Lock()
+	defer e.convMu.Unlock()
+	want := map[kernels.ConvAlgo]bool{}
+	var prm kernels.ConvParams
+	for k := range e.convs {
+		prm = k.prm
+		want[k.algo] = true
+	}
+	if len(e.convs) == 0 {
+		t.Fatal("no packed convolutions")
+	}
+	for _, batch := range []int{1, 4} {
+		if !want[prm.AutoAlgo(batch)] {
+			t.Errorf("no convolution packed for %v (batch %d): %v", prm.AutoAlgo(batch), batch, want)
+		}
+	}
+	if prm.AutoAlgo(1) != kernels.AlgoGEMM {
+		t.Errorf("batch 1 of 7x7 (4 tiles): %v, want gemm", prm.AutoAlgo(1))
+	}
+	if n := len(want); n != len(e.convs) {
+		t.Errorf("%d packed convolutions for %d algorithms", len(e.convs), n)
+	}
+}
+
+// TestPackedWeightsHeldOnce: once packed, a weight only one Conv reads is
+// held only by its packed convolution (the model's copy dropped), and
+// plans for other shapes, packing it again from there, compute the same
+// bits as a session that packs it from the file's weights; a weight read
+// by another node too is kept.
+func TestPackedWeightsHeldOnce(t *testing.T) {
+	m := newGB(13).in("x", Float32, -1, 40, -1, -1).out("y", Float32).out("z", Float32).
+		init("w1", randT(1, 40, 40, 3, 3)).init("w2", randT(2, 40, 40, 3, 3)).init("w3", randT(3, 24, 40, 1, 1)).
+		node("Conv", []string{"x", "w1"}, []string{"a"}, aInts("pads", 1, 1, 1, 1)).
+		node("Relu", []string{"a"}, []string{"b"}).
+		node("Conv", []string{"b", "w2"}, []string{"c"}, aInts("pads", 1, 1, 1, 1)).
+		node("Conv", []string{"c", "w3"}, []string{"y"}).
+		node("Identity", []string{"w2"}, []string{"z"}).bytes(t)
+	shapes := [][]int{sh(1, 40, 7, 7), sh(4, 40, 8, 8), sh(1, 40, 9, 5), sh(2, 40, 16, 16)}
+	run := func(s *Session, shape []int) *Tensor {
+		out, err := s.Run(context.Background(), map[string]*Tensor{"x": randT(7, shape...)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out["y"]
+	}
+	s, err := LoadBytes(m, Options{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	e := s.engine.(*native)
+	for i, shape := range shapes {
+		got := run(s, shape)
+		// A fresh session for each shape packs from the file's weights.
+		ref, err := LoadBytes(m, Options{Threads: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := run(ref, shape)
+		ref.Close()
+		if !slices.Equal(int64s(got.Shape), int64s(want.Shape)) {
+			t.Fatalf("shape %v: output %v, want %v", shape, got.Shape, want.Shape)
+		}
+		for j := range want.Float32 {
+			if math.Float32bits(got.Float32[j]) != math.Float32bits(want.Float32[j]) {
+				t.Fatalf("run %d, shape %v: y[%d] = %v, want %v", i, shape, j, got.Float32[j], want.Float32[j])
+			}
+		}
+	}
+	for name, held := range map[string]bool{"w1": false, "w2": true, "w3": false} {
+		v := e.m.values[e.m.byName[name]]
+		if got := len(v.init.Float32) > 0; got != held {
+			t.Errorf("%s: unpacked copy held %v, want %v", name, got, held)
 		}
 	}
 }

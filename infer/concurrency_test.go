@@ -17,8 +17,8 @@ import (
 // answer, logits and probabilities, is bit-identical to the serial run of
 // the same input. ResNet-8 with option-B shortcuts exercises the folded
 // and fused convolutions, the 1×1 projections, pooling and Gemm. The
-// gorgonnx engine, documented as concurrent-safe too, is checked alike
-// with fewer runs.
+// gorgonnx engine, documented as concurrent-safe too, is checked alike in
+// package infer/gorgonnx.
 func TestConcurrentRunsAreBitIdentical(t *testing.T) {
 	c := exportCase{name: "resnet8-B", model: "resnet8", mutate: shortcutB, opts: export.Options{Softmax: true}}
 	_, g := buildExport(t, c, 7)
@@ -31,15 +31,9 @@ func TestConcurrentRunsAreBitIdentical(t *testing.T) {
 		goroutines, iters int
 	}{
 		{EngineNative, 16, 8},
-		// The cross-checking engine builds an onnx-go graph per run (about
-		// 2 s each under the race detector): a few runs suffice.
-		{EngineGorgonnx, 4, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.engine, func(t *testing.T) {
-			if tt.engine == EngineGorgonnx && testing.Short() {
-				t.Skip("slow under -race; runs without -short")
-			}
 			s, err := LoadBytes(b, Options{Engine: tt.engine, Threads: 2, MaxPlans: 2})
 			if err != nil {
 				t.Fatal(err)

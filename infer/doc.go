@@ -54,11 +54,27 @@
 //
 // # Engines
 //
-// EngineNative (the default) is the runtime above. EngineGorgonnx runs the
-// same file with onnx-go and gorgonia through internal/gorgonnx, for
-// cross-checking; it takes one float32 input and a subset of the ops.
+// EngineNative (the default) is the runtime above; it is all this package
+// links (the standard library, golang.org/x/sys, protobuf decoding and its
+// own kernels). Other engines register themselves with RegisterEngine from
+// the init function of their package, which a program imports for that
+// side effect, as image formats and database/sql drivers do.
+// EngineGorgonnx runs the same file with onnx-go and gorgonia, for
+// cross-checking (one float32 input, a subset of the ops):
+//
+//	import _ "github.com/resnetctl/resnetctl/infer/gorgonnx"
+//
+// Asking for it without that import is an error naming the import.
 //
 // Metadata describes a model: format versions, producer, metadata_props
 // (with helpers for the class names and preprocessing resnetctl's exports
-// store), and the declared inputs and outputs.
+// store, under the keys of package modelmeta), and the declared inputs and
+// outputs.
+//
+// # Around the runtime
+//
+// Package imgproc decodes and preprocesses images as torchvision does,
+// package classify works out a classifier's input and preprocessing from
+// its metadata and ranks its scores into named top-k predictions, and
+// package export writes models from the catalog (package models).
 package infer

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/resnetctl/resnetctl/internal/onnxmodel"
 )
 
 // Sentinel errors. Every error Load, LoadBytes and Run return wraps one of
@@ -11,12 +13,13 @@ import (
 var (
 	// ErrInvalidModel: the file is not a well-formed ONNX model (bad
 	// protobuf, dangling names, cycles, tensors whose data does not match
-	// their shape …).
-	ErrInvalidModel = errors.New("invalid ONNX model")
+	// their shape …). It is internal/onnxmodel's, so it is also
+	// onnximport.ErrInvalidModel.
+	ErrInvalidModel = onnxmodel.ErrInvalidModel
 	// ErrUnsupported: a well-formed model uses something this runtime does
 	// not implement (an op, an attribute value, a data type, an IR version
-	// or opset outside the supported range).
-	ErrUnsupported = errors.New("not supported")
+	// or opset outside the supported range). It is internal/onnxmodel's.
+	ErrUnsupported = onnxmodel.ErrUnsupported
 	// ErrInput: the tensors given to Run do not fit the model (unknown or
 	// missing names, wrong shapes or element types), or an option is out
 	// of range.

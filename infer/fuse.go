@@ -1,8 +1,6 @@
 package infer
 
-import (
-	"math"
-)
+import "github.com/resnetctl/resnetctl/internal/onnxmodel"
 
 // fuse rewrites the graph for speed, at load:
 //
@@ -130,9 +128,8 @@ func fuse(m *model) {
 	}
 }
 
-// foldBN folds bn into conv's weights and bias when all are constants:
-// W'[o] = W[o]·γ[o]/√(σ²[o]+ε), b'[o] = (b[o]-μ[o])·γ[o]/√(σ²[o]+ε) + β[o],
-// in float64. It reports whether it did.
+// foldBN folds bn into conv's weights and bias when all are constants,
+// by internal/onnxmodel.FoldConvBN (kernels.FoldBatchNorm's rule). It reports whether it did.
 func foldBN(m *model, conv, bn *node) bool {
 	bo, ok := bn.op.(*bnOp)
 	if !ok || bo.relu || bo.nonSpatial || len(bn.out) != 1 || len(bn.in) != 5 {
@@ -159,21 +156,7 @@ func foldBN(m *model, conv, bn *node) bool {
 		}
 		p[k] = t.Float32
 	}
-	gamma, beta, mean, variance := p[0], p[1], p[2], p[3]
-	per := len(w.Float32) / max(outC, 1)
-	wf := make([]float32, len(w.Float32))
-	bf := make([]float32, outC)
-	for o := range outC {
-		scale := float64(gamma[o]) / math.Sqrt(float64(variance[o])+float64(bo.eps))
-		for i := o * per; i < (o+1)*per; i++ {
-			wf[i] = float32(float64(w.Float32[i]) * scale)
-		}
-		b := 0.0
-		if bias != nil {
-			b = float64(bias[o])
-		}
-		bf[o] = float32((b-float64(mean[o]))*scale + float64(beta[o]))
-	}
+	wf, bf := onnxmodel.FoldConvBN(w.Float32, bias, p[0], p[1], p[2], p[3], bo.eps)
 	add := func(name string, t *Tensor) int {
 		v := &value{id: len(m.values), name: name, dtype: Float32, init: t, producer: -1, shape: t.Shape, rank: len(t.Shape)}
 		m.values = append(m.values, v)

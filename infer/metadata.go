@@ -1,11 +1,11 @@
 package infer
 
 import (
-	"encoding/json"
 	"fmt"
 
-	"github.com/resnetctl/resnetctl/export"
+	"github.com/resnetctl/resnetctl/internal/onnxmodel"
 	"github.com/resnetctl/resnetctl/internal/onnxpb"
+	"github.com/resnetctl/resnetctl/modelmeta"
 )
 
 // Metadata describes a loaded model: where it came from, its format
@@ -20,7 +20,7 @@ type Metadata struct {
 	DocString       string
 	GraphName       string
 	// Props holds metadata_props. Models exported by resnetctl carry the
-	// export.Meta* keys (class names, preprocessing, architecture).
+	// modelmeta.Meta* keys (class names, preprocessing, architecture).
 	Props map[string]string
 	// Inputs are the graph inputs a caller feeds (initializers listed as
 	// inputs are not among them); Outputs are the graph outputs.
@@ -40,32 +40,38 @@ type ValueInfo struct {
 	DimNames []string
 }
 
-// Classes returns the class names stored under export.MetaClasses, or
+// Classes returns the class names stored under modelmeta.MetaClasses, or
 // nil when the model has none.
 func (md Metadata) Classes() ([]string, error) {
-	s, ok := md.Props[export.MetaClasses]
-	if !ok {
-		return nil, nil
-	}
-	var classes []string
-	if err := json.Unmarshal([]byte(s), &classes); err != nil {
-		return nil, fmt.Errorf("infer: metadata %q: %w", export.MetaClasses, err)
+	classes, err := modelmeta.Classes(md.Props)
+	if err != nil {
+		return nil, fmt.Errorf("infer: %w", err)
 	}
 	return classes, nil
 }
 
 // Preprocessing returns the preprocessing stored under
-// export.MetaPreprocess, or nil when the model has none.
-func (md Metadata) Preprocessing() (*export.Preprocessing, error) {
-	s, ok := md.Props[export.MetaPreprocess]
-	if !ok {
-		return nil, nil
+// modelmeta.MetaPreprocess, or nil when the model has none.
+func (md Metadata) Preprocessing() (*modelmeta.Preprocessing, error) {
+	p, err := modelmeta.PreprocessingOf(md.Props)
+	if err != nil {
+		return nil, fmt.Errorf("infer: %w", err)
 	}
-	var p export.Preprocessing
-	if err := json.Unmarshal([]byte(s), &p); err != nil {
-		return nil, fmt.Errorf("infer: metadata %q: %w", export.MetaPreprocess, err)
+	return p, nil
+}
+
+// ReadMetadata decodes an ONNX model's protobuf and returns its Metadata,
+// without validating the graph (LoadBytes does that). Engines registered
+// with RegisterEngine use it to describe the models they open.
+func ReadMetadata(model []byte) (Metadata, error) {
+	if len(model) == 0 {
+		return Metadata{}, fmt.Errorf("infer: %w: empty file", ErrInvalidModel)
 	}
-	return &p, nil
+	mp, err := onnxmodel.Decode(model)
+	if err != nil {
+		return Metadata{}, fmt.Errorf("infer: %w", err)
+	}
+	return metadataOf(mp), nil
 }
 
 // metadataOf reads a model's metadata. Inputs named like an initializer

@@ -6,16 +6,18 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/resnetctl/resnetctl/internal/onnxmodel"
 	"github.com/resnetctl/resnetctl/internal/onnxpb"
 	"github.com/resnetctl/resnetctl/internal/toposort"
 )
 
-// Supported format versions.
+// Supported format versions: internal/onnxmodel's, shared with the
+// importer.
 const (
-	MinIRVersion = 3
-	MaxIRVersion = 10
-	MinOpset     = 7
-	MaxOpset     = 21
+	MinIRVersion = onnxmodel.MinIRVersion
+	MaxIRVersion = onnxmodel.MaxIRVersion
+	MinOpset     = onnxmodel.MinOpset
+	MaxOpset     = onnxmodel.MaxOpset
 )
 
 // value is one named tensor of the graph.
@@ -81,31 +83,11 @@ func (p *problemList) node(n string, op string, invalid bool, format string, arg
 // in one *LoadError; only problems that make the rest meaningless (IR
 // version, opset, no graph) return early.
 func buildModel(mp *onnxpb.ModelProto, ext *externalData) (*model, error) {
-	ir := mp.GetIrVersion()
-	if ir == 0 {
-		return nil, fmt.Errorf("%w: no IR version (is this an ONNX model?)", ErrInvalidModel)
-	}
-	if ir < MinIRVersion || ir > MaxIRVersion {
-		return nil, fmt.Errorf("%w: IR version %d (this runtime reads IR versions %d to %d)", ErrUnsupported, ir, MinIRVersion, MaxIRVersion)
-	}
-	opset, found := 0, false
-	for _, o := range mp.GetOpsetImport() {
-		if o.GetDomain() == "" || o.GetDomain() == "ai.onnx" {
-			opset, found = int(o.GetVersion()), true
-		}
-	}
-	if !found {
-		return nil, fmt.Errorf("%w: no ai.onnx opset import", ErrInvalidModel)
-	}
-	if opset < MinOpset || opset > MaxOpset {
-		return nil, fmt.Errorf("%w: ai.onnx opset %d (this runtime runs opsets %d to %d)", ErrUnsupported, opset, MinOpset, MaxOpset)
-	}
-	g := mp.GetGraph()
-	if g == nil {
-		return nil, fmt.Errorf("%w: the model has no graph", ErrInvalidModel)
+	g, opset, err := onnxmodel.Check(mp, onnxmodel.Reader{Name: "this runtime", Verb: "runs"})
+	if err != nil {
+		return nil, err
 	}
 	m := &model{opset: opset, byName: map[string]int{}}
-	var probs problemList
 	newValue := func(name string) *value {
 		v := &value{id: len(m.values), name: name, producer: -1, rank: -1}
 		m.values = append(m.values, v)
@@ -113,17 +95,15 @@ func buildModel(mp *onnxpb.ModelProto, ext *externalData) (*model, error) {
 		return v
 	}
 
-	// Initializers.
-	for i, tp := range g.GetInitializer() {
+	// Initializers and user inputs (graph inputs named like an
+	// initializer are its default, not user inputs).
+	src, names := onnxmodel.IndexSources(g)
+	probs := make(problemList, 0, len(names))
+	for _, p := range names {
+		probs.add(p.Invalid, "%s", p.Msg)
+	}
+	for _, tp := range src.Initializers {
 		name := tp.GetName()
-		if name == "" {
-			probs.add(true, "initializer %d has no name", i)
-			continue
-		}
-		if _, dup := m.byName[name]; dup {
-			probs.add(true, "initializer %q is defined twice", name)
-			continue
-		}
 		v := newValue(name)
 		t, err := tensorFromProto(tp, ext)
 		if err != nil {
@@ -133,28 +113,8 @@ func buildModel(mp *onnxpb.ModelProto, ext *externalData) (*model, error) {
 		v.init, v.dtype = widen(t), t.Type() // held as its storage type
 		v.shape, v.rank = t.Shape, len(t.Shape)
 	}
-	for _, sp := range g.GetSparseInitializer() {
-		probs.add(false, "sparse initializer %q is not supported", sp.GetValues().GetName())
-	}
-
-	// Graph inputs; those named like an initializer are defaults (IR 3
-	// and model-zoo files list every weight as an input) and not user
-	// inputs.
-	seenInput := map[string]bool{}
-	for i, vi := range g.GetInput() {
+	for _, vi := range src.Inputs {
 		name := vi.GetName()
-		if name == "" {
-			probs.add(true, "graph input %d has no name", i)
-			continue
-		}
-		if seenInput[name] {
-			probs.add(true, "graph input %q is listed twice", name)
-			continue
-		}
-		seenInput[name] = true
-		if _, isInit := m.byName[name]; isInit {
-			continue
-		}
 		v := newValue(name)
 		v.input = true
 		m.inputs = append(m.inputs, v.id)
@@ -245,15 +205,12 @@ func buildModel(mp *onnxpb.ModelProto, ext *externalData) (*model, error) {
 	for i, vi := range g.GetOutput() {
 		name := vi.GetName()
 		id, ok := m.byName[name]
-		switch {
-		case name == "":
-			probs.add(true, "graph output %d has no name", i)
-			continue
-		case seenOutput[name]:
+		if name != "" && seenOutput[name] {
 			probs.add(true, "graph output %q is listed twice", name)
 			continue
-		case !ok:
-			probs.add(true, "graph output %q is not computed by any node", name)
+		}
+		if p := onnxmodel.OutputProblem(i, name, ok); p != "" {
+			probs.add(true, "%s", p)
 			continue
 		}
 		seenOutput[name] = true
@@ -292,13 +249,7 @@ func buildModel(mp *onnxpb.ModelProto, ext *externalData) (*model, error) {
 
 // trimSentinel drops a leading "invalid ONNX model: " or "not supported: "
 // from an error that a Problem will classify anyway.
-func trimSentinel(err error) string {
-	s := err.Error()
-	for _, p := range []string{ErrInvalidModel.Error() + ": ", ErrUnsupported.Error() + ": "} {
-		s = strings.TrimPrefix(s, p)
-	}
-	return s
-}
+func trimSentinel(err error) string { return onnxmodel.TrimSentinel(err) }
 
 // buildNode looks the node's op up and runs its constructor.
 func buildNode(m *model, np *onnxpb.NodeProto, n *node) []Problem {
@@ -312,13 +263,12 @@ func buildNode(m *model, np *onnxpb.NodeProto, n *node) []Problem {
 	n.since = ver.since
 	b := &nodeBuilder{
 		proto: np, name: n.name, opType: n.opType, since: ver.since, opset: m.opset,
-		attrs: map[string]*onnxpb.AttributeProto{}, used: map[string]bool{},
+		used: map[string]bool{},
 	}
-	for _, a := range np.GetAttribute() {
-		if _, dup := b.attrs[a.GetName()]; dup {
-			b.invalid("attribute %q is given twice", a.GetName())
-		}
-		b.attrs[a.GetName()] = a
+	var dups []string
+	b.attrs, dups = onnxmodel.Attributes(np)
+	for _, name := range dups {
+		b.invalid("attribute %q is given twice", name)
 	}
 	for _, id := range n.in {
 		b.inPresent = append(b.inPresent, id >= 0)

@@ -3,12 +3,44 @@ package infer
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
 
 	"github.com/resnetctl/resnetctl/internal/kernels"
+	"github.com/resnetctl/resnetctl/internal/onnxpb"
 )
+
+// Loading a model goes through several copies of its weights, each
+// garbage once the next is made: the file's bytes, the decoded protobuf
+// (which copies raw_data), the decoded tensors (replaced where BatchNorm
+// is folded into convolutions), then the packed convolutions. Left to the
+// pacer, a collection comes only when the heap has doubled, so the peak
+// resident memory of a load would hold three or four copies of the
+// weights at once. newNative collects at those points instead, when the
+// weights are large enough for it to matter (loadGCMin): the memory of
+// each copy is reused by the next, and the peak is about two copies. It
+// changes no GC setting.
+const loadGCMin = 16 << 20
+
+// collectLoadGarbage runs a collection when a load has just dropped
+// about n bytes of a copy of the weights (see loadGCMin).
+func collectLoadGarbage(n int64) {
+	if n >= loadGCMin {
+		runtime.GC()
+	}
+}
+
+// rawBytes is the size of mp's initializers' raw_data: about the size of
+// the file the caller no longer holds once mp is decoded.
+func rawBytes(mp *onnxpb.ModelProto) int64 {
+	var n int64
+	for _, tp := range mp.GetGraph().GetInitializer() {
+		n += int64(len(tp.GetRawData()))
+	}
+	return n
+}
 
 // native is the engine built on internal/kernels.
 type native struct {
@@ -36,6 +68,94 @@ type native struct {
 	// cached is the memory of the cached plans (plan.bytes, under mu),
 	// which stays within the budget together with the weights: see cache.
 	cached int64
+	// packedWeights holds, by value id, the packed convolution that is
+	// the only copy of a weight whose unpacked one was dropped (see
+	// keepPacked), for the life of the engine; soleConv marks the weights
+	// that only one Conv reads (computed on first use); dropped counts the
+	// bytes dropped since the last collection. Under convMu.
+	packedWeights map[int]packedWeight
+	soleConv      map[int]bool
+	dropped       int64
+}
+
+// packedWeight is a weight's packed convolution and its key.
+type packedWeight struct {
+	k convKey
+	c *kernels.Conv
+}
+
+// packWeights packs the convolution k with weights w and bias b (convMu
+// held): the engine's own when k is the convolution holding a dropped
+// weight, else a new one, from w's data or, dropped, from the weights
+// unpacked from that convolution (a transient copy).
+func (e *native) packWeights(k convKey, w *pval, b []float32) (*kernels.Conv, error) {
+	wd := w.data.Float32
+	if pw, ok := e.packedWeights[w.id]; ok && w.data == e.m.values[w.id].init {
+		if pw.k == k {
+			return pw.c, nil
+		}
+		wd = make([]float32, w.size)
+		if !pw.c.UnpackWeights(wd) {
+			return nil, fmt.Errorf("%w: cannot unpack the weights of %q", ErrInternal, e.m.values[w.id].name)
+		}
+	}
+	return kernels.NewConvAlgo(k.prm, wd, b, k.algo)
+}
+
+// keepPacked makes c, just packed from w, the only copy of w's weights
+// when only this convolution reads them and c keeps them in a form that
+// gives them back exactly (kernels.Conv.UnpackWeights; not a Winograd-only
+// convolution): the model's unpacked copy, and the plan's view of it, are
+// replaced by a tensor of the same shape and no data, and a later plan
+// needing them for another geometry unpacks them from c. Weights are so
+// held once, in the form the kernels use. The memory dropped is
+// collected every loadGCMin bytes, so that packing the rest of the
+// model reuses it (convMu held; buildPlan runs under mu or at load, so
+// no other plan is being built).
+func (e *native) keepPacked(k convKey, c *kernels.Conv, w *pval) {
+	v := e.m.values[w.id]
+	if v.init == nil || w.data != v.init || len(v.init.Float32) == 0 || !c.HasGEMMWeights() || !e.readOnlyByConv(w.id) {
+		return
+	}
+	if _, ok := e.packedWeights[w.id]; ok {
+		return
+	}
+	if e.packedWeights == nil {
+		e.packedWeights = map[int]packedWeight{}
+	}
+	e.packedWeights[w.id] = packedWeight{k, c}
+	e.dropped += tensorBytes(Float32, len(v.init.Float32))
+	placeholder := &Tensor{DType: v.init.DType, Shape: v.init.Shape}
+	v.init, w.data = placeholder, placeholder
+	if e.dropped >= loadGCMin {
+		runtime.GC()
+		e.dropped = 0
+	}
+}
+
+// readOnlyByConv reports whether value id is read by exactly one node, a
+// Conv (as its weight), and is not a graph output (convMu held).
+func (e *native) readOnlyByConv(id int) bool {
+	if e.soleConv == nil {
+		m := e.m
+		readers := make([]int, len(m.values))
+		for _, n := range m.nodes {
+			for _, in := range n.in {
+				if in >= 0 {
+					readers[in]++
+				}
+			}
+		}
+		e.soleConv = map[int]bool{}
+		for _, n := range m.nodes {
+			if _, ok := n.op.(*convOp); ok && len(n.in) > 1 {
+				if w := n.in[1]; w >= 0 && readers[w] == 1 && !m.values[w].output && !m.values[w].input {
+					e.soleConv[w] = true
+				}
+			}
+		}
+	}
+	return e.soleConv[id]
 }
 
 func (e *native) close() {

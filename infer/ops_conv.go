@@ -175,31 +175,35 @@ func windows(in, kernel []int, strides, dilations, pads []int64, autoPad string,
 	return ws, nil
 }
 
-// convKey identifies a packed convolution: the node and its geometry.
+// convKey identifies a packed convolution: the node, its geometry and
+// algorithm.
 type convKey struct {
-	n   *node
-	prm kernels.ConvParams
+	n    *node
+	prm  kernels.ConvParams
+	algo kernels.ConvAlgo
 }
 
-// packedConv returns the node's convolution for prm, packing the weights
-// once per geometry and sharing it between plans. Each call takes a
-// reference for the plan being built (pc.convs), which releaseConvs drops
-// when the plan is, so that packed convolutions do not outlive every plan
-// using them.
-func (e *native) packedConv(pc *planCtx, n *node, prm kernels.ConvParams, w, b []float32) (*kernels.Conv, error) {
+// packedConv returns the node's convolution for prm and algo, packing the
+// weights w once per geometry and algorithm and sharing it between plans.
+// Each call takes a reference for the plan being built (pc.convs), which
+// releaseConvs drops when the plan is, so that packed convolutions do not
+// outlive every plan using them. The unpacked copy of a weight only this
+// convolution reads is dropped once packed (see native.keepPacked).
+func (e *native) packedConv(pc *planCtx, n *node, prm kernels.ConvParams, algo kernels.ConvAlgo, w *pval, b []float32) (*kernels.Conv, error) {
 	e.convMu.Lock()
 	defer e.convMu.Unlock()
-	k := convKey{n, prm}
+	k := convKey{n, prm, algo}
 	c := e.convs[k]
 	if c == nil {
 		var err error
-		if c, err = kernels.NewConv(prm, w, b); err != nil {
+		if c, err = e.packWeights(k, w, b); err != nil {
 			return nil, err
 		}
 		if e.convs == nil {
 			e.convs, e.convRefs = map[convKey]*kernels.Conv{}, map[convKey]int{}
 		}
 		e.convs[k] = c
+		e.keepPacked(k, c, w)
 	}
 	e.convRefs[k]++
 	pc.convs = append(pc.convs, k)
@@ -303,6 +307,13 @@ func (o *convOp) plan(pc *planCtx, n *pnode) error {
 	// (the im2col index): reserved against the memory budget first.
 	packBytes := int64(prm.NewConvBytes())
 	if w.data != nil && (bias == nil || bias.data != nil) {
+		// The plan's batch is fixed: packed for the one algorithm the
+		// automatic choice takes at that batch (Winograd where it pays
+		// off, see kernels.winoMinTiles), not both, the same results
+		// with a quarter of the memory where Winograd does not pay off
+		// (3x3 layers of 7x7 outputs at batch 1).
+		algo := prm.AutoAlgo(batch)
+		packBytes = int64(prm.NewConvAlgoBytes(algo))
 		var bd []float32
 		if bias != nil {
 			bd = bias.data.Float32
@@ -310,7 +321,7 @@ func (o *convOp) plan(pc *planCtx, n *pnode) error {
 		if err := pc.reserve(packBytes, "packing the convolution"); err != nil {
 			return err
 		}
-		packed, err = pc.e.packedConv(pc, n.n, prm, w.data.Float32, bd)
+		packed, err = pc.e.packedConv(pc, n.n, prm, algo, w, bd)
 		if err != nil {
 			return errShape("%v", err)
 		}

@@ -187,13 +187,12 @@ func (o *bnTrainOp) plan(pc *planCtx, n *pnode) error {
 					}
 				}
 				variance := q / max(count, 1)
-				inv := 1 / math.Sqrt(variance+eps)
-				k := float64(sc[ch]) * inv
-				s, t := float32(k), float32(float64(bi[ch])-mean*k)
+				var s, t [1]float32 // the batch's scale and shift, by the folding rule
+				kernels.FoldBatchNorm(sc[ch:ch+1], bi[ch:ch+1], []float32{float32(mean)}, []float32{float32(variance)}, o.eps, s[:], t[:])
 				for b := range batch {
 					off := (b*c + ch) * hw
 					for i, e := range x[off : off+hw] {
-						y[off+i] = e*s + t
+						y[off+i] = e*s[0] + t[0]
 					}
 				}
 				if outs[1] >= 0 {
@@ -206,7 +205,7 @@ func (o *bnTrainOp) plan(pc *planCtx, n *pnode) error {
 					v[outs[3]][ch] = float32(mean)
 				}
 				if outs[4] >= 0 {
-					v[outs[4]][ch] = float32(inv)
+					v[outs[4]][ch] = float32(1 / math.Sqrt(variance+eps))
 				}
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/resnetctl/resnetctl/internal/onnxmodel"
 	"github.com/resnetctl/resnetctl/internal/onnxpb"
 )
 
@@ -245,45 +246,14 @@ func (b *nodeBuilder) needValue(i int) {
 
 // attr returns the named attribute if it has the wanted type.
 func (b *nodeBuilder) attr(name string, want onnxpb.AttributeProto_AttributeType) *onnxpb.AttributeProto {
-	a := b.attrs[name]
-	if a == nil {
-		return nil
+	if b.attrs[name] != nil {
+		b.used[name] = true
 	}
-	b.used[name] = true
-	if a.GetRefAttrName() != "" {
-		b.fail("attribute %q refers to a function attribute", name)
-		return nil
-	}
-	if got := attrType(a); got != want {
-		b.invalid("attribute %q is %s, want %s", name, got, want)
-		return nil
+	a, err := onnxmodel.Attr(name, b.attrs[name], want)
+	if e, ok := err.(*onnxmodel.AttrError); ok {
+		b.add(!e.Ref, "%s", e)
 	}
 	return a
-}
-
-// attrType is the declared type of an attribute, or the one its filled
-// field implies when the type is unset (very old files).
-func attrType(a *onnxpb.AttributeProto) onnxpb.AttributeProto_AttributeType {
-	if a.GetType() != onnxpb.AttributeProto_UNDEFINED {
-		return a.GetType()
-	}
-	switch {
-	case len(a.GetInts()) > 0:
-		return onnxpb.AttributeProto_INTS
-	case len(a.GetFloats()) > 0:
-		return onnxpb.AttributeProto_FLOATS
-	case len(a.GetStrings()) > 0:
-		return onnxpb.AttributeProto_STRINGS
-	case a.GetT() != nil:
-		return onnxpb.AttributeProto_TENSOR
-	case a.GetG() != nil:
-		return onnxpb.AttributeProto_GRAPH
-	case len(a.GetS()) > 0:
-		return onnxpb.AttributeProto_STRING
-	case a.GetF() != 0:
-		return onnxpb.AttributeProto_FLOAT
-	}
-	return onnxpb.AttributeProto_INT
 }
 
 // isSet reports whether the node has the attribute (without reading it).

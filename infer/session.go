@@ -11,22 +11,27 @@ import (
 	"strings"
 
 	"github.com/resnetctl/resnetctl/internal/kernels"
+	"github.com/resnetctl/resnetctl/internal/onnxmodel"
 	"github.com/resnetctl/resnetctl/internal/onnxpb"
 	"github.com/resnetctl/resnetctl/internal/regularfile"
-	"google.golang.org/protobuf/proto"
 )
 
 // Engine names for Options.Engine.
 const (
-	EngineNative   = "native"
+	// EngineNative is this package's runtime, always available.
+	EngineNative = "native"
+	// EngineGorgonnx is onnx-go with its gorgonia backend, a cross-check
+	// available once package github.com/resnetctl/resnetctl/infer/gorgonnx
+	// is imported (it registers itself; see RegisterEngine).
 	EngineGorgonnx = "gorgonnx"
 )
 
 // Options control loading and running a model.
 type Options struct {
-	// Engine is EngineNative (the default when empty) or EngineGorgonnx
+	// Engine is EngineNative (the default when empty) or the name of an
+	// engine registered with RegisterEngine, such as EngineGorgonnx
 	// (onnx-go with its gorgonia backend, for cross-checking; one float32
-	// input, a subset of the ops, see internal/gorgonnx).
+	// input, a subset of the ops) once package infer/gorgonnx is imported.
 	Engine string
 	// Threads is the number of worker threads of the native engine;
 	// 0 means runtime.NumCPU().
@@ -110,9 +115,9 @@ func LoadBytes(b []byte, opts Options) (s *Session, err error) {
 	if opts.Threads > MaxThreads() {
 		return nil, fmt.Errorf("infer: %w: Options.Threads %d is more than %d", ErrInput, opts.Threads, MaxThreads())
 	}
-	mp := &onnxpb.ModelProto{}
-	if err := proto.Unmarshal(b, mp); err != nil {
-		return nil, fmt.Errorf("infer: %w: cannot decode the ONNX protobuf (truncated or not an ONNX file?): %v", ErrInvalidModel, err)
+	mp, err := onnxmodel.Decode(b)
+	if err != nil {
+		return nil, fmt.Errorf("infer: %w", err)
 	}
 	switch opts.Engine {
 	case "", EngineNative:
@@ -121,14 +126,8 @@ func LoadBytes(b []byte, opts Options) (s *Session, err error) {
 			return nil, err
 		}
 		return &Session{meta: e.m.meta, engine: e, name: EngineNative, nonFinite: e.nonFinite}, nil
-	case EngineGorgonnx:
-		e, meta, err := newGorgonnx(mp, b)
-		if err != nil {
-			return nil, err
-		}
-		return &Session{meta: meta, engine: e, name: EngineGorgonnx}, nil
 	}
-	return nil, fmt.Errorf("infer: unknown engine %q (want %q or %q)", opts.Engine, EngineNative, EngineGorgonnx)
+	return openRegistered(opts.Engine, b, opts)
 }
 
 // Engine returns the name of the engine running the model.
@@ -176,12 +175,18 @@ func newNative(mp *onnxpb.ModelProto, opts Options) (*native, error) {
 		ext = &externalData{dir: opts.ExternalDataDir}
 		defer ext.close()
 	}
+	// Collections of the load's garbage: the file's bytes, the protobuf
+	// (if the caller dropped it), the weights BatchNorm was folded out of
+	// (native.go).
+	collectLoadGarbage(rawBytes(mp))
 	m, err := buildModel(mp, ext)
 	if err != nil {
 		return nil, err
 	}
+	collectLoadGarbage(m.weightBytes())
 	nonFinite := nonFiniteWeights(m) // before folding renames and merges weights
 	fuse(m)
+	collectLoadGarbage(m.weightBytes())
 	threads := opts.Threads
 	if threads <= 0 {
 		threads = runtime.NumCPU()

@@ -3,43 +3,21 @@ package infer
 import (
 	"fmt"
 	"strings"
+
+	"github.com/resnetctl/resnetctl/internal/onnxmodel"
 )
 
 // broadcastShapes returns the numpy broadcast of the shapes.
 func broadcastShapes(shapes ...[]int) ([]int, error) {
-	rank := 0
-	for _, s := range shapes {
-		rank = max(rank, len(s))
-	}
-	out := make([]int, rank)
-	for i := range out {
-		out[i] = 1
-	}
-	for _, s := range shapes {
-		off := rank - len(s)
-		for i, d := range s {
-			switch o := out[off+i]; {
-			case d == o || d == 1:
-			case o == 1:
-				out[off+i] = d
-			default:
-				return nil, errShape("shapes %v cannot be broadcast together", shapes)
-			}
-		}
+	out, ok := onnxmodel.Broadcast(shapes...)
+	if !ok {
+		return nil, errShape("shapes %v cannot be broadcast together", shapes)
 	}
 	return out, nil
 }
 
 // stridesOf returns row-major strides of shape.
-func stridesOf(shape []int) []int {
-	st := make([]int, len(shape))
-	s := 1
-	for i := len(shape) - 1; i >= 0; i-- {
-		st[i] = s
-		s *= shape[i]
-	}
-	return st
-}
+func stridesOf(shape []int) []int { return onnxmodel.Strides(shape) }
 
 // broadcastStrides returns the strides of a tensor of shape s read as the
 // (broadcast) shape out: 0 along broadcast dimensions.
@@ -57,13 +35,11 @@ func broadcastStrides(s, out []int) []int {
 
 // normAxis maps a possibly negative axis into [0, rank).
 func normAxis(axis, rank int) (int, error) {
-	if axis < -rank || axis >= rank {
+	ax, ok := onnxmodel.NormAxis(int64(axis), rank)
+	if !ok {
 		return 0, errShape("axis %d is out of range for rank %d", axis, rank)
 	}
-	if axis < 0 {
-		axis += rank
-	}
-	return axis, nil
+	return ax, nil
 }
 
 // normAxes maps axes into [0, rank), refusing repeats. It is linear in

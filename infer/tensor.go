@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/resnetctl/resnetctl/internal/onnxpb"
+	"github.com/resnetctl/resnetctl/internal/onnxmodel"
 )
 
 // DType is a tensor element type. Its values are ONNX's
@@ -37,33 +37,8 @@ const (
 )
 
 // String returns the Go name of a supported type, or ONNX's name of any
-// other (UINT8, FLOAT16 …).
-func (d DType) String() string {
-	switch d {
-	case Float32:
-		return "float32"
-	case Int32:
-		return "int32"
-	case Int64:
-		return "int64"
-	case Bool:
-		return "bool"
-	case Float64:
-		return "float64"
-	case Uint8:
-		return "uint8"
-	case Int8:
-		return "int8"
-	case Float16:
-		return "float16"
-	case 0:
-		return "undefined"
-	}
-	if s, ok := onnxpb.TensorProto_DataType_name[int32(d)]; ok {
-		return s
-	}
-	return fmt.Sprintf("DataType(%d)", int32(d))
-}
+// other (UINT16, BFLOAT16 …): internal/onnxmodel.TypeName.
+func (d DType) String() string { return onnxmodel.TypeName(onnxmodel.DataType(d)) }
 
 // supported reports whether the runtime can hold tensors of type d.
 func (d DType) supported() bool {
@@ -335,37 +310,13 @@ func halfFromFloat64(f float64) uint16 {
 	return sign | uint16(e)<<10 | uint16(m)
 }
 
-// halfToFloat32 converts half-precision bits to float32 (exactly).
-func halfToFloat32(h uint16) float32 {
-	sign := uint32(h&0x8000) << 16
-	e, m := uint32(h>>10)&0x1f, uint32(h&0x3ff)
-	switch e {
-	case 0:
-		v := float32(m) * 0x1p-24
-		if sign != 0 {
-			v = -v
-		}
-		return v
-	case 31:
-		return math.Float32frombits(sign | 0x7f800000 | m<<13)
-	}
-	return math.Float32frombits(sign | (e+112)<<23 | m<<13)
-}
+// halfToFloat32 converts half-precision bits to float32 (exactly):
+// internal/onnxmodel.HalfToFloat.
+func halfToFloat32(h uint16) float32 { return onnxmodel.HalfToFloat(h) }
 
 // roundHalf rounds v to the nearest float16 value.
 func roundHalf(v float32) float32 { return halfToFloat32(halfFromFloat64(float64(v))) }
 
-// numel multiplies dims, refusing negative dimensions and overflow.
-func numel(shape []int) (int, error) {
-	n := 1
-	for _, d := range shape {
-		if d < 0 {
-			return 0, fmt.Errorf("negative dimension in shape %v", shape)
-		}
-		if d != 0 && n > math.MaxInt32*int(16)/d { // far beyond any tensor we hold
-			return 0, fmt.Errorf("shape %v is too large", shape)
-		}
-		n *= d
-	}
-	return n, nil
-}
+// numel multiplies dims, refusing negative dimensions and overflow
+// (internal/onnxmodel.Numel).
+func numel(shape []int) (int, error) { return onnxmodel.Numel(shape) }

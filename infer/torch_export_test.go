@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/resnetctl/resnetctl/cifar"
+	"github.com/resnetctl/resnetctl/imgproc"
 	"github.com/resnetctl/resnetctl/infer"
-	"github.com/resnetctl/resnetctl/internal/imgproc"
 	"github.com/resnetctl/resnetctl/internal/interop"
 	"github.com/resnetctl/resnetctl/models"
 )

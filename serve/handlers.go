@@ -11,9 +11,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/resnetctl/resnetctl/classify"
+	"github.com/resnetctl/resnetctl/imgproc"
 	"github.com/resnetctl/resnetctl/infer"
-	"github.com/resnetctl/resnetctl/internal/classify"
-	"github.com/resnetctl/resnetctl/internal/imgproc"
 )
 
 // httpError is an answer other than 200: a status and a message for
@@ -69,7 +69,7 @@ func (s *Server) ready(w http.ResponseWriter, _ *http.Request, _ *route) {
 }
 
 func (s *Server) serverMetadata(w http.ResponseWriter, _ *http.Request, _ *route) {
-	writeJSON(w, http.StatusOK, serverMetadata{Name: "resnetctl", Version: s.cfg.Version, Extensions: []string{}})
+	writeJSON(w, http.StatusOK, serverMetadata{Name: "resnetctl", Version: s.cfg.Version, Extensions: []string{extensionBinary}})
 }
 
 func (s *Server) modelMetadata(w http.ResponseWriter, _ *http.Request, rt *route) {
@@ -149,11 +149,15 @@ func (s *Server) inferRequest(w http.ResponseWriter, r *http.Request, m *model) 
 	if e != nil {
 		return e
 	}
+	jsonPart, binPart, e := splitBody(r, body)
+	if e != nil {
+		return e
+	}
 	var req inferRequest
-	if err := json.Unmarshal(body, &req); err != nil {
+	if err := json.Unmarshal(jsonPart, &req); err != nil {
 		return errorf(http.StatusBadRequest, "malformed inference request: %v", err)
 	}
-	inputs, rows, e := m.requestInputs(&req, s.cfg.MaxElements)
+	inputs, rows, e := m.requestInputs(&req, binPart, s.cfg.MaxElements)
 	if e != nil {
 		return e
 	}
@@ -161,34 +165,55 @@ func (s *Server) inferRequest(w http.ResponseWriter, r *http.Request, m *model) 
 	if e != nil {
 		return e
 	}
+	allBinary, _ := req.Parameters.boolParam("binary_data_output") // checked in requestInputs
 	j, e := s.wait(ctx, r, m, inputs, rows)
 	if e != nil {
 		return e
 	}
 	resp := inferResponse{ModelName: m.name, ModelVersion: m.version, ID: req.ID, Outputs: make([]responseOutput, 0, len(outputs))}
-	for _, name := range outputs {
-		t := j.out[name]
+	var bin []byte
+	anyBinary := false
+	for _, o := range outputs {
+		t := j.out[o.name]
 		if t == nil {
-			return errorf(http.StatusInternalServerError, "model %s gave no output %q", m.name, name)
+			return errorf(http.StatusInternalServerError, "model %s gave no output %q", m.name, o.name)
 		}
-		if t.Type() == infer.Float32 {
-			if k := classify.NonFinite(t.Float32); k != "" {
-				return errorf(http.StatusInternalServerError, "output %s holds %s, which JSON cannot carry", name, k)
+		ro := responseOutput{Name: o.name, Shape: t.Shape, Datatype: datatypeOf(t.Type())}
+		if allBinary || o.binary {
+			start := len(bin)
+			bin = appendBinary(bin, t)
+			ro.Parameters = map[string]any{"binary_data_size": len(bin) - start}
+			anyBinary = true
+		} else {
+			if t.Type() == infer.Float32 {
+				if k := classify.NonFinite(t.Float32); k != "" {
+					return errorf(http.StatusInternalServerError, "output %s holds %s, which JSON cannot carry (ask for binary_data)", o.name, k)
+				}
 			}
+			ro.Data = tensorData(t)
 		}
-		resp.Outputs = append(resp.Outputs, responseOutput{Name: name, Shape: t.Shape, Datatype: datatypeOf(t.Type()), Data: tensorData(t)})
+		resp.Outputs = append(resp.Outputs, ro)
 	}
-	writeJSON(w, http.StatusOK, resp)
+	writeInferResponse(w, &resp, bin, anyBinary)
 	return nil
 }
 
 // requestInputs checks a request's inputs against the model and decodes
 // them, in the model's input order, with the number of rows they hold.
-func (m *model) requestInputs(req *inferRequest, maxElems int) ([]*infer.Tensor, int, *httpError) {
+func (m *model) requestInputs(req *inferRequest, bin []byte, maxElems int) ([]*infer.Tensor, int, *httpError) {
 	bad := func(format string, args ...any) ([]*infer.Tensor, int, *httpError) {
 		return nil, 0, errorf(http.StatusBadRequest, format, args...)
 	}
 	if err := req.Parameters.check(""); err != nil {
+		return bad("%v", err)
+	}
+	for i := range req.Inputs {
+		if err := req.Inputs[i].Parameters.check("input " + req.Inputs[i].Name + ": "); err != nil {
+			return bad("%v", err)
+		}
+	}
+	binParts, err := binaryInputs(req, bin)
+	if err != nil {
 		return bad("%v", err)
 	}
 	if len(req.Inputs) == 0 {
@@ -210,9 +235,6 @@ func (m *model) requestInputs(req *inferRequest, maxElems int) ([]*infer.Tensor,
 			return bad("input %q is missing (the model's: %s)", v.Name, m.inputNames())
 		}
 		delete(given, v.Name)
-		if err := in.Parameters.check("input " + v.Name + ": "); err != nil {
-			return bad("%v", err)
-		}
 		if want := datatypeOf(v.DType); in.Datatype != want {
 			return bad("input %s has datatype %q; the model's input is %s", v.Name, in.Datatype, want)
 		}
@@ -232,10 +254,15 @@ func (m *model) requestInputs(req *inferRequest, maxElems int) ([]*infer.Tensor,
 		if err := m.checkShape(v, shape); err != nil {
 			return bad("%v", err)
 		}
-		if len(in.Data) == 0 {
+		var t *infer.Tensor
+		var err error
+		if b, ok := binParts[v.Name]; ok {
+			t, err = decodeBinary(b, v.DType, shape, n)
+		} else if len(in.Data) == 0 {
 			return bad("input %s has no data", v.Name)
+		} else {
+			t, err = parseData(in.Data, v.DType, shape, n)
 		}
-		t, err := parseData(in.Data, v.DType, shape, n)
 		if err != nil {
 			return bad("input %s: %v", v.Name, err)
 		}
@@ -253,13 +280,19 @@ func (m *model) requestInputs(req *inferRequest, maxElems int) ([]*infer.Tensor,
 	return tensors, max(rows, 1), nil
 }
 
+// wantedOutput is an output to answer with, and whether as binary data.
+type wantedOutput struct {
+	name   string
+	binary bool
+}
+
 // requestedOutputs returns the outputs to answer with: those the request
 // names, in its order, else all of the model's.
-func (m *model) requestedOutputs(req *inferRequest) ([]string, *httpError) {
-	var names []string
+func (m *model) requestedOutputs(req *inferRequest) ([]wantedOutput, *httpError) {
+	var names []wantedOutput
 	if len(req.Outputs) == 0 {
 		for _, o := range m.meta.Outputs {
-			names = append(names, o.Name)
+			names = append(names, wantedOutput{name: o.Name})
 		}
 		return names, nil
 	}
@@ -280,8 +313,9 @@ func (m *model) requestedOutputs(req *inferRequest) ([]string, *httpError) {
 		if err := o.Parameters.check("output " + o.Name + ": "); err != nil {
 			return nil, errorf(http.StatusBadRequest, "%v", err)
 		}
+		bin, _ := o.Parameters.boolParam("binary_data") // checked above
 		seen[o.Name] = true
-		names = append(names, o.Name)
+		names = append(names, wantedOutput{name: o.Name, binary: bin})
 	}
 	return names, nil
 }

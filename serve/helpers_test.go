@@ -41,8 +41,12 @@ func exportResNet8(t testing.TB, dir, name string, fixedBatch int) (string, *inf
 		t.Fatal(err)
 	}
 	testmodel.PerturbBN(g, 5)
-	mp, err := export.Model(g, export.Options{Softmax: true})
+	b, err := export.Marshal(g, export.Options{Softmax: true})
 	if err != nil {
+		t.Fatal(err)
+	}
+	mp := &onnxpb.ModelProto{}
+	if err := proto.Unmarshal(b, mp); err != nil {
 		t.Fatal(err)
 	}
 	if fixedBatch > 0 {

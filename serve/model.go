@@ -6,9 +6,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/resnetctl/resnetctl/classify"
+	"github.com/resnetctl/resnetctl/imgproc"
 	"github.com/resnetctl/resnetctl/infer"
-	"github.com/resnetctl/resnetctl/internal/classify"
-	"github.com/resnetctl/resnetctl/internal/imgproc"
 )
 
 // ModelConfig is one model to serve.

@@ -41,10 +41,11 @@ type inferResponse struct {
 }
 
 type responseOutput struct {
-	Name     string `json:"name"`
-	Shape    []int  `json:"shape"`
-	Datatype string `json:"datatype"`
-	Data     any    `json:"data"`
+	Name       string         `json:"name"`
+	Shape      []int          `json:"shape"`
+	Datatype   string         `json:"datatype"`
+	Parameters map[string]any `json:"parameters,omitempty"`
+	Data       any            `json:"data,omitempty"`
 }
 
 type serverMetadata struct {
@@ -82,10 +83,15 @@ func (p parameters) check(where string) error {
 		if len(v) == 0 || !(v[0] == '"' || v[0] == '-' || v[0] >= '0' && v[0] <= '9' || v[0] == 't' || v[0] == 'f') {
 			return fmt.Errorf("%sparameter %q must be a string, number or boolean", where, name)
 		}
-		// The binary tensor extension puts input data after the JSON;
-		// reading that as JSON would misread the request.
-		if name == "binary_data_size" {
-			return fmt.Errorf("%sparameter binary_data_size: binary tensor data is not supported; send the data as JSON", where)
+	}
+	// The binary tensor extension's parameters, checked where they
+	// apply; here only their form.
+	if _, _, err := p.intParam("binary_data_size"); err != nil {
+		return fmt.Errorf("%s%v", where, err)
+	}
+	for _, name := range []string{"binary_data", "binary_data_output"} {
+		if _, err := p.boolParam(name); err != nil {
+			return fmt.Errorf("%s%v", where, err)
 		}
 	}
 	return nil

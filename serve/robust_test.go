@@ -22,9 +22,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resnetctl/resnetctl/classify"
+	"github.com/resnetctl/resnetctl/imgproc"
 	"github.com/resnetctl/resnetctl/infer"
-	"github.com/resnetctl/resnetctl/internal/classify"
-	"github.com/resnetctl/resnetctl/internal/imgproc"
 )
 
 // TestBadRequests: each malformed or ill-fitting request is answered with
@@ -66,7 +66,7 @@ func TestBadRequests(t *testing.T) {
 		{"duplicate input", `{ "inputs" : [ { "name" : "input" }, { "name" : "input" } ] }`, 400, `input "input" is given twice`},
 		{"unknown output", `{ "inputs" : [ { "name" : "input", "shape" : [ 1, 3, 32, 32 ], "datatype" : "FP32", "data" : ` + one + ` } ], "outputs" : [ { "name" : "scores" } ] }`, 400, `unknown output "scores" (the model's: "logits", "probabilities")`},
 		{"bad parameter", `{ "parameters" : { "p" : [ 1 ] }, "inputs" : [ ] }`, 400, `parameter "p" must be a string, number or boolean`},
-		{"binary data", `{ "inputs" : [ { "name" : "input", "shape" : [ 1, 3, 32, 32 ], "datatype" : "FP32", "parameters" : { "binary_data_size" : 12288 } } ] }`, 400, "binary tensor data is not supported"},
+		{"binary data", `{ "inputs" : [ { "name" : "input", "shape" : [ 1, 3, 32, 32 ], "datatype" : "FP32", "parameters" : { "binary_data_size" : 12288 } } ] }`, 400, "binary_data_size 12288 runs past the end of the body"},
 		{"element limit", input(`[ 100, 3, 32, 32 ]`, "FP32", `[ 0 ]`), 413, "over the limit of 100000 elements"},
 		{"body limit", input(`[ 1, 3, 32, 32 ]`, "FP32", `[`+strings.Repeat("0.000000000,", 100_000)+`0]`), 413, "the limit is 1048576"},
 	}

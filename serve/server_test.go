@@ -34,8 +34,8 @@ func TestHealthAndMetadata(t *testing.T) {
 	}{
 		{"/v2/health/live", map[string]any{"live": true}},
 		{"/v2/health/ready", map[string]any{"ready": true}},
-		{"/v2", map[string]any{"name": "resnetctl", "version": "test-1", "extensions": []any{}}},
-		{"/v2/", map[string]any{"name": "resnetctl", "version": "test-1", "extensions": []any{}}},
+		{"/v2", map[string]any{"name": "resnetctl", "version": "test-1", "extensions": []any{"binary_tensor_data"}}},
+		{"/v2/", map[string]any{"name": "resnetctl", "version": "test-1", "extensions": []any{"binary_tensor_data"}}},
 		{"/v2/models/r8/ready", map[string]any{"name": "r8", "ready": true}},
 		{"/v2/models/r8/versions/1/ready", map[string]any{"name": "r8", "ready": true}},
 		{"/v2/models/r8", map[string]any{

@@ -3,8 +3,11 @@
 # (npm onnxruntime-node 1.30.0) on the same exported files, the same machine
 # and the same thread count. Run through `make bench` (which builds resnetctl
 # and installs ONNX Runtime first). Prints one line per configuration and the
-# ratio ours/ORT of median latency (lower is better for us), and writes every
-# measurement with the machine's description to $OUT as JSON.
+# ratio ours/ORT of median latency (lower is better for us), then the peak
+# resident memory of each engine's whole process (VmHWM: loading the model
+# included; `resnetctl bench --json`'s peak_rss_mib against the node process
+# running ONNX Runtime) and its ratio ours/ORT, and writes every measurement
+# with the machine's description to $OUT as JSON.
 #   THREADS_LIST (default: "nproc 1", i.e. all cores then one thread; THREADS=T
 #   alone means just T), ITERS (default 20), WARMUP (default 3), CONFIGS
 #   (default: the list below, "model batch size" separated by commas), ROUNDS
@@ -28,7 +31,7 @@ configs=${CONFIGS:-resnet18 1 224,resnet18 16 224,resnet50 1 224,resnet50 16 224
 out=${OUT:-bench-results/infer.json}
 . tools/bench_lib.sh # bin, py, dir, load, bench_write_json
 
-printf '%-10s %6s %7s %12s %12s %10s %10s %8s\n' model batch threads ours_ms ort_ms ours_img/s ort_img/s ratio
+printf '%-10s %6s %7s %12s %12s %10s %10s %8s %10s %10s %9s\n' model batch threads ours_ms ort_ms ours_img/s ort_img/s ratio ours_MiB ort_MiB rss_ratio
 IFS=, read -r -a cfgs <<<"$configs"
 for threads in $threads_list; do
 	for cfg in "${cfgs[@]}"; do
@@ -53,17 +56,23 @@ rs = [json.loads(l) for l in sys.argv[5].splitlines() if l.strip()]
 om = statistics.median(o["median_ms"] for o in os_)
 rm = statistics.median(r["median_ms"] for r in rs)
 ratio = om / rm
-print("%-10s %6d %7d %12.2f %12.2f %10.1f %10.1f %8.2f" % (m, b, th, om, rm, b * 1000 / om, b * 1000 / rm, ratio), flush=True)
+# Peak resident memory, MiB: the median over the rounds (each a new process).
+ormss = statistics.median(o.get("peak_rss_mib", 0) for o in os_)
+rrss = statistics.median(r.get("peak_rss_mib", 0) for r in rs)
+rss_ratio = ormss / rrss if rrss > 0 else None
+print("%-10s %6d %7d %12.2f %12.2f %10.1f %10.1f %8.2f %10.1f %10.1f %9s" % (m, b, th, om, rm, b * 1000 / om, b * 1000 / rm, ratio,
+      ormss, rrss, "%.2f" % rss_ratio if rss_ratio is not None else "-"), flush=True)
 for o in os_:
     o["model"] = m  # the catalog name, not the temporary file
 with open(sys.argv[6], "a") as f:
     f.write(json.dumps({"model": m, "batch": b, "threads": th, "ours_median_ms": om, "ort_median_ms": rm,
-                        "ratio_median_ms": ratio, "ours_rounds": os_, "ort_rounds": rs}) + "\n")
+                        "ratio_median_ms": ratio, "ours_peak_rss_mib": ormss, "ort_peak_rss_mib": rrss,
+                        "ratio_peak_rss": rss_ratio, "ours_rounds": os_, "ort_rounds": rs}) + "\n")
 PY
 	done
 done
 
 ortver=$(node -p "require('./tools/ort/node_modules/onnxruntime-node/package.json').version" 2>/dev/null || true)
 bench_write_json "$out" infer \
-	"inference of exported ONNX files on random input; each engine's median_ms per batch in each of ROUNDS alternating rounds; ours_median_ms and ort_median_ms are the medians of those; ratio_median_ms = ours / onnxruntime (lower is better for resnetctl)" \
+	"inference of exported ONNX files on random input; each engine's median_ms per batch in each of ROUNDS alternating rounds; ours_median_ms and ort_median_ms are the medians of those; ratio_median_ms = ours / onnxruntime (lower is better for resnetctl); ours_peak_rss_mib and ort_peak_rss_mib are the medians over the rounds of each process's peak resident memory (VmHWM of resnetctl bench, of the node process running onnxruntime; loading included), ratio_peak_rss = ours / onnxruntime" \
 	onnxruntime_node_version="$ortver" iters:="$iters" warmup:="$warmup" rounds:="$rounds"

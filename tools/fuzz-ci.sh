@@ -22,7 +22,7 @@ targets=(
 	"./import FuzzMutatedModels"       # import of structurally mutated exports
 	"./cifar FuzzBinary"               # CIFAR binary records
 	"./cifar FuzzArchive"              # tar.gz releases and image-folder archives
-	"./internal/imgproc FuzzDecode"    # image decoding and preprocessing
+	"./imgproc FuzzDecode"             # image decoding and preprocessing
 	"./train FuzzSafetensors"          # checkpoint tensor files
 	"./train FuzzLoadCheckpoint"       # checkpoint directories (trainer.json, state)
 )

@@ -5,7 +5,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/resnetctl/resnetctl/cifar"
-	"github.com/resnetctl/resnetctl/internal/imgproc"
+	"github.com/resnetctl/resnetctl/imgproc"
 	"github.com/resnetctl/resnetctl/models"
 )
 

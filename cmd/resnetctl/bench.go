@@ -55,8 +55,10 @@ func NewCmdBench(s *Streams, runF func(*BenchOptions) error) *cobra.Command {
 		Long: `Measure how fast a model runs, in the spirit of onnxruntime_perf_test and
 trtexec: random input at the model's size, --warmup runs, then --iters timed runs.
 Prints median, min and max latency per batch and images per second (from the
-median). --json prints one object (median_ms, min_ms, max_ms, mean_ms,
-images_per_s, …) for scripts; 'make bench' compares it with ONNX Runtime.
+median), and the peak resident memory of the process (VmHWM: loading the
+model included). --json prints one object (median_ms, min_ms, max_ms,
+mean_ms, images_per_s, peak_rss_mib, …) for scripts; 'make bench' compares
+it with ONNX Runtime.
 
 With --train, no ONNX file: the catalog model --model (resnetN for any CIFAR
 depth 6n+2; the spec flags of 'resnetctl summary' apply) is built with seed 1
@@ -192,6 +194,10 @@ type benchResult struct {
 	Runs int `json:"runs"`
 	timingStats
 	ImagesPerS float64 `json:"images_per_s"`
+	// PeakRSSMiB is VmHWM of /proc/self/status after the timed runs: the
+	// peak resident memory of the whole process, loading the model
+	// included (0 where unavailable), as bench --train reports it.
+	PeakRSSMiB float64 `json:"peak_rss_mib"`
 }
 
 // timingStats summarizes timed runs, in milliseconds (its fields are
@@ -384,6 +390,7 @@ func benchRun(c *cobra.Command, opts *BenchOptions) error {
 		Model: opts.Model, Engine: sess.Engine(), Batch: opts.Batch, Threads: threads, Iters: opts.Iters, Input: shape, Runs: runs,
 		timingStats: st,
 		ImagesPerS:  float64(opts.Batch) / (st.MedianMS / 1000), // padding not counted
+		PeakRSSMiB:  float64(peakRSSBytes()) / (1 << 20),
 	}
 	w := opts.Streams.Out
 	if opts.JSON {
@@ -399,5 +406,8 @@ func benchRun(c *cobra.Command, opts *BenchOptions) error {
 	}
 	fmt.Fprintf(w, "latency per batch: median %.2f ms, min %.2f ms, max %.2f ms, mean %.2f ms\n", st.MedianMS, st.MinMS, st.MaxMS, st.MeanMS)
 	fmt.Fprintf(w, "throughput: %.1f images/s\n", res.ImagesPerS)
+	if res.PeakRSSMiB > 0 {
+		fmt.Fprintf(w, "peak resident memory: %.1f MiB (VmHWM, whole process)\n", res.PeakRSSMiB)
+	}
 	return nil
 }

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/resnetctl/resnetctl/cifar"
+	"github.com/resnetctl/resnetctl/classify"
+	"github.com/resnetctl/resnetctl/imgproc"
 	"github.com/resnetctl/resnetctl/internal/atomicfile"
-	"github.com/resnetctl/resnetctl/internal/classify"
-	"github.com/resnetctl/resnetctl/internal/imgproc"
 	"github.com/resnetctl/resnetctl/internal/printable"
 	"github.com/spf13/cobra"
 )

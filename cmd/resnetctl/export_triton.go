@@ -7,9 +7,9 @@ import (
 	"strings"
 
 	"github.com/resnetctl/resnetctl/build"
+	"github.com/resnetctl/resnetctl/classify"
 	"github.com/resnetctl/resnetctl/export"
 	onnximport "github.com/resnetctl/resnetctl/import"
-	"github.com/resnetctl/resnetctl/internal/classify"
 	"github.com/resnetctl/resnetctl/internal/numfmt"
 	"github.com/resnetctl/resnetctl/internal/onnxpb"
 	"github.com/resnetctl/resnetctl/internal/regularfile"
@@ -132,7 +132,7 @@ func exportTritonRun(opts *ExportOptions) error {
 	if err := proto.Unmarshal(model, m); err != nil {
 		return fmt.Errorf("%s: not an ONNX model: %w", t.From, err)
 	}
-	cfg, _, err := export.TritonConfigOf(m, topts)
+	cfg, _, err := export.TritonConfigOf(model, topts)
 	if err != nil {
 		if t.Name == "" && strings.Contains(err.Error(), "model name") {
 			return fmt.Errorf("%w (choose one with --triton-name)", err)

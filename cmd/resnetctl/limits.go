@@ -3,9 +3,9 @@ package main
 import (
 	"fmt"
 
+	"github.com/resnetctl/resnetctl/classify"
 	"github.com/resnetctl/resnetctl/infer"
 	"github.com/resnetctl/resnetctl/internal/checked"
-	"github.com/resnetctl/resnetctl/internal/classify"
 	"github.com/spf13/cobra"
 )
 

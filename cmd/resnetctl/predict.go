@@ -11,9 +11,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/resnetctl/resnetctl/classify"
+	"github.com/resnetctl/resnetctl/imgproc"
 	"github.com/resnetctl/resnetctl/infer"
-	"github.com/resnetctl/resnetctl/internal/classify"
-	"github.com/resnetctl/resnetctl/internal/imgproc"
 	"github.com/resnetctl/resnetctl/internal/printable"
 	"github.com/spf13/cobra"
 )

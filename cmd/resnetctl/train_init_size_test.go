@@ -10,9 +10,9 @@ import (
 
 	"github.com/resnetctl/resnetctl/build"
 	"github.com/resnetctl/resnetctl/cifar"
+	"github.com/resnetctl/resnetctl/classify"
 	"github.com/resnetctl/resnetctl/export"
 	"github.com/resnetctl/resnetctl/infer"
-	"github.com/resnetctl/resnetctl/internal/classify"
 	"github.com/resnetctl/resnetctl/internal/interop"
 	"github.com/resnetctl/resnetctl/internal/onnxpb"
 	"github.com/resnetctl/resnetctl/models"

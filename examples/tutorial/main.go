@@ -16,9 +16,9 @@ import (
 	"os"
 
 	"github.com/resnetctl/resnetctl/cifar"
+	"github.com/resnetctl/resnetctl/classify"
 	"github.com/resnetctl/resnetctl/export"
-	"github.com/resnetctl/resnetctl/internal/classify"
-	"github.com/resnetctl/resnetctl/internal/imgproc"
+	"github.com/resnetctl/resnetctl/imgproc"
 	"github.com/resnetctl/resnetctl/models"
 	"github.com/resnetctl/resnetctl/train"
 )

@@ -1,6 +1,8 @@
 // Package gorgonnx runs an ONNX model with github.com/owulveryck/onnx-go
 // v0.5.0 and its gorgonia backend (backend/x/gorgonnx). It exists so tests can
-// cross-check our ONNX exports against an independent second engine.
+// cross-check our ONNX exports against an independent second engine; package
+// infer/gorgonnx offers it as an opt-in engine of package infer (so only the
+// programs importing that package link onnx-go and this package's init).
 //
 // onnx-go is old and has silent failure modes, so the wrapper only lets it
 // run what it computes correctly and refuses the rest with ErrUnsupported:

@@ -9,7 +9,7 @@ import (
 
 // TestNoOutputs: a model whose graph declares no outputs (with which the
 // gorgonnx engine made `predict --engine gorgonnx` panic; see
-// infer.newGorgonnx) is refused by Run with one line, in the caller's
+// open in package infer/gorgonnx) is refused by Run with one line, in the caller's
 // process and in the child's, allocating under the corpus bound.
 func TestNoOutputs(t *testing.T) {
 	g, x := loadGolden(t)

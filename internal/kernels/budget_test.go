@@ -19,18 +19,25 @@ func TestNewConvBytesBound(t *testing.T) {
 	} {
 		w := make([]float32, prm.OutC*prm.InC/max(prm.Group, 1)*prm.KH*prm.KW)
 		b := make([]float32, prm.OutC)
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		c, err := NewConv(prm, w, b)
-		runtime.ReadMemStats(&after)
-		if err != nil {
-			t.Fatal(err)
+		for _, algo := range []ConvAlgo{AlgoAuto, AlgoGEMM, AlgoWinograd} {
+			if algo == AlgoWinograd && !winoUsable(prm.normalized()) {
+				continue
+			}
+			runtime.GC() // twice: an empty pool of Winograd scratch, the worst case
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			c, err := NewConvAlgo(prm, w, b, algo)
+			runtime.ReadMemStats(&after)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, bound := after.TotalAlloc-before.TotalAlloc, prm.NewConvAlgoBytes(algo)
+			if got > uint64(bound) || uint64(bound) > 4*got+1<<16 {
+				t.Errorf("%+v %v: NewConvAlgo allocated %d bytes, NewConvAlgoBytes says %d", prm, algo, got, bound)
+			}
+			_ = c
 		}
-		got, bound := after.TotalAlloc-before.TotalAlloc, prm.NewConvBytes()
-		if got > uint64(bound) || uint64(bound) > 4*got+1<<16 {
-			t.Errorf("%+v: NewConv allocated %d bytes, NewConvBytes says %d", prm, got, bound)
-		}
-		_ = c
 	}
 	huge := ConvParams{InC: 1 << 20, InH: 1, InW: 1, OutC: 1 << 20, KH: 1 << 20, KW: 1 << 20}
 	if got := huge.NewConvBytes(); got != math.MaxInt {

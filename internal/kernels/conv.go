@@ -130,6 +130,11 @@ func (c ConvParams) Validate() error {
 // against a memory budget first. It is math.MaxInt when that overflows;
 // c should be valid (Validate).
 func (c ConvParams) NewConvBytes() int {
+	return c.NewConvAlgoBytes(AlgoAuto)
+}
+
+// NewConvAlgoBytes is NewConvBytes for NewConvAlgo with algo.
+func (c ConvParams) NewConvAlgoBytes(algo ConvAlgo) int {
 	c = c.normalized()
 	mr := activeKernel.Load().mr
 	g := max(c.Group, 1)
@@ -141,16 +146,27 @@ func (c ConvParams) NewConvBytes() int {
 		s, ok2 := checked.Add(sum, p)
 		sum, ok = s, ok && ok1 && ok2
 	}
-	add(4, g, roundUp(mg, mr), kg) // GEMM-packed weights
-	add(4, c.OutC)                 // bias
-	add(64 << 10)                  // the Conv, its job list, rounding
-	if winoUsable(c) {             // U, the tap-by-tap transpose, packed U
-		add(4, 36+27, c.OutC, c.InC)
+	wino := algo == AlgoWinograd || (algo == AlgoAuto && winoUsable(c))
+	if !(algo == AlgoWinograd && winoUsable(c)) {
+		add(4, g, roundUp(mg, mr), kg) // GEMM-packed weights
+	}
+	add(4, c.OutC) // bias
+	add(64 << 10)  // the Conv, its job list, rounding
+	if wino {      // packed U, and the transforms' scratch (pooled, see winoPackWeights)
 		add(4, 36, roundUp(c.OutC, mr), c.InC)
+		add(4, 63, winoPackRows(c, mr), c.InC)
+	}
+	if algo == AlgoWinograd && winoUsable(c) {
+		return checkedSum(sum, ok)
 	}
 	if !(c.KH == 1 && c.KW == 1 && c.StrideH == 1 && c.StrideW == 1 && c.PadTop == 0 && c.PadLeft == 0 && c.PadBottom == 0 && c.PadRight == 0) {
 		add(4+1, c.KH, c.KW, roundUp(c.OutH()*c.OutW(), 32)) // idx (int32) and desc (a uint64 per 8)
 	}
+	return checkedSum(sum, ok)
+}
+
+// checkedSum is sum, or math.MaxInt when it overflowed (!ok).
+func checkedSum(sum int, ok bool) int {
 	if !ok {
 		return math.MaxInt
 	}
@@ -176,8 +192,7 @@ type Conv struct {
 	// Winograd: wino holds the transformed weights (as its wpack) and the
 	// tile geometry; nil if the conv cannot or should not use it.
 	wino           *Conv
-	winoU          []float32 // Winograd: the transformed weights before packing
-	winoWT         []float32 // Winograd: the weights transposed tap by tap (scratch of winoPackWeights)
+	winoSc         []float32 // Winograd: winoPackWeights' scratch, kept by Repack
 	forceWino      bool
 	tilesH, tilesW int
 	wb             int       // Winograd tile block
@@ -221,8 +236,43 @@ func (a ConvAlgo) String() string {
 // AlgoAuto prefers Winograd. The transformed weights are 4x the size of the
 // originals (36 vs 9 per filter) and are streamed once per call: with few
 // tiles the GEMM is memory-bound (ResNet-50 layer4 at batch 1, 4 tiles:
-// 5.8 ms with Winograd, 2.3 ms without).
+// 5.8 ms with Winograd, 2.3 ms without). Measured again per layer with
+// TestWinoVsGEMM (2 threads, AVX-512, batch 1): 7x7 outputs of 512
+// channels (4 tiles) 3x slower with Winograd (5.2-6.3 ms against 1.6-1.9
+// ms), 14x14 of 256 channels (16 tiles) 1.7-1.9x faster (0.72-0.80 ms
+// against 1.38-1.45 ms). Since ConvParams.AutoAlgo lets the inference
+// planner pack only the algorithm its batch uses, the 4x larger Winograd
+// weights are held only where they pay off.
 const winoMinTiles = 16
+
+// autoWinograd reports whether AlgoAuto builds a Winograd half for prm
+// (normalized) on the path kern, and the row layout it would use.
+func autoWinograd(prm ConvParams, kern *kernelImpl) (bool, *winoRows) {
+	var rows *winoRows
+	if kern.winoInRows != nil {
+		rows = newWinoRows(prm)
+	}
+	wide := prm.InC >= 32 && prm.OutC >= 32
+	if rows != nil {
+		wide = prm.InC >= 16 && prm.OutC >= 16
+	}
+	return winoUsable(prm) && kern.winoIn != nil && wide, rows
+}
+
+// AutoAlgo returns the algorithm a Conv made with AlgoAuto now (on the
+// current CPU path) uses for a batch of n images: AlgoWinograd or
+// AlgoGEMM. A caller that knows its batch can pack with
+// NewConvAlgo(prm, w, b, prm.AutoAlgo(n)) for the same results at that
+// batch and only the weights that algorithm needs (the Winograd weights
+// are 4x the size of the GEMM's). prm must be valid (Validate).
+func (c ConvParams) AutoAlgo(n int) ConvAlgo {
+	c = c.normalized()
+	auto, _ := autoWinograd(c, activeKernel.Load())
+	if auto && n*((c.OutH()+3)/4)*((c.OutW()+3)/4) >= winoMinTiles {
+		return AlgoWinograd
+	}
+	return AlgoGEMM
+}
 
 // NewConv validates prm and packs weight ([OutC, InC/Group, KH, KW]) and the
 // optional bias ([OutC], nil for none) for repeated Forward calls, with
@@ -264,18 +314,10 @@ func NewConvAlgo(prm ConvParams, weight, bias []float32, algo ConvAlgo) (*Conv, 
 	// slower at 16 channels, 1.3x faster at 32, 2x at 64 and more); with
 	// the row transforms (16- and 32-wide images) from 16 channels (1.8x
 	// faster at 16 channels, 32x32, batch 128).
-	var rows *winoRows
-	if c.kern.winoInRows != nil {
-		rows = newWinoRows(prm)
-	}
-	wide := prm.InC >= 32 && prm.OutC >= 32
-	if rows != nil {
-		wide = prm.InC >= 16 && prm.OutC >= 16
-	}
-	autoWino := winoUsable(prm) && c.kern.winoIn != nil && wide
+	autoWino, rows := autoWinograd(prm, c.kern)
 	if algo == AlgoWinograd || (algo == AlgoAuto && autoWino) {
 		c.wino = &Conv{prm: prm, kern: c.kern, oh: c.oh, ow: c.ow, mg: c.mg, kg: c.kg, bias: c.bias, wb: winoBlock(prm), rows: rows}
-		c.wino.winoPackWeights(weight)
+		c.wino.winoPackWeights(weight, false)
 		c.forceWino = algo == AlgoWinograd
 		if c.forceWino {
 			return c, nil
@@ -308,7 +350,7 @@ func (c *Conv) Repack(weight, bias []float32) error {
 	}
 	copy(c.bias, bias)
 	if c.wino != nil {
-		c.wino.winoPackWeights(weight)
+		c.wino.winoPackWeights(weight, true)
 		if c.forceWino {
 			return nil
 		}
@@ -318,6 +360,37 @@ func (c *Conv) Repack(weight, bias []float32) error {
 	}
 	return nil
 }
+
+// UnpackWeights writes the weights c was made (or last repacked) with,
+// [OutC, InC/Group, KH, KW], into dst, from its GEMM-packed form: exactly
+// (packing only moves them), so that a caller may drop its own copy once
+// packed. It reports false, writing nothing, for a Conv made with
+// AlgoWinograd (which holds only the Winograd transforms of its weights)
+// or when dst has not OutC*InC/Group*KH*KW values.
+func (c *Conv) UnpackWeights(dst []float32) bool {
+	if c.wpack == nil || c.forceWino || len(dst) != c.prm.OutC*c.kg {
+		return false
+	}
+	mr := c.kern.mr
+	for g := 0; g < c.prm.Group; g++ {
+		src := c.wpack[g*c.mpad*c.kg:]
+		w := dst[g*c.mg*c.kg:]
+		for pc := 0; pc < c.kg; pc += blockK {
+			kcb := min(blockK, c.kg-pc)
+			for i := 0; i < c.mg; i++ {
+				panel := src[pc*c.mpad+i/mr*mr*kcb+i%mr:]
+				row := w[i*c.kg+pc : i*c.kg+pc+kcb]
+				for kk := range row {
+					row[kk] = panel[kk*mr]
+				}
+			}
+		}
+	}
+	return true
+}
+
+// HasGEMMWeights reports whether UnpackWeights can recover the weights.
+func (c *Conv) HasGEMMWeights() bool { return c.wpack != nil && !c.forceWino }
 
 // buildIndex fills the im2col offset table: for kernel offset r = kh*KW+kw
 // and output pixel p = oh*OutW+ow, idx[r*idxStr+p] is ih*InW+iw or -1 where

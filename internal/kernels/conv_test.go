@@ -399,3 +399,84 @@ func testThreadCountInvariance(t *testing.T) {
 		}
 	}
 }
+
+// TestAutoAlgo: ConvParams.AutoAlgo(n) is the algorithm an AlgoAuto Conv
+// uses at batch n, and a Conv made for that algorithm alone (as the
+// inference planner packs them) computes the same bits at that batch.
+func TestAutoAlgo(t *testing.T) {
+	pool := NewPool(2)
+	defer pool.Close()
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, prm := range []ConvParams{
+		{InC: 64, InH: 14, InW: 14, OutC: 48, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		{InC: 40, InH: 7, InW: 7, OutC: 72, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		{InC: 16, InH: 16, InW: 16, OutC: 16, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		{InC: 32, InH: 9, InW: 9, OutC: 32, KH: 3, KW: 3, StrideH: 2, StrideW: 2},
+		{InC: 24, InH: 8, InW: 8, OutC: 40, KH: 1, KW: 1},
+	} {
+		w, b := randSlice(r, prm.OutC*prm.InC*prm.KH*prm.KW), randSlice(r, prm.OutC)
+		auto, err := NewConv(prm, w, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []int{1, 2, 3, 8} {
+			algo := prm.AutoAlgo(n)
+			if got := auto.Algo(n); got != algo {
+				t.Errorf("%+v batch %d: AutoAlgo %v, the Conv uses %v", prm, n, algo, got)
+			}
+			one, err := NewConvAlgo(prm, w, b, algo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			x := randSlice(r, n*prm.InC*prm.InH*prm.InW)
+			size := n * prm.OutC * prm.OutH() * prm.OutW()
+			want, got := make([]float32, size), make([]float32, size)
+			auto.Forward(pool, n, x, nil, true, want, make([]float32, auto.WorkspaceSize(n, 2)))
+			one.Forward(pool, n, x, nil, true, got, make([]float32, one.WorkspaceSize(n, 2)))
+			for i := range want {
+				if math.Float32bits(want[i]) != math.Float32bits(got[i]) {
+					t.Fatalf("%+v batch %d %v: [%d] = %v, AlgoAuto gives %v", prm, n, algo, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}
+
+// TestUnpackWeights: UnpackWeights gives back exactly the weights a Conv
+// was packed from, for every algorithm that keeps the GEMM form, grouped
+// or not, on every CPU path; a Winograd-only Conv says it cannot.
+func TestUnpackWeights(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	prev := activeKernel.Load()
+	defer activeKernel.Store(prev)
+	for _, k := range append(archKernels(), genericKernel) {
+		activeKernel.Store(k)
+		for _, prm := range []ConvParams{
+			{InC: 64, InH: 14, InW: 14, OutC: 37, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+			{InC: 300, InH: 7, InW: 7, OutC: 13, KH: 3, KW: 3, StrideH: 2, StrideW: 2},
+			{InC: 24, InH: 8, InW: 8, OutC: 40, KH: 1, KW: 1},
+			{InC: 32, InH: 9, InW: 9, OutC: 16, KH: 3, KW: 3, Group: 4},
+		} {
+			w := randSlice(r, prm.OutC*prm.InC/max(prm.Group, 1)*prm.KH*prm.KW)
+			for _, algo := range []ConvAlgo{AlgoAuto, AlgoGEMM, AlgoWinograd} {
+				c, err := NewConvAlgo(prm, w, nil, algo)
+				if err != nil {
+					continue // Winograd where unusable
+				}
+				got := make([]float32, len(w))
+				ok := c.UnpackWeights(got)
+				if ok != (algo != AlgoWinograd) || ok != c.HasGEMMWeights() {
+					t.Fatalf("%s %+v %v: UnpackWeights %v, HasGEMMWeights %v", k.name, prm, algo, ok, c.HasGEMMWeights())
+				}
+				if !ok {
+					continue
+				}
+				for i := range w {
+					if math.Float32bits(got[i]) != math.Float32bits(w[i]) {
+						t.Fatalf("%s %+v %v: [%d] = %v, want %v", k.name, prm, algo, i, got[i], w[i])
+					}
+				}
+			}
+		}
+	}
+}

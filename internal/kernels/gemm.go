@@ -417,11 +417,22 @@ func (g *gemmCtx) finishTileT(tile []float32, i0, j0, rows, cols int, flags uint
 // element (kk, r) at kk*mr + r; rows past m are zero. The panel of rows
 // [ir, ir+mr) in K block pc starts at pc*mpad + ir*kcb.
 func packA(kern *kernelImpl, dst []float32, m, k int, a []float32, lda int, transA bool, alpha float32) {
+	packARows(kern, dst, m, k, a, lda, transA, alpha, 0, m)
+}
+
+// packARows is packA for the rows [i0, i1) of the m-row matrix only, i0 a
+// multiple of kern.mr and i1 too unless it is m: it writes the panels of
+// those rows (the last one zero-padded when i1 is m) where packA puts them
+// in dst, reading row i (column i if transA) at a[(i-i0)*lda] (a[i-i0]):
+// a holds only those rows. Packing a large A in slices of rows so needs
+// only a slice of it at a time (see winoPackWeights).
+func packARows(kern *kernelImpl, dst []float32, m, k int, a []float32, lda int, transA bool, alpha float32, i0, i1 int) {
 	mr := kern.mr
 	mpad := roundUp(m, mr)
+	iend := roundUp(i1, mr)
 	for pc := 0; pc < k; pc += blockK {
 		kcb := min(blockK, k-pc)
-		for ir := 0; ir < mpad; ir += mr {
+		for ir := i0; ir < iend; ir += mr {
 			panel := dst[pc*mpad+ir*kcb : pc*mpad+ir*kcb+kcb*mr]
 			for r := 0; r < mr; r++ {
 				i := ir + r
@@ -433,10 +444,10 @@ func packA(kern *kernelImpl, dst []float32, m, k int, a []float32, lda int, tran
 				}
 				if transA {
 					for kk := 0; kk < kcb; kk++ {
-						panel[kk*mr+r] = alpha * a[(pc+kk)*lda+i]
+						panel[kk*mr+r] = alpha * a[(pc+kk)*lda+i-i0]
 					}
 				} else {
-					row := a[i*lda+pc : i*lda+pc+kcb]
+					row := a[(i-i0)*lda+pc : (i-i0)*lda+pc+kcb]
 					for kk, v := range row {
 						panel[kk*mr+r] = alpha * v
 					}

@@ -1,6 +1,9 @@
 package kernels
 
-import "unsafe"
+import (
+	"sync"
+	"unsafe"
+)
 
 // Winograd F(4x4, 3x3) for 3x3, stride-1, undilated, ungrouped
 // convolutions (Lavin & Gray, "Fast Algorithms for Convolutional Neural
@@ -73,49 +76,95 @@ func winoUsable(prm ConvParams) bool {
 // rows of OutC*InC), so that G g (6x3 rows) and then (G g) G^T (the 36
 // rows U_ξ) are sums of rows scaled by G's coefficients: vector axpys, in
 // float32 (training repacks every step; the two roundings are a few 1e-7
-// relative, well below the Winograd rounding of the convolution). Every
-// buffer is c's own: no allocation once they have grown.
-func (c *Conv) winoPackWeights(weight []float32) {
+// relative, well below the Winograd rounding of the convolution).
+//
+// This goes a slice of output channels at a time (winoPackRows), so that
+// the transposed and transformed weights before packing (7x the weights
+// for the whole layer) need only a small scratch: with keep, c's own,
+// kept for the next call (Repack: no allocation once it has grown);
+// without, a pooled one, so that a packed inference Conv holds nothing but
+// its packed U. The slices start at multiples of 16 elements of every row,
+// so the vector and scalar parts of the axpys, and so the values, are the
+// same as for the whole layer at once.
+func (c *Conv) winoPackWeights(weight []float32, keep bool) {
 	p := c.prm
-	oi := p.OutC * p.InC
-	c.winoU = trGrow(c.winoU, 36*oi)
-	c.winoWT = trGrow(c.winoWT, (9+18)*oi)
-	wt := c.winoWT[:9*oi] // [a*3+b][oc*ic]: tap (a, b)
-	gt := c.winoWT[9*oi:] // [i*3+b][oc*ic]: (G g)[i][b]
-	for i := 0; i < oi; i++ {
-		g := weight[i*9 : i*9+9]
-		for k, v := range g {
-			wt[k*oi+i] = v
+	rows := winoPackRows(p, c.kern.mr)
+	need := 63 * rows * p.InC
+	var sc []float32
+	var pooled *[]float32
+	if keep {
+		c.winoSc = trGrow(c.winoSc, need)
+		sc = c.winoSc
+	} else {
+		if v, _ := winoPackScratch.Get().(*[]float32); v != nil {
+			pooled = v
+		} else {
+			pooled = new([]float32)
 		}
-	}
-	row := func(m []float32, r int) []float32 { return m[r*oi : (r+1)*oi] }
-	clear(gt)
-	for i := 0; i < 6; i++ {
-		for a := 0; a < 3; a++ {
-			if coef := float32(winoG[i][a]); coef != 0 {
-				for b := 0; b < 3; b++ {
-					axpyVec(coef, row(wt, a*3+b), row(gt, i*3+b))
-				}
-			}
-		}
-	}
-	u := c.winoU // [ξ][oc][ic]
-	clear(u)
-	for i := 0; i < 6; i++ {
-		for j := 0; j < 6; j++ {
-			for b := 0; b < 3; b++ {
-				if coef := float32(winoG[j][b]); coef != 0 {
-					axpyVec(coef, row(gt, i*3+b), row(u, i*6+j))
-				}
-			}
-		}
+		*pooled = trGrow(*pooled, need)
+		sc = *pooled
 	}
 	c.mpad = roundUp(p.OutC, c.kern.mr)
 	c.wpack = trGrow(c.wpack, 36*c.mpad*p.InC)
-	for xi := 0; xi < 36; xi++ {
-		packA(c.kern, c.wpack[xi*c.mpad*p.InC:], p.OutC, p.InC, u[xi*p.OutC*p.InC:], p.InC, false, 1)
+	for o0 := 0; o0 < p.OutC; o0 += rows {
+		o1 := min(o0+rows, p.OutC)
+		oi := (o1 - o0) * p.InC
+		wt := sc[:9*oi]        // [a*3+b][oc*ic]: tap (a, b)
+		gt := sc[9*oi : 27*oi] // [i*3+b][oc*ic]: (G g)[i][b]
+		u := sc[27*oi : 63*oi] // [ξ][oc][ic]
+		w := weight[o0*p.InC*9:]
+		for i := 0; i < oi; i++ {
+			g := w[i*9 : i*9+9]
+			for k, v := range g {
+				wt[k*oi+i] = v
+			}
+		}
+		row := func(m []float32, r int) []float32 { return m[r*oi : (r+1)*oi] }
+		clear(gt)
+		for i := 0; i < 6; i++ {
+			for a := 0; a < 3; a++ {
+				if coef := float32(winoG[i][a]); coef != 0 {
+					for b := 0; b < 3; b++ {
+						axpyVec(coef, row(wt, a*3+b), row(gt, i*3+b))
+					}
+				}
+			}
+		}
+		clear(u)
+		for i := 0; i < 6; i++ {
+			for j := 0; j < 6; j++ {
+				for b := 0; b < 3; b++ {
+					if coef := float32(winoG[j][b]); coef != 0 {
+						axpyVec(coef, row(gt, i*3+b), row(u, i*6+j))
+					}
+				}
+			}
+		}
+		for xi := 0; xi < 36; xi++ {
+			packARows(c.kern, c.wpack[xi*c.mpad*p.InC:], p.OutC, p.InC, u[xi*oi:], p.InC, false, 1, o0, o1)
+		}
+	}
+	if pooled != nil {
+		winoPackScratch.Put(pooled)
 	}
 	c.tilesH, c.tilesW = (c.oh+3)/4, (c.ow+3)/4
+}
+
+// winoPackScratch recycles the scratch of winoPackWeights between the
+// convolutions a model packs.
+var winoPackScratch sync.Pool
+
+// winoPackRows is the number of output channels winoPackWeights transforms
+// at a time: a multiple of 16 (so that every slice starts at a multiple of
+// 16 elements, see winoPackWeights) and of mr (whole panels), with a
+// scratch of about 2 MiB (63 floats per weight row of InC), or all of them.
+func winoPackRows(p ConvParams, mr int) int {
+	step := 16
+	for step%mr != 0 {
+		step += 16
+	}
+	rows := max(step, (1<<19)/(63*max(p.InC, 1))/step*step)
+	return min(rows, roundUp(p.OutC, step))
 }
 
 // winoLayout gives the per-thread scratch layout of the Winograd path, in

@@ -3,9 +3,22 @@
 // `resnetctl bench` times ours, for tools/bench.sh:
 //   node tools/ort/bench.js MODEL.onnx BATCH THREADS ITERS WARMUP [C H W]
 // Random normal input at [BATCH, C, H, W] (C H W default 3 224 224); prints one
-// JSON object with median_ms, min_ms, max_ms, mean_ms, images_per_s.
+// JSON object with median_ms, min_ms, max_ms, mean_ms, images_per_s and
+// peak_rss_mib, the peak resident memory of the whole node process (VmHWM,
+// as `resnetctl bench` reports its own).
 'use strict';
+const fs = require('fs');
 const ort = require('onnxruntime-node');
+
+// peakRSSMiB is VmHWM of /proc/self/status in MiB, else getrusage's maxRSS
+// (KiB on Linux).
+function peakRSSMiB() {
+  try {
+    const m = /^VmHWM:\s*(\d+)\s*kB/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    if (m) return +m[1] / 1024;
+  } catch (e) { /* not Linux */ }
+  return process.resourceUsage().maxRSS / 1024;
+}
 
 async function main() {
   const [model, batchS, threadsS, itersS, warmupS, cS, hS, wS] = process.argv.slice(2);
@@ -38,6 +51,7 @@ async function main() {
   process.stdout.write(JSON.stringify({
     engine: 'onnxruntime-node', batch, threads, iters, median_ms: median, min_ms: sorted[0],
     max_ms: sorted[m - 1], mean_ms: mean, images_per_s: batch / (median / 1000),
+    peak_rss_mib: peakRSSMiB(),
   }) + '\n');
 }
 main().catch((e) => { process.stderr.write(String(e && e.stack || e) + '\n'); process.exit(1); });

@@ -16,11 +16,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -38,6 +40,7 @@ import (
 
 type result struct {
 	Model      string  `json:"model"`
+	Encoding   string  `json:"encoding"`
 	Batching   bool    `json:"batching"`
 	MaxBatch   int     `json:"max_batch"`
 	MaxDelayUS int     `json:"max_delay_us"`
@@ -49,6 +52,9 @@ type result struct {
 	P50MS      float64 `json:"p50_ms"`
 	P99MS      float64 `json:"p99_ms"`
 	MeanBatch  float64 `json:"mean_batch"`
+	// BenchRatio is ImagesPerS over `resnetctl bench` at the batch size the
+	// server may run (1 without batching, max_batch with it).
+	BenchRatio float64 `json:"bench_ratio"`
 }
 
 type benchResult struct {
@@ -69,6 +75,7 @@ func main() {
 	maxBatch := flag.Int("max-batch", 32, "--max-batch with batching on")
 	maxDelay := flag.Int("max-delay", 1000, "--max-delay (µs) with batching on")
 	out := flag.String("out", "bench-results/serve.json", "the JSON results")
+	encodingList := flag.String("encodings", "json,binary", "request encodings, comma-separated: json (data as JSON numbers) and binary (the binary tensor data extension, outputs binary too)")
 	flag.Parse()
 	var clients []int
 	for _, s := range strings.Split(*clientList, ",") {
@@ -85,18 +92,27 @@ func main() {
 		"date": time.Now().UTC().Format(time.RFC3339), "cpus": runtime.NumCPU(), "goarch": runtime.GOARCH,
 		"cpu": cpuName(), "load_average_at_start": loadAverage(), "commit": commit(),
 		"settings": map[string]any{"threads": *threads, "duration_s": duration.Seconds(), "max_requests": *maxRequests,
-			"max_batch": *maxBatch, "max_delay_us": *maxDelay, "request": "one image per /v2/.../infer request, JSON FP32"},
+			"max_batch": *maxBatch, "max_delay_us": *maxDelay, "request": "one image per /v2/.../infer request, FP32 as JSON numbers (json) or in the binary tensor data extension (binary)"},
 	}
 	var results []result
 	var benches []benchResult
-	fmt.Printf("%-9s %-8s %7s %8s %11s %9s %9s %10s\n", "model", "batching", "clients", "requests", "images/s", "p50_ms", "p99_ms", "mean_batch")
+	encodings := strings.Split(*encodingList, ",")
+	for _, e := range encodings {
+		if e != "json" && e != "binary" {
+			fatalf("-encodings: %q is neither json nor binary", e)
+		}
+	}
+	fmt.Printf("%-9s %-7s %-8s %7s %8s %11s %9s %9s %10s %11s\n", "model", "encoding", "batching", "clients", "requests", "images/s", "p50_ms", "p99_ms", "mean_batch", "vs_bench")
 	for _, name := range strings.Split(*modelList, ",") {
 		path := filepath.Join(*dir, name+".onnx")
 		if _, err := os.Stat(path); err != nil {
 			run(*bin, "export", "--model", name, path)
 		}
+		benchAt := map[int]float64{}
 		for _, b := range []int{1, *maxBatch} {
-			benches = append(benches, bench(*bin, path, name, b, *threads))
+			br := bench(*bin, path, name, b, *threads)
+			benches = append(benches, br)
+			benchAt[b] = br.ImagesPerS
 		}
 		for _, batching := range []bool{false, true} {
 			mb, md := 1, 0
@@ -104,18 +120,23 @@ func main() {
 				mb, md = *maxBatch, *maxDelay
 			}
 			srv := startServer(*bin, path, *threads, mb, md)
-			body := requestBody(srv.inputShape)
-			load(srv, body, slices.Max(clients), time.Second, 200) // warm-up: plans for every batch size
-			for _, c := range clients {
-				before := srv.batchStats()
-				r := load(srv, body, c, *duration, *maxRequests)
-				after := srv.batchStats()
-				r.Model, r.Batching, r.MaxBatch, r.MaxDelayUS = name, batching, mb, md
-				if runs := after[1] - before[1]; runs > 0 {
-					r.MeanBatch = (after[0] - before[0]) / runs
+			for _, enc := range encodings {
+				body := requestBody(srv.inputShape, enc)
+				load(srv, body, slices.Max(clients), time.Second, 200) // warm-up: plans for every batch size
+				for _, c := range clients {
+					before := srv.batchStats()
+					r := load(srv, body, c, *duration, *maxRequests)
+					after := srv.batchStats()
+					r.Model, r.Encoding, r.Batching, r.MaxBatch, r.MaxDelayUS = name, enc, batching, mb, md
+					if runs := after[1] - before[1]; runs > 0 {
+						r.MeanBatch = (after[0] - before[0]) / runs
+					}
+					if b := benchAt[mb]; b > 0 {
+						r.BenchRatio = r.ImagesPerS / b
+					}
+					results = append(results, r)
+					fmt.Printf("%-9s %-7s %-8v %7d %8d %11.1f %9.2f %9.2f %10.2f %10.2fx\n", name, enc, batching, c, r.Requests, r.ImagesPerS, r.P50MS, r.P99MS, r.MeanBatch, r.BenchRatio)
 				}
-				results = append(results, r)
-				fmt.Printf("%-9s %-8v %7d %8d %11.1f %9.2f %9.2f %10.2f\n", name, batching, c, r.Requests, r.ImagesPerS, r.P50MS, r.P99MS, r.MeanBatch)
 			}
 			srv.stop()
 		}
@@ -208,15 +229,33 @@ func (s *server) batchStats() [2]float64 {
 	return st
 }
 
-// requestBody is an /infer request of one random image, encoded once.
-func requestBody(shape []int) []byte {
+// payload is an encoded request.
+type payload struct {
+	body []byte
+	// jsonLength is the Inference-Header-Content-Length of a binary
+	// request (0 for JSON).
+	jsonLength int
+}
+
+// requestBody is an /infer request of one random image, encoded once, as
+// JSON numbers or in the binary tensor data extension (binary outputs too).
+func requestBody(shape []int, encoding string) payload {
 	n := 1
 	for _, d := range shape {
 		n *= d
 	}
 	r := rand.New(rand.NewPCG(1, 2))
+	dims := strings.ReplaceAll(fmt.Sprint(shape), " ", ",")
 	var b bytes.Buffer
-	fmt.Fprintf(&b, `{"inputs":[{"name":"input","shape":%s,"datatype":"FP32","data":[`, strings.ReplaceAll(fmt.Sprint(shape), " ", ","))
+	if encoding == "binary" {
+		fmt.Fprintf(&b, `{"parameters":{"binary_data_output":true},"inputs":[{"name":"input","shape":%s,"datatype":"FP32","parameters":{"binary_data_size":%d}}]}`, dims, 4*n)
+		k := b.Len()
+		for range n {
+			b.Write(binary.LittleEndian.AppendUint32(nil, math.Float32bits(float32(r.NormFloat64()))))
+		}
+		return payload{body: b.Bytes(), jsonLength: k}
+	}
+	fmt.Fprintf(&b, `{"inputs":[{"name":"input","shape":%s,"datatype":"FP32","data":[`, dims)
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
@@ -224,12 +263,12 @@ func requestBody(shape []int) []byte {
 		b.WriteString(strconv.FormatFloat(r.NormFloat64(), 'g', 6, 32))
 	}
 	b.WriteString(`]}]}`)
-	return b.Bytes()
+	return payload{body: b.Bytes()}
 }
 
 // load runs clients loops of requests for at most d and at most max
 // requests in all.
-func load(s *server, body []byte, clients int, d time.Duration, max int) result {
+func load(s *server, body payload, clients int, d time.Duration, max int) result {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	url := s.base + "/v2/models/" + s.model + "/infer"
@@ -251,8 +290,12 @@ func load(s *server, body []byte, clients int, d time.Duration, max int) result 
 				issued++
 				mu.Unlock()
 				t0 := time.Now()
-				req, _ := http.NewRequestWithContext(context.Background(), "POST", url, bytes.NewReader(body))
+				req, _ := http.NewRequestWithContext(context.Background(), "POST", url, bytes.NewReader(body.body))
 				req.Header.Set("Content-Type", "application/json")
+				if body.jsonLength > 0 {
+					req.Header.Set("Content-Type", "application/octet-stream")
+					req.Header.Set("Inference-Header-Content-Length", strconv.Itoa(body.jsonLength))
+				}
 				resp, err := s.client.Do(req)
 				ok := err == nil && resp.StatusCode == 200
 				if err == nil {

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/resnetctl/resnetctl/imgproc"
 	"github.com/resnetctl/resnetctl/infer"
-	"github.com/resnetctl/resnetctl/internal/imgproc"
 )
 
 // TestWriteLayouts: the interleaved (NHWC) and gray samples hold the same

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/resnetctl/resnetctl/imgproc"
 	"github.com/resnetctl/resnetctl/infer"
-	"github.com/resnetctl/resnetctl/internal/imgproc"
 )
 
 // The three steps of classifying images with a Setup, shared by
@@ -139,4 +139,56 @@ func (s *Setup) Predict(name string, row []float32, k int, weights []infer.NonFi
 		return nil, err
 	}
 	return TopK(row, k, s.Probabilities, s.Classes), nil
+}
+
+// Classify classifies images with the model r (an *infer.Session opened
+// for this Setup): it preprocesses each image (Sample), runs them as one
+// batch (Run, which respects a fixed batch size), and returns the top k
+// predictions of each image with class names where known, like Keras'
+// decode_predictions. Scores that are not all finite are refused with an
+// error matching ErrNonFinite.
+func (s *Setup) Classify(ctx context.Context, r Runner, images []*imgproc.Image, k int) ([][]Prediction, error) {
+	n := len(images)
+	if n == 0 {
+		return nil, nil
+	}
+	pre := s.Preprocessor()
+	x := make([]float32, n*s.C*s.H*s.W)
+	for i, img := range images {
+		if err := s.Sample(pre, x, i, img, fmt.Sprintf("image %d", i)); err != nil {
+			return nil, err
+		}
+	}
+	scores, err := s.Run(ctx, r, x, n)
+	if err != nil {
+		return nil, err
+	}
+	var weights []infer.NonFinite
+	if sess, ok := r.(*infer.Session); ok {
+		weights = sess.NonFiniteWeights()
+	}
+	out := make([][]Prediction, n)
+	per := scores.Shape[1]
+	for i := range out {
+		if out[i], err = s.Predict(fmt.Sprintf("image %d", i), scores.Float32[i*per:(i+1)*per], k, weights); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// DecodePredictions ranks every row of scores, a [N, classes] float32
+// tensor (logits, or probabilities when probs is set), into its top k
+// predictions, naming classes where classes has a name for them: Keras'
+// decode_predictions for any model and label set.
+func DecodePredictions(scores *infer.Tensor, k int, probs bool, classes []string) ([][]Prediction, error) {
+	if scores == nil || scores.Type() != infer.Float32 || len(scores.Shape) != 2 || scores.Validate() != nil {
+		return nil, fmt.Errorf("classify: scores are not a [N, classes] float32 tensor")
+	}
+	per := scores.Shape[1]
+	out := make([][]Prediction, scores.Shape[0])
+	for i := range out {
+		out[i] = TopK(scores.Float32[i*per:(i+1)*per], k, probs, classes)
+	}
+	return out, nil
 }

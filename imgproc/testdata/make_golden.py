@@ -1,8 +1,8 @@
 #!/usr/bin/python3
-"""Test images and golden outputs for internal/imgproc, made with Pillow and
+"""Test images and golden outputs for imgproc, made with Pillow and
 torchvision (Debian's python3-pil, python3-torch, python3-torchvision).
 
-    /usr/bin/python3 internal/imgproc/testdata/make_golden.py [SHARED_DATA_DIR]
+    /usr/bin/python3 imgproc/testdata/make_golden.py [SHARED_DATA_DIR]
 
 SHARED_DATA_DIR (default ../shared/data from the repository root) holds
 cifar10-exact-sample/test_0000-0999.bin; the test images are small mosaics
@@ -148,7 +148,7 @@ for mode, arr in [("caffe", caffe), ("tf", tf), ("raw", x)]:
     cases.append({"kind": "keras", "mode": mode, "input": "natural.png", "w": 32, "h": 32, "shape": list(a.shape), "file": out})
 
 with open(os.path.join(HERE, "golden.json"), "w") as f:
-    json.dump({"made_by": "internal/imgproc/testdata/make_golden.py",
+    json.dump({"made_by": "imgproc/testdata/make_golden.py",
                "versions": {"torch": torch.__version__, "torchvision": torchvision.__version__,
                             "pillow": Image.__version__, "numpy": np.__version__},
                "cases": cases}, f, indent=1)

@@ -1,8 +1,24 @@
 // Package classify turns an inference session into an image classifier:
-// it works out the input size, preprocessing and class names of a model
-// (from resnetctl's metadata, else from flags), ranks scores into top-k
-// predictions like Keras' decode_predictions, and accumulates evaluation
-// statistics (top-1/top-5, per-class accuracy, confusion matrix).
+// it works out the input size, layout, preprocessing and class names of a
+// model (from the metadata resnetctl's exports carry, see package
+// modelmeta, else from the caller's Flags), ranks scores into top-k
+// predictions with class names like Keras' decode_predictions, and
+// accumulates evaluation statistics (top-1/top-5, per-class accuracy,
+// confusion matrix).
+//
+// Classifying image files with a model:
+//
+//	sess, err := infer.Load("model.onnx", infer.Options{})
+//	setup, err := classify.ResolveSession(sess, classify.Flags{})
+//	img, err := imgproc.DecodeFile("cat.jpg")
+//	preds, err := setup.Classify(ctx, sess, []*imgproc.Image{img}, 5)
+//	for _, p := range preds[0] {
+//		fmt.Printf("%d. %s %.1f%%\n", p.Rank, p.Label, 100*p.Prob)
+//	}
+//
+// Setup.Sample, Setup.Run and Setup.Predict are the steps of Classify, for
+// callers that batch images themselves; DecodePredictions and TopK rank
+// scores from anywhere.
 package classify
 
 import (
@@ -14,14 +30,16 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/resnetctl/resnetctl/export"
+	"github.com/resnetctl/resnetctl/imgproc"
 	"github.com/resnetctl/resnetctl/infer"
-	"github.com/resnetctl/resnetctl/internal/imgproc"
 	"github.com/resnetctl/resnetctl/internal/regularfile"
+	"github.com/resnetctl/resnetctl/modelmeta"
 	"github.com/resnetctl/resnetctl/models"
 )
 
-// Flags are the user's overrides; zero values mean "from the model".
+// Flags are the caller's overrides of what a model's metadata says (they
+// are the options of `resnetctl predict`, named in messages as its flags);
+// zero values mean "from the model".
 type Flags struct {
 	// Preprocess is torch, caffe, tf or raw ("" = the model's metadata,
 	// else torch with ImageNet statistics).
@@ -38,7 +56,7 @@ type Flags struct {
 	// input's shape).
 	Layout string
 	// Output names the graph output holding the scores ("" =
-	// export.ProbabilitiesName when there is one, else the first).
+	// modelmeta.ProbabilitiesName when there is one, else the first).
 	Output string
 }
 
@@ -108,7 +126,7 @@ func Resolve(md infer.Metadata, f Flags) (*Setup, error) {
 	// BGR models (and 1-channel ones their luma); any other colour model
 	// (CMYK, YCbCr) would be fed RGB without a word. No colour said is RGB.
 	if pre != nil && pre.Color != "" && !strings.EqualFold(pre.Color, "RGB") && !strings.EqualFold(pre.Color, "BGR") {
-		return nil, fmt.Errorf("metadata %q: color %q is not supported (want RGB or BGR)", export.MetaPreprocess, pre.Color)
+		return nil, fmt.Errorf("metadata %q: color %q is not supported (want RGB or BGR)", modelmeta.MetaPreprocess, pre.Color)
 	}
 	if s.Layout, err = layoutOf(in.Shape, pre, f.Layout, &s.Describe); err != nil {
 		return nil, err
@@ -185,7 +203,7 @@ func Resolve(md infer.Metadata, f Flags) (*Setup, error) {
 	}
 	// Our exports name their Softmax output so; ResolveSession also looks
 	// at the node computing it.
-	s.Probabilities = out.Name == export.ProbabilitiesName
+	s.Probabilities = out.Name == modelmeta.ProbabilitiesName
 	s.Output = out.Name
 	// A classifier of no classes ranks nothing: predict printed no
 	// predictions and exited 0. (predict and evaluate check the shape
@@ -234,7 +252,7 @@ func ResolveSession(sess *infer.Session, f Flags) (*Setup, error) {
 // layoutOf works out the input's layout: --layout, else the metadata's,
 // else from the shape: a last dimension of 1 or 3 channels with a second
 // that is not is NHWC (tf2onnx and Keras files, [N, 224, 224, 3]).
-func layoutOf(shape []int, pre *export.Preprocessing, flag string, describe *[]string) (string, error) {
+func layoutOf(shape []int, pre *modelmeta.Preprocessing, flag string, describe *[]string) (string, error) {
 	layout, from := strings.ToUpper(flag), "--layout"
 	switch {
 	case layout != "":
@@ -256,11 +274,11 @@ func layoutOf(shape []int, pre *export.Preprocessing, flag string, describe *[]s
 }
 
 // outputOf picks the output holding the scores: name, else
-// export.ProbabilitiesName when the model has it, else the first.
+// modelmeta.ProbabilitiesName when the model has it, else the first.
 func outputOf(md infer.Metadata, name string) (infer.ValueInfo, error) {
 	var names []string
 	for _, o := range md.Outputs {
-		if o.Name == name || name == "" && o.Name == export.ProbabilitiesName {
+		if o.Name == name || name == "" && o.Name == modelmeta.ProbabilitiesName {
 			return o, nil
 		}
 		names = append(names, o.Name)
@@ -314,10 +332,10 @@ func LoadLabels(nameOrFile string) ([]string, error) {
 
 // Prediction is one ranked class.
 type Prediction struct {
-	Rank  int     `json:"rank"`
-	Index int     `json:"index"`
-	Label string  `json:"label"`
-	Prob  float64 `json:"probability"`
+	Rank  int     `json:"rank"`        // 1 for the most probable class
+	Index int     `json:"index"`       // the class index
+	Label string  `json:"label"`       // the class name, or "class N" when unknown
+	Prob  float64 `json:"probability"` // the class's probability, 0 to 1
 }
 
 // Softmax returns the probabilities of logits, computed in float64.

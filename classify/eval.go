@@ -15,14 +15,15 @@ import (
 	"golang.org/x/image/math/fixed"
 )
 
-// Eval accumulates classification results.
+// Eval accumulates classification results: the evaluation statistics of
+// a labelled test set (accuracies, per-class accuracy, confusion matrix).
 type Eval struct {
-	Classes []string
+	Classes []string // class names, nil when unknown
 	// Confusion[t][p] counts images of true class t predicted as p.
 	Confusion [][]int
-	Total     int
-	Top1      int
-	Top5      int
+	Total     int // images added
+	Top1      int // images whose best-scored class is their label
+	Top5      int // images whose label is among the 5 best-scored classes
 }
 
 // NewEval starts an evaluation over n classes.
