@@ -11,7 +11,7 @@ import (
 // TestStepAllocatesNothing: after the first step, a training step
 // (forward, backward and the optimiser's update) allocates nothing, for
 // each kind of block and shortcut, with and without a frozen backbone,
-// and in eval mode.
+// in eval mode, and with the moving average of the weights (EMA).
 func TestStepAllocatesNothing(t *testing.T) {
 	spec := func(name string, edit func(*models.Spec)) models.Spec {
 		s, err := models.Lookup(name)
@@ -33,13 +33,15 @@ func TestStepAllocatesNothing(t *testing.T) {
 		freeze string
 		optim  string
 		eval   bool
+		ema    bool
 	}{
-		{"resnet8 option A, SGD", spec("resnet8", nil), "", SGD, false},
-		{"resnet8 option B, Adam", spec("resnet8", func(s *models.Spec) { s.Shortcut = models.ShortcutB }), "", Adam, false},
-		{"bottleneck 11", bottleneck, "", SGD, false},
-		{"pre-activation resnet8", spec("resnet8", func(s *models.Spec) { s.PreAct = true }), "", AdamW, false},
-		{"resnet8 frozen backbone", spec("resnet8", nil), "backbone", SGD, false},
-		{"resnet8 eval mode", spec("resnet8", nil), "", SGD, true},
+		{"resnet8 option A, SGD", spec("resnet8", nil), "", SGD, false, false},
+		{"resnet8 option B, Adam", spec("resnet8", func(s *models.Spec) { s.Shortcut = models.ShortcutB }), "", Adam, false, false},
+		{"bottleneck 11", bottleneck, "", SGD, false, false},
+		{"pre-activation resnet8", spec("resnet8", func(s *models.Spec) { s.PreAct = true }), "", AdamW, false, false},
+		{"resnet8 frozen backbone", spec("resnet8", nil), "backbone", SGD, false, false},
+		{"resnet8 eval mode", spec("resnet8", nil), "", SGD, true, false},
+		{"resnet8 SGD with EMA", spec("resnet8", nil), "", SGD, false, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -68,6 +70,14 @@ func TestStepAllocatesNothing(t *testing.T) {
 				x[i] = float32(r.NormFloat64())
 			}
 			labels := []int{0, 3, 9, 5}
+			var avg *ema
+			if tc.ema {
+				trained := map[*build.Param]bool{}
+				for _, p := range net.Params() {
+					trained[p.Param] = true
+				}
+				avg = newEMA(g, 0.999, trained)
+			}
 			step := func() {
 				if _, err := net.Step(x, labels); err != nil {
 					t.Fatal(err)
@@ -75,6 +85,9 @@ func TestStepAllocatesNothing(t *testing.T) {
 				if !tc.eval {
 					if err := opt.Step(net.Params(), 0.01, 0.9); err != nil {
 						t.Fatal(err)
+					}
+					if avg != nil {
+						avg.update()
 					}
 				}
 			}

@@ -23,10 +23,12 @@ import (
 // A checkpoint is a directory:
 //
 //	model.onnx          the model (BatchNorm kept, opset export.DefaultOpset):
-//	                    complete and deployable, and re-importable for training
+//	                    complete and deployable, and re-importable for training;
+//	                    with Recipe.EMADecay, the moving average of the weights
 //	state.safetensors   every parameter exactly ("param.<name>", running
 //	                    statistics included) and the optimiser buffers
-//	                    ("optim.<buffer>.<name>")
+//	                    ("optim.<buffer>.<name>"), and with Recipe.EMADecay
+//	                    the moving average of every parameter ("ema.<name>")
 //	trainer.json        TrainerState: recipe, epoch, step, RNG state,
 //	                    history, best metric, and the SHA-256 of both files
 //
@@ -131,6 +133,7 @@ type Checkpoint struct {
 	// Graph is the model with the checkpoint's weights.
 	Graph *build.Graph
 	optim map[string][]float32
+	ema   map[string][]float32 // "ema.<name>" by name, with Recipe.EMADecay
 }
 
 // ErrCheckpoint is wrapped by every LoadCheckpoint error about the
@@ -220,8 +223,12 @@ func LoadCheckpoint(dir string) (*Checkpoint, error) {
 			return nil, bad("%s: graph.nodes[%d] (%s).shape: %s, but its inputs and weights give %s", TrainerFile, i, n.Name, stated[i], n.Shape)
 		}
 	}
-	c := &Checkpoint{Dir: dir, State: st, Graph: g, optim: map[string][]float32{}}
+	c := &Checkpoint{Dir: dir, State: st, Graph: g, optim: map[string][]float32{}, ema: map[string][]float32{}}
 	for name, t := range tensors {
+		if k, ok := strings.CutPrefix(name, emaPrefix); ok && t.F32 != nil {
+			c.ema[k] = t.F32
+			continue
+		}
 		k, ok := strings.CutPrefix(name, "optim.")
 		if !ok || t.F32 == nil {
 			return nil, bad("%s: unexpected tensor %s", StateFile, name)
@@ -331,9 +338,11 @@ func checkpointNames(root string) ([]string, error) {
 	return names, nil
 }
 
-// encode serialises a model's checkpoint files.
-func encodeCheckpoint(st *TrainerState, g *build.Graph, optim map[string][]float32) (map[string][]byte, error) {
-	onnx, err := export.Marshal(g, export.Options{})
+// encode serialises a model's checkpoint files: g's parameters, the
+// optimiser state and the moving average avg (nil without) in StateFile,
+// and the graph deployed (g, or the graph of the average) as ModelFile.
+func encodeCheckpoint(st *TrainerState, g *build.Graph, optim, avg map[string][]float32, deployed *build.Graph) (map[string][]byte, error) {
+	onnx, err := export.Marshal(deployed, export.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
@@ -351,6 +360,12 @@ func encodeCheckpoint(st *TrainerState, g *build.Graph, optim map[string][]float
 	for _, k := range on {
 		names = append(names, "optim."+k)
 		tensors["optim."+k] = stTensor{Shape: []int{len(optim[k])}, F32: optim[k]}
+	}
+	if avg != nil {
+		for _, p := range g.Params {
+			names = append(names, emaPrefix+p.Name)
+			tensors[emaPrefix+p.Name] = stTensor{Shape: p.Shape, F32: avg[p.Name]}
+		}
 	}
 	var sb strings.Builder
 	if err := writeSafetensors(&sb, names, tensors, map[string]string{"format": "resnetctl-trainer-state", "model": g.Spec.Name}); err != nil {

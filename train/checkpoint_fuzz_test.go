@@ -47,7 +47,7 @@ func fuzzCheckpointFiles(t testing.TB) map[string][]byte {
 		History:   []EpochMetrics{{Epoch: 1, LR: 0.1, Loss: 1.1, Accuracy: 0.5}, {Epoch: 2, LR: 0.1, Loss: 0.9, Accuracy: 0.6}},
 		Best:      &Best{Monitor: "loss", Value: 0.9, Epoch: 2},
 		BadEpochs: 0}
-	files, err := encodeCheckpoint(st, g, optim)
+	files, err := encodeCheckpoint(st, g, optim, nil, g)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,6 +39,7 @@ type Model struct {
 	state TrainerState // epoch, step, history, best, bad epochs
 
 	frozen    map[string]bool // parameters CompileOptions.Freeze holds fixed (freeze.go)
+	ema       *ema            // the weights' moving average, CompileOptions.EMADecay (ema.go)
 	bnBatches int             // batches of the last ReestimateBN, for the recipe
 }
 
@@ -72,12 +73,15 @@ type CompileOptions struct {
 	// head, every other parameter and BatchNorm statistic held fixed (see
 	// freeze.go).
 	Freeze string
+	// EMADecay, if positive, keeps an exponential moving average of the
+	// weights (Recipe.EMADecay, ema.go).
+	EMADecay float64
 }
 
 // CompileOptions returns the recipe's compile settings.
 func (r Recipe) CompileOptions() CompileOptions {
 	return CompileOptions{Optimizer: r.Optimizer, Schedule: r.Schedule, Loss: r.Loss, LabelSmoothing: r.LabelSmoothing, Metrics: []string{"accuracy"},
-		Freeze: r.Freeze}
+		Freeze: r.Freeze, EMADecay: r.EMADecay}
 }
 
 // Compile sets the optimiser, schedule and loss, resetting optimiser
@@ -96,6 +100,9 @@ func (m *Model) Compile(c CompileOptions) error {
 		if name != "accuracy" && name != "loss" {
 			return fmt.Errorf("train: unknown metric %q (want accuracy)", name)
 		}
+	}
+	if !validEMADecay(c.EMADecay) {
+		return fmt.Errorf("train: EMA decay %g must be 0 (off) or in (0, 1)", c.EMADecay)
 	}
 	if c.Schedule.Kind == "" {
 		c.Schedule.Kind = Constant
@@ -135,7 +142,9 @@ type FitOptions struct {
 	// EvalBatch samples a run, default 256) through the inference runtime.
 	Validation Source
 	EvalBatch  int
-	Callbacks  []Callback
+	// ValidationTTA is "" or TTAFlip (Recipe.ValidationTTA).
+	ValidationTTA string
+	Callbacks     []Callback
 	// CheckpointDir, if set, receives "epoch-NNNN" after every epoch and
 	// "best" when the monitored metric improves; KeepLast > 0 keeps only
 	// the newest KeepLast epoch checkpoints.
@@ -165,7 +174,7 @@ type FitOptions struct {
 func (r Recipe) FitOptions() FitOptions {
 	return FitOptions{Epochs: r.Epochs, MaxSteps: r.MaxSteps, Batch: r.Batch, Seed: r.Seed,
 		EarlyStopping: r.EarlyStopping, Monitor: r.EarlyStopping.Monitor, RecipeName: r.Name, Augment: r.Augment,
-		OnlyClasses: r.OnlyClasses}
+		OnlyClasses: r.OnlyClasses, ValidationTTA: r.ValidationTTA}
 }
 
 // ErrNonFinite is wrapped by the error Fit returns when the loss or a
@@ -202,7 +211,8 @@ func (m *Model) recipe(o FitOptions) Recipe {
 	return Recipe{Name: o.RecipeName, Epochs: o.Epochs, MaxSteps: o.MaxSteps, Batch: o.Batch,
 		Optimizer: m.copts.Optimizer, Schedule: m.copts.Schedule, Loss: m.copts.Loss, LabelSmoothing: m.copts.LabelSmoothing,
 		Augment: o.Augment, EarlyStopping: o.EarlyStopping, Seed: o.Seed,
-		Freeze: m.copts.Freeze, BNReestimate: m.bnBatches, OnlyClasses: o.OnlyClasses}
+		Freeze: m.copts.Freeze, BNReestimate: m.bnBatches, OnlyClasses: o.OnlyClasses,
+		ValidationTTA: o.ValidationTTA, EMADecay: m.copts.EMADecay}
 }
 
 // better reports whether v improves on the best value of monitor.
@@ -227,6 +237,9 @@ func (m *Model) Fit(ctx context.Context, data Source, o FitOptions) (*History, e
 	}
 	if o.Epochs < 1 || o.Batch < 2 || o.MaxSteps < 0 {
 		return nil, fmt.Errorf("train: fit needs epochs ≥ 1 (got %d), batch ≥ 2 (got %d), max steps ≥ 0 (got %d)", o.Epochs, o.Batch, o.MaxSteps)
+	}
+	if o.ValidationTTA != "" && o.ValidationTTA != TTAFlip {
+		return nil, fmt.Errorf("train: validation TTA %q (want %q or none)", o.ValidationTTA, TTAFlip)
 	}
 	in := m.Graph.Spec.Input
 	if data.Shape() != in {
@@ -267,6 +280,7 @@ func (m *Model) Fit(ctx context.Context, data Source, o FitOptions) (*History, e
 		}
 		m.net = net
 	}
+	m.setupEMA()
 	if m.rng == nil {
 		m.rng = rand.NewPCG(o.Seed, 0x747261696e) // "train"
 	}
@@ -413,6 +427,9 @@ func (m *Model) fit(ctx context.Context, data Source, o FitOptions, perEpoch int
 			if err := m.opt.Step(net.Params(), lr, mom); err != nil {
 				return hist(""), err
 			}
+			if m.ema != nil {
+				m.ema.update()
+			}
 			st.Step++
 			sumLoss += res.Loss
 			correct += res.Correct
@@ -460,7 +477,7 @@ func (m *Model) fit(ctx context.Context, data Source, o FitOptions, perEpoch int
 					}
 				}
 			}
-			res, err := m.evaluate(ctx, o.Validation, o.EvalBatch, progress)
+			res, err := m.evaluate(ctx, o.Validation, o.EvalBatch, o.ValidationTTA, progress)
 			if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 				// A signal during validation must not lose the epoch's
 				// training: save it as an interrupted epoch whose batches
@@ -536,11 +553,14 @@ func (m *Model) checkpointFiles(o FitOptions) (map[string][]byte, error) {
 	st.Graph = m.Graph
 	st.RNG = rng
 	st.Data = o.Data
-	var optim map[string][]float32
+	var optim, avg map[string][]float32
 	if m.net != nil {
 		optim = m.opt.state(m.net.Params())
 	}
-	return encodeCheckpoint(&st, m.Graph, optim)
+	if m.ema != nil {
+		avg = m.ema.state()
+	}
+	return encodeCheckpoint(&st, m.Graph, optim, avg, m.EMAGraph())
 }
 
 // Resume loads a checkpoint as a compiled model ready to continue with
@@ -575,6 +595,17 @@ func Resume(dir string, threads int) (*Model, Recipe, error) {
 		return nil, Recipe{}, fmt.Errorf("%s: %w: %v", dir, ErrCheckpoint, err)
 	}
 	m.opt.Steps = int64(c.State.Step)
+	m.setupEMA()
+	switch {
+	case m.ema != nil:
+		if err := m.ema.setState(c.ema); err != nil {
+			net.Close()
+			return nil, Recipe{}, fmt.Errorf("%s: %w: recipe.ema_decay %g: %v", dir, ErrCheckpoint, r.EMADecay, err)
+		}
+	case len(c.ema) > 0:
+		net.Close()
+		return nil, Recipe{}, fmt.Errorf("%s: %w: %s holds EMA tensors but recipe.ema_decay is 0", dir, ErrCheckpoint, StateFile)
+	}
 	return m, r, nil
 }
 
@@ -585,9 +616,10 @@ type Metrics struct {
 	Samples  int     `json:"samples"`
 }
 
-// session exports the model and loads it into the inference runtime.
+// session exports the model (EMAGraph: the moving average of the
+// weights when there is one) and loads it into the inference runtime.
 func (m *Model) session() (*infer.Session, error) {
-	b, err := export.Marshal(m.Graph, export.Options{})
+	b, err := export.Marshal(m.EMAGraph(), export.Options{})
 	if err != nil {
 		return nil, err
 	}
@@ -596,9 +628,21 @@ func (m *Model) session() (*infer.Session, error) {
 
 // Evaluate computes the loss and accuracy on every sample of data (one
 // pass in order, batch samples per run, default 256) with the exported
-// model in the inference runtime.
+// model in the inference runtime (EMAGraph's weights).
 func (m *Model) Evaluate(ctx context.Context, data Source, batch int) (Metrics, error) {
-	return m.evaluate(ctx, data, batch, nil)
+	return m.evaluate(ctx, data, batch, "", nil)
+}
+
+// EvaluateTTA is Evaluate with test-time augmentation tta: "" (none) or
+// TTAFlip, which runs every image and its left-right mirror image and
+// averages the two softmax probability vectors; the loss is the
+// cross-entropy of the averaged probabilities (with the compiled label
+// smoothing) and the accuracy its top-1.
+func (m *Model) EvaluateTTA(ctx context.Context, data Source, batch int, tta string) (Metrics, error) {
+	if tta != "" && tta != TTAFlip {
+		return Metrics{}, fmt.Errorf("train: TTA %q (want %q or none)", tta, TTAFlip)
+	}
+	return m.evaluate(ctx, data, batch, tta, nil)
 }
 
 // validationCallbacks returns the callbacks that want validation progress.
@@ -614,7 +658,7 @@ func validationCallbacks(cbs []Callback) []ValidationCallback {
 
 // evaluate is Evaluate, calling progress (if set) with the samples done
 // before the first batch and after each.
-func (m *Model) evaluate(ctx context.Context, data Source, batch int, progress func(done int)) (Metrics, error) {
+func (m *Model) evaluate(ctx context.Context, data Source, batch int, tta string, progress func(done int)) (Metrics, error) {
 	if batch <= 0 {
 		batch = 256
 	}
@@ -639,6 +683,12 @@ func (m *Model) evaluate(ctx context.Context, data Source, batch int, progress f
 	var res Metrics
 	var sum float64
 	out := map[string]*infer.Tensor{}
+	var probs, avg []float64
+	var flipped, kept []float32
+	if tta == TTAFlip {
+		flipped, kept = make([]float32, len(x)), make([]float32, batch*classes)
+		probs, avg = make([]float64, classes), make([]float64, classes)
+	}
 	if progress != nil {
 		progress(0)
 	}
@@ -658,14 +708,42 @@ func (m *Model) evaluate(ctx context.Context, data Source, batch int, progress f
 			return Metrics{}, err
 		}
 		logits := out[export.LogitsName].Float32
+		var flogits []float32
+		if flipped != nil {
+			flogits = kept[:n*classes]
+			copy(flogits, logits) // out's buffer is reused by the next run
+			flipW(flipped[:n*per], x[:n*per], n, in.C, in.H, in.W)
+			finput := infer.NewFloat32([]int{n, in.C, in.H, in.W}, flipped[:n*per])
+			if err := s.RunInto(ctx, map[string]*infer.Tensor{export.InputName: finput}, out); err != nil {
+				return Metrics{}, err
+			}
+			logits, flogits = flogits, out[export.LogitsName].Float32
+		}
 		for i := 0; i < n; i++ {
 			row := logits[i*classes : (i+1)*classes]
-			for _, v := range row {
-				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-					return Metrics{}, fmt.Errorf("train: evaluate: the model's output for sample %d is %v: %w (the weights or the input are not finite)", res.Samples+i+1, v, ErrNonFinite)
+			var frow []float32
+			if flogits != nil {
+				frow = flogits[i*classes : (i+1)*classes]
+			}
+			for _, r := range [][]float32{row, frow} {
+				for _, v := range r {
+					if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+						return Metrics{}, fmt.Errorf("train: evaluate: the model's output for sample %d is %v: %w (the weights or the input are not finite)", res.Samples+i+1, v, ErrNonFinite)
+					}
 				}
 			}
-			l, ok := crossEntropy(row, labels[i], eps)
+			var l float64
+			var ok bool
+			if frow != nil {
+				softmax64(avg, row)
+				softmax64(probs, frow)
+				for j := range avg {
+					avg[j] = (avg[j] + probs[j]) / 2
+				}
+				l, ok = crossEntropyProbs(avg, labels[i], eps)
+			} else {
+				l, ok = crossEntropy(row, labels[i], eps)
+			}
 			sum += l
 			if ok {
 				res.Accuracy++
@@ -709,7 +787,7 @@ func crossEntropy(z []float32, y int, eps float64) (float64, bool) {
 
 // Predict returns the logits ([n, classes]) of n preprocessed images x
 // ([n, C, H, W]), computed by the inference runtime on the exported
-// model. Probabilities gives class probabilities.
+// model (EMAGraph's weights). Probabilities gives class probabilities.
 func (m *Model) Predict(ctx context.Context, x []float32, n int) ([]float32, error) {
 	in := m.Graph.Spec.Input
 	if n < 1 || len(x) != n*in.C*in.H*in.W {

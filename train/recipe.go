@@ -50,7 +50,22 @@ type Recipe struct {
 	// the data pipeline (the CLI's --only-classes) applies it, the train
 	// package does not interpret it.
 	OnlyClasses []int `json:"only_classes,omitempty"`
+
+	// ValidationTTA is the test-time augmentation of the end-of-epoch
+	// validation: "" (none) or TTAFlip (each image evaluated as itself
+	// and mirrored left-right, the two softmax probability vectors
+	// averaged; accuracy and loss come from the average).
+	ValidationTTA string `json:"validation_tta,omitempty"`
+	// EMADecay, if positive (it must be below 1), keeps an exponential
+	// moving average of the weights, updated after every optimiser step
+	// (ema = d·ema + (1−d)·w; BatchNorm running statistics are copied):
+	// validation and every checkpoint's model.onnx use the average, the
+	// raw weights keep training. 0 turns it off.
+	EMADecay float64 `json:"ema_decay,omitempty"`
 }
+
+// TTAFlip is the flip test-time augmentation (Recipe.ValidationTTA).
+const TTAFlip = "flip"
 
 // SparseCategoricalCrossentropy is the loss every recipe uses: softmax
 // cross-entropy against class indices (Keras' name).
@@ -145,6 +160,12 @@ func (r Recipe) Validate() error {
 	}
 	if r.EarlyStopping.Patience < 0 {
 		return fmt.Errorf("recipe %s: early-stopping patience %d must be ≥ 0", r.Name, r.EarlyStopping.Patience)
+	}
+	if r.ValidationTTA != "" && r.ValidationTTA != TTAFlip {
+		return fmt.Errorf("recipe %s: validation_tta %q (want %q or none)", r.Name, r.ValidationTTA, TTAFlip)
+	}
+	if !validEMADecay(r.EMADecay) {
+		return fmt.Errorf("recipe %s: ema_decay %g must be 0 (off) or in (0, 1)", r.Name, r.EMADecay)
 	}
 	if err := r.Optimizer.Validate(); err != nil {
 		return fmt.Errorf("recipe %s: %w", r.Name, err)

@@ -29,6 +29,8 @@ type EvaluateOptions struct {
 	Seed  uint64
 	Plot  string
 	JSON  bool
+	// TTA is classify.TTANone or classify.TTAFlip.
+	TTA   string
 	Input inputFlags
 }
 
@@ -45,7 +47,12 @@ per-class accuracy and the confusion matrix (as text, and as a PNG with --plot).
 .tar.gz, or single .bin files) or image folders (split/class/*.jpg, a folder or a
 .tar.gz read in place). The test split is used unless --split says otherwise.
 Data classes are matched to the model's class names when both have them.
-Preprocessing follows the same rules and flags as predict.`,
+Preprocessing follows the same rules and flags as predict.
+
+--tta flip evaluates every image as itself and mirrored left-right (the W axis of
+the preprocessed input reversed) and averages the two softmax probability vectors
+(probabilities, not logits); accuracy, ranks and the loss come from the average.
+The loss reported is the mean cross-entropy −log p(true class) of the probabilities.`,
 		Example: `  resnetctl evaluate resnet20.onnx --data ../shared/data/cifar10-jpeg.tar.gz
   resnetctl evaluate resnet20.onnx --data cifar-10-batches-bin --plot confusion.png
   resnetctl evaluate resnet50.onnx --data imagenet-val/ --split "" --labels imagenet --json`,
@@ -64,6 +71,9 @@ Preprocessing follows the same rules and flags as predict.`,
 			}
 			if err := opts.Input.check(c); err != nil {
 				return err
+			}
+			if opts.TTA != classify.TTANone && opts.TTA != classify.TTAFlip {
+				return usageErrorf(c, "--tta %q: want none or flip", opts.TTA)
 			}
 			if opts.Limit < 0 {
 				return usageErrorf(c, "--limit %d: must be positive (0: every image)", opts.Limit)
@@ -84,6 +94,7 @@ Preprocessing follows the same rules and flags as predict.`,
 	fs.Uint64Var(&opts.Seed, "seed", 1, "seed of the --limit subset")
 	fs.StringVar(&opts.Plot, "plot", "", "write the confusion matrix as a PNG to this file")
 	fs.BoolVar(&opts.JSON, "json", false, "print JSON")
+	fs.StringVar(&opts.TTA, "tta", classify.TTANone, "test-time augmentation: flip (average the softmax probabilities of each image and its left-right mirror image) or none")
 	opts.Input.register(c)
 	return c
 }
@@ -164,6 +175,11 @@ func evaluateRun(c *cobra.Command, opts *EvaluateOptions) error {
 	var eval *classify.Eval
 	per := setup.C * setup.H * setup.W
 	batch := make([]float32, opts.Batch*per)
+	var flipped []float32
+	if opts.TTA == classify.TTAFlip {
+		flipped = make([]float32, opts.Batch*per)
+	}
+	var sumLoss float64 // of −log p(label), p the (averaged) probabilities
 	labels := make([]int, 0, opts.Batch)
 	names := make([]string, 0, opts.Batch) // the batch's images, for errors
 	flush := func() error {
@@ -180,6 +196,20 @@ func evaluateRun(c *cobra.Command, opts *EvaluateOptions) error {
 		k := scores.Shape[1]
 		if k == 0 { // nothing to rank: a symbolic class dimension came out 0
 			return fmt.Errorf("%s: output %s has shape %v: the model has no classes", opts.Model, setup.Output, scores.Shape)
+		}
+		var mirrored []float32
+		if flipped != nil {
+			kept := append([]float32(nil), scores.Float32[:n*k]...)
+			setup.FlipW(flipped, batch, n)
+			fs, err := setup.Run(ctx, sess, flipped, n)
+			if err != nil {
+				return fmt.Errorf("%s: %w", opts.Model, err)
+			}
+			if len(fs.Shape) != 2 || fs.Shape[1] != k || len(fs.Float32) < n*k {
+				return fmt.Errorf("%s: output %s has shape %v for the mirrored images, %v for the images", opts.Model, setup.Output, fs.Shape, scores.Shape)
+			}
+			mirrored = fs.Float32
+			scores.Float32 = kept
 		}
 		if eval == nil {
 			if nOut == 0 {
@@ -198,9 +228,25 @@ func evaluateRun(c *cobra.Command, opts *EvaluateOptions) error {
 			if err := classify.CheckOutput(names[i], row, weights); err != nil {
 				return fmt.Errorf("%s: %w", opts.Model, err)
 			}
-			if err := eval.Add(l, row); err != nil {
+			ranked := row
+			var p []float64
+			if mirrored != nil {
+				mrow := mirrored[i*k : (i+1)*k]
+				if err := classify.CheckOutput(names[i]+" (mirrored)", mrow, weights); err != nil {
+					return fmt.Errorf("%s: %w", opts.Model, err)
+				}
+				p = classify.AverageProbs(setup.Probabilities, row, mrow)
+				ranked = make([]float32, k)
+				for j, v := range p {
+					ranked[j] = float32(v)
+				}
+			} else {
+				p = classify.Probs(row, setup.Probabilities)
+			}
+			if err := eval.Add(l, ranked); err != nil {
 				return fmt.Errorf("%s: %w", opts.Data, err)
 			}
+			sumLoss += classify.NLL(p, l)
 		}
 		labels, names = labels[:0], names[:0]
 		return nil
@@ -263,11 +309,17 @@ func evaluateRun(c *cobra.Command, opts *EvaluateOptions) error {
 		return enc.Encode(map[string]any{
 			"model": opts.Model, "data": opts.Data, "split": src.Split, "images": eval.Total, "limit": opts.Limit, "seed": opts.Seed,
 			"top1": eval.Top1Accuracy(), "top5": eval.Top5Accuracy(), "per_class": classes,
+			"loss": sumLoss / float64(eval.Total), "tta": opts.TTA,
 			"confusion": eval.Confusion, "seconds": elapsed.Seconds(),
 		})
 	}
 	fmt.Fprintf(w, "model: %s\ndata: %s (split %q, %d classes)\n", printable.Name(opts.Model), printable.Name(opts.Data), src.Split, len(src.Classes))
 	eval.WriteText(w)
+	fmt.Fprintf(w, "\nloss (mean cross-entropy): %.4f", sumLoss/float64(eval.Total))
+	if opts.TTA == classify.TTAFlip {
+		fmt.Fprint(w, ", flip TTA: probabilities of each image and its mirror image averaged")
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "\n%.1f s, %.0f images/s\n", elapsed.Seconds(), float64(eval.Total)/elapsed.Seconds())
 	return nil
 }

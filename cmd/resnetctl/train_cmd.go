@@ -59,8 +59,8 @@ func NewCmdTrain(s *Streams, runF func(*TrainOptions) error) *cobra.Command {
 	opts.specFlags = &flags
 	var recipe, augmentation, optimizer string
 	var epochs, batch, patience int
-	var lr, minDelta float64
-	var monitor string
+	var lr, minDelta, emaDecay float64
+	var monitor, validationTTA string
 	c := &cobra.Command{
 		Use:   "train [flags]",
 		Short: "Train a ResNet natively in Go",
@@ -78,7 +78,9 @@ CIFAR-10 from the cache if present, else the embedded sample for a short run.
 Recipes: fast (30 epochs, SGD Nesterov, cosine), paper (He et al.: 64k iterations,
 steps at 32k and 48k), tutorial (the Keras chapter: Adam, batch 32, 10 epochs, Keras
 augmentation). Flags override a recipe's epochs, batch, learning rate, optimizer and
-augmentation.
+augmentation. --ema-decay and --validation-tta add a moving average of the weights
+and flip test-time augmentation of the validation to any recipe (both off in the
+named recipes).
 
 --init starts from any importable ONNX file. --input CxHxW fine-tunes it at another
 size when its graph pools globally before the head (torchvision's ResNets do); data
@@ -129,6 +131,15 @@ computed from --data; --preprocess chooses one.`,
 			}
 			if changed("monitor") {
 				r.EarlyStopping.Monitor = monitor
+			}
+			if changed("ema-decay") {
+				r.EMADecay = emaDecay
+			}
+			if changed("validation-tta") {
+				r.ValidationTTA = validationTTA
+				if validationTTA == "none" {
+					r.ValidationTTA = ""
+				}
 			}
 			if err := r.Validate(); err != nil {
 				return usageErrorf(c, "%v", err)
@@ -213,6 +224,10 @@ computed from --data; --preprocess chooses one.`,
 	fs.IntVar(&patience, "patience", 0, "early stopping: stop when --monitor has not improved for this many epochs (0: never)")
 	fs.Float64Var(&minDelta, "min-delta", 0, "early stopping: the smallest change that counts as an improvement")
 	fs.StringVar(&monitor, "monitor", "", "metric of the best checkpoint and of early stopping: val_accuracy (default), val_loss, accuracy or loss")
+	fs.Float64Var(&emaDecay, "ema-decay", 0, "keep an exponential moving average of the weights with this decay (e.g. 0.999), updated after every step: "+
+		"validation and every checkpoint's model.onnx use the average, the raw weights keep training; BatchNorm statistics are copied (0: off, the recipes' default)")
+	fs.StringVar(&validationTTA, "validation-tta", "none", "test-time augmentation of the per-epoch validation: flip (each image and its mirror image, "+
+		"softmax probabilities averaged) or none")
 	fs.IntVar(&opts.KeepLast, "keep-last", 0, "keep only the newest N epoch checkpoints (0: all; best is always kept)")
 	fs.StringVar(&opts.Init, "init", "", "start from this ONNX model (fine-tuning); with --classes, a new head (transfer learning)")
 	fs.StringVar(&opts.Preprocess, "preprocess", "", "with --init: torch, tf, raw, cifar10 or cifar100 (caffe's BGR is refused) "+
@@ -429,6 +444,9 @@ func trainRun(c *cobra.Command, opts *TrainOptions) error {
 	}
 	fmt.Fprintf(errw, "training %s on %s: recipe %s, %d epochs, batch %d, %s lr %g, augment %s, checkpoints in %s\n",
 		opts.Spec.Name, what, r.Name, r.Epochs, r.Batch, r.Optimizer.Name, r.Optimizer.LR, r.Augment, opts.Out)
+	if r.EMADecay > 0 || r.ValidationTTA != "" {
+		fmt.Fprintf(errw, "ema decay %g (0: off), validation tta %s\n", r.EMADecay, orNone(r.ValidationTTA))
+	}
 	if err := rf.clearOld(errw, opts.Out); err != nil {
 		return err
 	}

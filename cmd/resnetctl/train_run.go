@@ -109,7 +109,7 @@ type resumeFlag struct {
 // checkResumeFlags refuses flags that contradict a resumed run's record:
 // the data pipeline (--limit, --val-split), the model and its spec flags,
 // and the recipe (--recipe, --batch, --lr, --optimizer, --augment,
-// --seed). --epochs (to train further), --threads, --keep-last,
+// --seed, --ema-decay, --validation-tta). --epochs (to train further), --threads, --keep-last,
 // --patience and --min-delta may change; --data may name the same data
 // elsewhere (checked by fingerprint once it is read).
 func checkResumeFlags(c *cobra.Command, opts *TrainOptions, ckpt string, saved train.Recipe, spec models.Spec, rec *train.DataRecord) error {
@@ -156,6 +156,13 @@ func checkResumeFlags(c *cobra.Command, opts *TrainOptions, ckpt string, saved t
 		}},
 		{name: "freeze", given: str("freeze"), recorded: orNone(saved.Freeze), same: func() bool {
 			return opts.Freeze == orNone(saved.Freeze)
+		}},
+		{name: "ema-decay", given: str("ema-decay"), recorded: g(saved.EMADecay), same: func() bool {
+			v, err := strconv.ParseFloat(fl.Lookup("ema-decay").Value.String(), 64)
+			return err == nil && v == saved.EMADecay
+		}},
+		{name: "validation-tta", given: str("validation-tta"), recorded: orNone(saved.ValidationTTA), same: func() bool {
+			return fl.Lookup("validation-tta").Value.String() == orNone(saved.ValidationTTA)
 		}},
 		{name: "limit", given: str("limit"), recorded: limit},
 		{name: "val-split", given: str("val-split"), recorded: valSplit, same: func() bool {

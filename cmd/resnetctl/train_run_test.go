@@ -352,6 +352,8 @@ func TestTrainResumeRecordedData(t *testing.T) {
 		{[]string{"--data", other}, exitError, []string{other, archive, "fingerprints"}},
 		{[]string{"--data", "sample"}, exitError, []string{"sample", archive}},
 		{[]string{"--epochs", "0"}, exitUsage, []string{"epochs 0"}},
+		{[]string{"--ema-decay", "0.9"}, exitUsage, []string{"--ema-decay 0.9", "ema-decay 0"}},
+		{[]string{"--validation-tta", "flip"}, exitUsage, []string{"--validation-tta flip", "validation-tta none"}},
 	} {
 		args := append([]string{"train", "--out", out, "--resume", "--epochs", "2"}, tc.args...)
 		code, _, errOut := runCLI(args...)

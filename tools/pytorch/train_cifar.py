@@ -5,6 +5,7 @@
   nice -n 19 /usr/bin/python3 tools/pytorch/train_cifar.py [--model resnet20]
       [--data cifar10-jpeg.tar.gz] [--epochs 30] [--seed 1] [--threads 2]
       [--limit N] [--exact test_0000-0999.bin] [--json OUT]
+      [--tta flip] [--ema DECAY]
 
 Matched (train/recipe.go, schedule.go, optim.go, model.go, augment/, build/):
 - model: resnets.CifarResNet, basic blocks, option-A shortcuts (resnetN, 6n+2).
@@ -39,10 +40,18 @@ Differences that remain:
 - random streams: the shuffle, crops and flips come from torch's generator
   (seeded from --seed), not from resnetctl's SplitMix64 streams, so the
   batches differ (same distributions); --seed 1 here is not --seed 1 there.
+- options off by default, as in every resnetctl recipe: --tta flip (resnetctl
+  train --validation-tta flip / evaluate --tta flip) validates and evaluates
+  each image and its left-right mirror image, averaging the two softmax
+  probability vectors; --ema DECAY (resnetctl train --ema-decay) keeps a
+  hand-written EMA of the weights updated after every optimiser step,
+  ema.lerp_(w, 1-DECAY) for every parameter (train/ema.go's formula) and the
+  BatchNorm buffers copied, and validates/evaluates the EMA model.
 - float arithmetic: PyTorch's kernels (oneDNN/OpenMP reductions, foreach-free
   SGD) vs ours; results agree statistically, not bit for bit.
 """
 import argparse
+import copy
 import io
 import json
 import math
@@ -150,14 +159,42 @@ def build(name):
 
 
 @torch.no_grad()
-def evaluate(model, x, y, batch=256):
+def evaluate(model, x, y, batch=256, tta="none"):
+    """Mean cross-entropy and accuracy; with tta "flip", of the average of the
+    softmax probabilities of each image and its mirror image (the W axis of
+    the normalised NCHW input reversed)."""
     model.eval()
     loss, correct = 0.0, 0
     for i in range(0, len(y), batch):
-        out = model(normalize(x[i:i + batch]))
-        loss += F.cross_entropy(out.double(), y[i:i + batch], reduction="sum").item()
+        xn = normalize(x[i:i + batch])
+        out = model(xn).double()
+        if tta == "flip":
+            p = (F.softmax(out, 1) + F.softmax(model(xn.flip(3)).double(), 1)) / 2
+            loss += F.nll_loss(p.log(), y[i:i + batch], reduction="sum").item()
+            correct += (p.argmax(1) == y[i:i + batch]).sum().item()
+            continue
+        loss += F.cross_entropy(out, y[i:i + batch], reduction="sum").item()
         correct += (out.argmax(1) == y[i:i + batch]).sum().item()
     return loss / len(y), correct / len(y)
+
+
+class EMA:
+    """Exponential moving average of a model's weights, as train/ema.go:
+    after every optimiser step ema += (1-decay)*(w - ema) for every
+    parameter; buffers (BatchNorm running statistics) copied."""
+
+    def __init__(self, model, decay):
+        self.decay = decay
+        self.model = copy.deepcopy(model)
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model):
+        for e, w in zip(self.model.parameters(), model.parameters()):
+            e.lerp_(w, 1 - self.decay)
+        for e, b in zip(self.model.buffers(), model.buffers()):
+            e.copy_(b)
 
 
 def main():
@@ -170,7 +207,15 @@ def main():
     ap.add_argument("--limit", type=int, default=0, help="train on the first N images of a seeded shuffle")
     ap.add_argument("--exact", help="CIFAR-10 binary .bin file to evaluate at the end")
     ap.add_argument("--json", help="write the run's results here")
+    ap.add_argument("--tta", choices=["none", "flip"], default="none",
+                    help="test-time augmentation of validation and --exact: flip averages the softmax "
+                         "probabilities of each image and its mirror image")
+    ap.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                    help="validate and evaluate an exponential moving average of the weights, updated "
+                         "after every step (0: off; e.g. 0.999)")
     a = ap.parse_args()
+    if not (a.ema == 0 or 0 < a.ema < 1):
+        ap.error("--ema %g: must be 0 (off) or in (0, 1)" % a.ema)
     wall = time.time()
     torch.set_num_threads(a.threads)
     random.seed(a.seed)
@@ -197,6 +242,8 @@ def main():
     o = RECIPE["optimizer"]
     opt = torch.optim.SGD(model.parameters(), lr=o["lr"], momentum=o["momentum"], dampening=0,
                           nesterov=o["nesterov"], weight_decay=o["weight_decay"], foreach=False)
+    ema = EMA(model, a.ema) if a.ema else None
+    evaluated = ema.model if ema else model
     history, step = [], 0
     for epoch in range(1, a.epochs + 1):
         model.train()
@@ -213,12 +260,14 @@ def main():
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if ema:
+                ema.update(model)
             step += 1
             sum_loss += loss.item()
             correct += (out.argmax(1) == y).sum().item()
         secs = time.time() - t0
         tl, ta = sum_loss / per_epoch, correct / (per_epoch * batch)
-        vl, va = evaluate(model, xte, yte)
+        vl, va = evaluate(evaluated, xte, yte, tta=a.tta)
         history.append([epoch, tl, ta, vl, va, secs])
         print("epoch %d/%d  loss %.4f  acc %.4f  val_loss %.4f  val_acc %.4f  %.1fs  (%.0f img/s)"
               % (epoch, a.epochs, tl, ta, vl, va, secs, per_epoch * batch / secs), flush=True)
@@ -226,12 +275,12 @@ def main():
     exact = None
     if a.exact:
         xe, ye = load_bin(a.exact)
-        el, exact = evaluate(model, xe, ye)
+        el, exact = evaluate(evaluated, xe, ye, tta=a.tta)
         print("exact %s: %d images  loss %.4f  acc %.4f" % (a.exact, len(ye), el, exact), flush=True)
     wall = time.time() - wall
     print("wall %.1fs" % wall, flush=True)
     if a.json:
-        rec = dict(RECIPE, epochs=a.epochs, model=a.model, limit=a.limit or None, train_images=len(ytr),
+        rec = dict(RECIPE, epochs=a.epochs, validation_tta=a.tta, ema_decay=a.ema or None, model=a.model, limit=a.limit or None, train_images=len(ytr),
                    steps_per_epoch=per_epoch)
         with open(a.json, "w") as f:
             json.dump({"recipe": rec, "seed": a.seed, "torch": torch.__version__, "threads": a.threads,
