@@ -2,7 +2,6 @@ package train
 
 import (
 	"context"
-	"errors"
 	"math"
 	"path/filepath"
 	"strings"
@@ -125,23 +124,7 @@ func TestEMAResumeIsExact(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	part := mk()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	fo = base
-	fo.CheckpointDir = filepath.Join(t.TempDir(), "part")
-	fo.Callbacks = []Callback{CallbackFuncs{EpochEnd: func(e EpochInfo) {
-		if e.Metrics.Epoch == 1 {
-			cancel()
-		}
-	}}}
-	if _, err := part.Fit(ctx, train, fo); !errors.Is(err, context.Canceled) {
-		t.Fatalf("interrupted run: %v, want context.Canceled", err)
-	}
-	latest, err := LatestCheckpoint(fo.CheckpointDir)
-	if err != nil || filepath.Base(latest) != "epoch-0001" {
-		t.Fatalf("latest checkpoint %q (%v), want epoch-0001", latest, err)
-	}
+	latest := fitUntil(t, mk(), train, base, 1)
 	resumed, r, err := Resume(latest, 2)
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math"
 	"os"
@@ -89,6 +90,29 @@ func sameParams(t *testing.T, a, b *Model) {
 // uninterrupted run at epoch 3 (weights and running statistics) and at the
 // end (weights, history), for SGD with Nesterov momentum and for AdamW,
 // both on a warm-up + cosine schedule.
+// fitUntil fits m with fo, cancelled at the end of epoch stop, into a new
+// checkpoint folder, and returns the latest checkpoint there (which must
+// be that epoch's).
+func fitUntil(t *testing.T, m *Model, train Source, fo FitOptions, stop int) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fo.CheckpointDir = filepath.Join(t.TempDir(), "part")
+	fo.Callbacks = []Callback{CallbackFuncs{EpochEnd: func(e EpochInfo) {
+		if e.Metrics.Epoch == stop {
+			cancel()
+		}
+	}}}
+	if _, err := m.Fit(ctx, train, fo); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted run: %v, want context.Canceled", err)
+	}
+	latest, err := LatestCheckpoint(fo.CheckpointDir)
+	if want := fmt.Sprintf("epoch-%04d", stop); err != nil || filepath.Base(latest) != want {
+		t.Fatalf("latest checkpoint %q (%v), want %s", latest, err, want)
+	}
+	return latest
+}
+
 func TestResumeIsExact(t *testing.T) {
 	ds := sample(t, "train", 96)
 	spec := smallSpec()
@@ -110,23 +134,7 @@ func TestResumeIsExact(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			part := compiled(t, spec, opt, sched)
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			fo = base
-			fo.CheckpointDir = filepath.Join(t.TempDir(), "part")
-			fo.Callbacks = []Callback{CallbackFuncs{EpochEnd: func(e EpochInfo) {
-				if e.Metrics.Epoch == 2 {
-					cancel()
-				}
-			}}}
-			if _, err := part.Fit(ctx, train, fo); !errors.Is(err, context.Canceled) {
-				t.Fatalf("interrupted run: %v, want context.Canceled", err)
-			}
-			latest, err := LatestCheckpoint(fo.CheckpointDir)
-			if err != nil || filepath.Base(latest) != "epoch-0002" {
-				t.Fatalf("latest checkpoint %q (%v), want epoch-0002", latest, err)
-			}
+			latest := fitUntil(t, compiled(t, spec, opt, sched), train, base, 2)
 
 			resumed, r, err := Resume(latest, 2)
 			if err != nil {
