@@ -2,7 +2,6 @@ package infer
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/resnetctl/resnetctl/internal/onnxmodel"
 )
@@ -284,31 +283,9 @@ func narrowInto(dst, src *Tensor) {
 	}
 }
 
-// halfFromFloat64 rounds f to the nearest IEEE 754 half-precision number
-// (ties to even; overflow to infinity; subnormals kept) and returns its
-// bits.
-func halfFromFloat64(f float64) uint16 {
-	sign := uint16(math.Float64bits(f)>>48) & 0x8000
-	a := math.Abs(f)
-	switch {
-	case math.IsNaN(f):
-		return sign | 0x7e00
-	case a >= 65520: // halfway between 65504 and 65536 rounds up (to even)
-		return sign | 0x7c00
-	case a < 0x1p-14: // subnormal: multiples of 2^-24
-		return sign | uint16(math.RoundToEven(a*0x1p24))
-	}
-	fr, exp := math.Frexp(a) // a = fr·2^exp, fr in [0.5, 1)
-	m := math.RoundToEven((2*fr - 1) * 1024)
-	e := exp - 1 + 15
-	if m == 1024 {
-		m, e = 0, e+1
-	}
-	if e >= 31 {
-		return sign | 0x7c00
-	}
-	return sign | uint16(e)<<10 | uint16(m)
-}
+// halfFromFloat64 rounds f to the nearest half-precision number:
+// internal/onnxmodel.HalfFromFloat64.
+func halfFromFloat64(f float64) uint16 { return onnxmodel.HalfFromFloat64(f) }
 
 // halfToFloat32 converts half-precision bits to float32 (exactly):
 // internal/onnxmodel.HalfToFloat.

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/resnetctl/resnetctl/infer"
+	"github.com/resnetctl/resnetctl/internal/onnxmodel"
 )
 
 // The binary tensor data extension of the protocol (as Triton defines it,
@@ -102,8 +103,10 @@ func elemBytes(dt infer.DType) int {
 		return 4
 	case infer.Float64, infer.Int64:
 		return 8
-	case infer.Bool:
+	case infer.Bool, infer.Uint8, infer.Int8:
 		return 1
+	case infer.Float16:
+		return 2
 	}
 	return 0
 }
@@ -145,6 +148,20 @@ func decodeBinary(b []byte, dt infer.DType, shape []int, n int) (*infer.Tensor, 
 		for k := range t.Int64 {
 			t.Int64[k] = int64(binary.LittleEndian.Uint64(b[8*k:]))
 		}
+	case infer.Uint8:
+		copy(t.Uint8, b)
+	case infer.Int8:
+		for k, c := range b {
+			t.Int8[k] = int8(c)
+		}
+	case infer.Float16:
+		for k := range t.Float16 {
+			h := binary.LittleEndian.Uint16(b[2*k:])
+			if h&0x7c00 == 0x7c00 {
+				return nil, fmt.Errorf("element %d is %v; inputs must be finite", k, onnxmodel.HalfToFloat(h))
+			}
+			t.Float16[k] = h
+		}
 	case infer.Bool:
 		for k, c := range b {
 			if c > 1 {
@@ -174,6 +191,16 @@ func appendBinary(dst []byte, t *infer.Tensor) []byte {
 	case infer.Int64:
 		for _, v := range t.Int64 {
 			dst = binary.LittleEndian.AppendUint64(dst, uint64(v))
+		}
+	case infer.Uint8:
+		dst = append(dst, t.Uint8...)
+	case infer.Int8:
+		for _, v := range t.Int8 {
+			dst = append(dst, byte(v))
+		}
+	case infer.Float16:
+		for _, h := range t.Float16 {
+			dst = binary.LittleEndian.AppendUint16(dst, h)
 		}
 	case infer.Bool:
 		for _, v := range t.Bool {

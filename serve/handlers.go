@@ -185,6 +185,13 @@ func (s *Server) inferRequest(w http.ResponseWriter, r *http.Request, m *model) 
 			ro.Parameters = map[string]any{"binary_data_size": len(bin) - start}
 			anyBinary = true
 		} else {
+			if t.Type() == infer.Float16 {
+				for _, h := range t.Float16 {
+					if h&0x7c00 == 0x7c00 {
+						return errorf(http.StatusInternalServerError, "output %s holds NaN or infinity, which JSON cannot carry (ask for binary_data)", o.name)
+					}
+				}
+			}
 			if t.Type() == infer.Float32 {
 				if k := classify.NonFinite(t.Float32); k != "" {
 					return errorf(http.StatusInternalServerError, "output %s holds %s, which JSON cannot carry (ask for binary_data)", o.name, k)

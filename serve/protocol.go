@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/resnetctl/resnetctl/infer"
+	"github.com/resnetctl/resnetctl/internal/onnxmodel"
 )
 
 // The JSON objects of the Open Inference Protocol's REST API, named as the
@@ -105,6 +106,9 @@ var datatypes = map[infer.DType]string{
 	infer.Int32:   "INT32",
 	infer.Int64:   "INT64",
 	infer.Bool:    "BOOL",
+	infer.Uint8:   "UINT8",
+	infer.Int8:    "INT8",
+	infer.Float16: "FP16",
 }
 
 func datatypeOf(dt infer.DType) string {
@@ -132,13 +136,35 @@ func newTensor(dt infer.DType, shape []int) *infer.Tensor {
 		t.Int64 = make([]int64, n)
 	case infer.Bool:
 		t.Bool = make([]bool, n)
+	case infer.Uint8:
+		t.Uint8 = make([]uint8, n)
+	case infer.Int8:
+		t.Int8 = make([]int8, n)
+	case infer.Float16:
+		t.Float16 = make([]uint16, n)
 	}
 	return t
 }
 
-// tensorData returns the data field of t's type, for JSON.
+// tensorData returns the data field of t's type, for JSON: numbers for
+// UINT8 (a []uint8 would be written as base64) and FP16 (as the float32
+// values the half-precision numbers are).
 func tensorData(t *infer.Tensor) any {
 	switch t.Type() {
+	case infer.Uint8:
+		v := make([]int, len(t.Uint8))
+		for i, x := range t.Uint8 {
+			v[i] = int(x)
+		}
+		return v
+	case infer.Int8:
+		return t.Int8
+	case infer.Float16:
+		v := make([]float32, len(t.Float16))
+		for i, h := range t.Float16 {
+			v[i] = onnxmodel.HalfToFloat(h)
+		}
+		return v
 	case infer.Float64:
 		return t.Float64
 	case infer.Int32:
@@ -275,6 +301,22 @@ func (p *dataParser) element() error {
 		p.t.Int32[k] = int32(v)
 	case infer.Int64:
 		p.t.Int64[k], err = strconv.ParseInt(tok, 10, 64)
+	case infer.Uint8:
+		var v uint64
+		v, err = strconv.ParseUint(tok, 10, 8)
+		p.t.Uint8[k] = uint8(v)
+	case infer.Int8:
+		var v int64
+		v, err = strconv.ParseInt(tok, 10, 8)
+		p.t.Int8[k] = int8(v)
+	case infer.Float16:
+		var v float64
+		v, err = strconv.ParseFloat(tok, 64)
+		h := onnxmodel.HalfFromFloat64(v)
+		if err == nil && h&0x7c00 == 0x7c00 { // rounds to ±Inf
+			err = strconv.ErrRange
+		}
+		p.t.Float16[k] = h
 	case infer.Bool:
 		switch tok {
 		case "true":
@@ -301,6 +343,12 @@ func (p *dataParser) want() string {
 		return "an integer in int32 range"
 	case infer.Int64:
 		return "an integer in int64 range"
+	case infer.Uint8:
+		return "an integer from 0 to 255"
+	case infer.Int8:
+		return "an integer from -128 to 127"
+	case infer.Float16:
+		return "a number in float16 range (|x| < 65520)"
 	}
 	return "true or false"
 }
