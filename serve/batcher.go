@@ -108,6 +108,11 @@ type batcher struct {
 	delay  time.Duration // how long the oldest job waits for others
 	// observe records the rows of each run (metrics).
 	observe func(rows int)
+	// active, if set, counts the model's requests being handled; a run
+	// waits for others (delay) only while some of them are not pending
+	// yet, so a lone request is not held back for company that is not
+	// coming.
+	active func() int64
 
 	queue  chan *job
 	ctx    context.Context // the runs' context, cancelled by close
@@ -187,7 +192,7 @@ func (b *batcher) loop() {
 			continue
 		}
 		key := pending[0].key
-		if b.delay > 0 && available(pending, key) < b.size {
+		if b.delay > 0 && available(pending, key) < b.size && (b.active == nil || b.active() > int64(len(pending))) {
 			pending = b.wait(pending, key, pending[0].arrived.Add(b.delay))
 		}
 		var segs []segment

@@ -143,6 +143,8 @@ func (s *Server) inferRequest(w http.ResponseWriter, r *http.Request, m *model) 
 		return e
 	}
 	defer release()
+	m.active.Add(1)
+	defer m.active.Add(-1)
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
 	defer cancel()
 	body, e := s.readBody(w, r)
@@ -414,6 +416,8 @@ func (s *Server) classifyRequest(w http.ResponseWriter, r *http.Request, m *mode
 		return e
 	}
 	defer release()
+	m.active.Add(1)
+	defer m.active.Add(-1)
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
 	defer cancel()
 	body, e := s.readBody(w, r)

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/resnetctl/resnetctl/classify"
 	"github.com/resnetctl/resnetctl/imgproc"
@@ -28,6 +29,10 @@ type model struct {
 	meta          infer.Metadata
 	mode          batchMode
 	batcher       *batcher
+	// active counts this model's requests being handled (admitted and
+	// not yet answered); the batcher waits for company only when some
+	// of them have not reached it yet.
+	active atomic.Int64
 
 	// For the classify endpoint: the setup (nil with setupErr when the
 	// model is no image classifier), the weights that are not finite, and
@@ -72,6 +77,7 @@ func newModel(mc ModelConfig, cfg *Config, observe func(int)) (*model, error) {
 		m.pre.New = func() any { return setup.Preprocessor() }
 	}
 	m.batcher = newBatcher(mc.Session, md, cfg.MaxBatch, cfg.MaxDelay, cfg.MaxInflight+1, observe)
+	m.batcher.active = m.active.Load
 	return m, nil
 }
 

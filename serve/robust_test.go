@@ -255,18 +255,30 @@ func predictDirect(t *testing.T, sess *infer.Session, data []byte, top int) []cl
 // 504.
 func TestOverloadAndTimeout(t *testing.T) {
 	_, sess := exportResNet8(t, t.TempDir(), "r8", 0)
-	// The batcher waits up to 3 s for 64 rows, so admitted requests stay
-	// in flight while the others arrive.
+	// Three requests stay in flight (admitted, their bodies held back)
+	// while the others arrive; they are sent in full afterwards.
 	base, _ := startServer(t, Config{MaxInflight: 3, MaxBatch: 64, MaxDelay: 3 * time.Second}, ModelConfig{Name: "r8", Session: sess})
 	url := base + "/v2/models/r8/infer"
 	body := inferBody("", 1, jsonNumbers(randomImages(5, 1)))
 	var wg sync.WaitGroup
 	codes := make([]int, 3)
+	held := make([]*io.PipeWriter, len(codes))
 	for i := range codes {
+		pr, pw := io.Pipe()
+		held[i] = pw
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			codes[i], _ = do(t, "POST", url, "application/json", body)
+			req, _ := http.NewRequest("POST", url, pr)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Errorf("held request %d: %v", i, err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			codes[i] = resp.StatusCode
 		}()
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -318,6 +330,10 @@ func TestOverloadAndTimeout(t *testing.T) {
 	if growth > 16<<20 {
 		t.Errorf("the heap grew by %d MiB over 40 refused requests", growth>>20)
 	}
+	for _, pw := range held {
+		pw.Write(body)
+		pw.Close()
+	}
 	wg.Wait()
 	for i, c := range codes {
 		if c != 200 {
@@ -325,11 +341,31 @@ func TestOverloadAndTimeout(t *testing.T) {
 		}
 	}
 
-	// A request timeout shorter than the batching delay: 504.
+	// A request timeout shorter than the batching delay: 504. The batcher
+	// waits for company only while another request to the model is being
+	// handled and not yet queued: here one whose body never arrives.
 	base2, _ := startServer(t, Config{Timeout: 100 * time.Millisecond, MaxBatch: 64, MaxDelay: time.Second}, ModelConfig{Name: "r8", Session: sess})
+	stalled, stall := io.Pipe()
+	defer stall.Close()
+	go func() {
+		req, _ := http.NewRequest("POST", base2+"/v2/models/r8/infer", stalled)
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	time.Sleep(300 * time.Millisecond) // its handler has admitted it
 	code, got := do(t, "POST", base2+"/v2/models/r8/infer", "application/json", body)
 	if code != http.StatusGatewayTimeout || !strings.Contains(fmt.Sprint(got["error"]), "no answer within the request timeout (100ms)") {
 		t.Errorf("timeout: %d %v", code, got)
+	}
+
+	// A lone request is not held back for company: with a 10 s delay it
+	// is answered long before (the bound is the delay, not a speed).
+	base3, _ := startServer(t, Config{MaxBatch: 64, MaxDelay: 10 * time.Second}, ModelConfig{Name: "r8", Session: sess})
+	t0 := time.Now()
+	code, got = do(t, "POST", base3+"/v2/models/r8/infer", "application/json", body)
+	if el := time.Since(t0); code != 200 || el > 5*time.Second {
+		t.Errorf("a lone request: %d after %v (the batching delay is 10s) %v", code, el, got)
 	}
 }
 
