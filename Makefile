@@ -7,8 +7,9 @@ PKGS := ./...
 # The other people's software our tests compare against: the ONNX checker
 # (onnx 1.12), PyTorch 1.13 + torchvision 0.14 from Debian, and ONNX Runtime
 # 1.30 from npm (its CPU runtime ships in the package; the env var skips a
-# GPU download that cannot succeed here).
-APT_PACKAGES := python3-onnx python3-numpy python3-torch python3-torchvision libonnx-testdata
+# GPU download that cannot succeed here). wrk (C) is the load generator of
+# bench-serve.
+APT_PACKAGES := python3-onnx python3-numpy python3-torch python3-torchvision libonnx-testdata wrk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 ## run: the main job: train ResNet-20 with no flags — CIFAR-10 from the cache if
@@ -74,8 +75,9 @@ bench-train: build
 	tools/bench_train.sh
 
 ## bench-serve: load test of `resnetctl serve` on loopback (not part of test):
-## 1, 8 and 64 clients on ResNet-20 and ResNet-50, batching off and on, with
-## `resnetctl bench` alongside; SERVE_BENCH_FLAGS override (e.g.
+## 1, 8 and 64 clients on ResNet-20 and ResNet-50, batching off and on, one
+## and two instances, wrk and Go clients, with `resnetctl bench` alongside;
+## SERVE_BENCH_FLAGS override (e.g.
 ## "-duration 3s -models resnet20"), JSON in bench-results/serve.json
 bench-serve: build
 	$(GO) run ./tools/servebench -resnetctl bin/resnetctl $(SERVE_BENCH_FLAGS)

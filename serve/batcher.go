@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/resnetctl/resnetctl/infer"
@@ -67,27 +69,47 @@ type job struct {
 	rows   int
 	inputs []*infer.Tensor // in the model's input order, each [rows, …]
 
-	// Set by the batcher's goroutine, read by the request's after done is
-	// closed.
+	// Set by the runs (under mu), read by the request's goroutine after
+	// done is closed.
 	out  map[string]*infer.Tensor
 	err  error
 	done chan struct{}
 
-	// The batcher's own bookkeeping.
-	taken, answered int
-	finished        bool
+	// taken is the batcher loop's own: rows placed in runs.
+	taken int
+	// mu guards answered and finished: with several instances, runs of
+	// one job's rows may end at the same time.
+	mu       sync.Mutex
+	answered int
+	finished bool
 }
 
 func newJob(ctx context.Context, key string, rows int, inputs []*infer.Tensor) *job {
 	return &job{ctx: ctx, arrived: time.Now(), key: key, rows: rows, inputs: inputs, done: make(chan struct{})}
 }
 
-func (j *job) finish(err error) {
+// finish answers the job, once: later calls do nothing. It reports
+// whether this call answered it.
+func (j *job) finish(err error) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.finishLocked(err)
+}
+
+func (j *job) finishLocked(err error) bool {
 	if j.finished {
-		return
+		return false
 	}
 	j.finished, j.err = true, err
 	close(j.done)
+	return true
+}
+
+// isFinished reports whether the job has been answered.
+func (j *job) isFinished() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.finished
 }
 
 // segment is rows [lo, lo+n) of a job, placed in a run.
@@ -96,16 +118,24 @@ type segment struct {
 	lo, n int
 }
 
-// batcher gathers one model's jobs into runs, in one goroutine: runs of a
-// model follow one another, each using all of the session's threads, and
-// requests arriving during a run wait for the next, which is what fills
-// batches under load.
+// batcher gathers one model's jobs into runs, in one goroutine, and hands
+// each run to a free instance of the model: with one instance, runs follow
+// one another, each using all of the session's threads; with several
+// (each with its share of the threads), as many runs go at once. Requests
+// arriving while every instance is busy wait for the next run, which is
+// what fills batches under load.
 type batcher struct {
-	sess   runner
-	inputs []infer.ValueInfo
-	mode   batchMode
-	size   int           // rows per run: B (fixed) or the largest batch (dynamic)
-	delay  time.Duration // how long the oldest job waits for others
+	// free holds the instances not running a batch.
+	free      chan runner
+	instances int
+	runs      sync.WaitGroup
+	// running counts the jobs whose rows have all been placed in runs
+	// that have not answered them yet.
+	running atomic.Int64
+	inputs  []infer.ValueInfo
+	mode    batchMode
+	size    int           // rows per run: B (fixed) or the largest batch (dynamic)
+	delay   time.Duration // how long the oldest job waits for others
 	// observe records the rows of each run (metrics).
 	observe func(rows int)
 	// active, if set, counts the model's requests being handled; a run
@@ -121,15 +151,21 @@ type batcher struct {
 	done   chan struct{}
 }
 
-func newBatcher(sess runner, md infer.Metadata, maxBatch int, delay time.Duration, queue int, observe func(int)) *batcher {
+// newBatcher starts the batcher of a model with one or more instances
+// (sessions of the same model).
+func newBatcher(instances []runner, md infer.Metadata, maxBatch int, delay time.Duration, queue int, observe func(int)) *batcher {
 	mode, b := batchModeOf(md)
 	size := b
 	if mode == batchDynamic {
 		size = max(1, maxBatch)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	bt := &batcher{sess: sess, inputs: md.Inputs, mode: mode, size: size, delay: delay, observe: observe,
+	bt := &batcher{inputs: md.Inputs, mode: mode, size: size, delay: delay, observe: observe,
+		free: make(chan runner, len(instances)), instances: len(instances),
 		queue: make(chan *job, queue), ctx: ctx, cancel: cancel, stop: make(chan struct{}), done: make(chan struct{})}
+	for _, r := range instances {
+		bt.free <- r
+	}
 	go bt.loop()
 	return bt
 }
@@ -164,6 +200,7 @@ func (b *batcher) close() {
 
 func (b *batcher) loop() {
 	defer close(b.done)
+	defer b.runs.Wait()
 	var pending []*job
 	for {
 		if len(pending) == 0 {
@@ -181,24 +218,78 @@ func (b *batcher) loop() {
 				}
 			}
 		}
+		// Wait for an instance; jobs arriving meanwhile stay queued and
+		// join this run.
+		r := <-b.free
+		freed := time.Now()
 		pending = b.receive(pending)
 		pending = dropEnded(pending)
 		if len(pending) == 0 {
+			b.free <- r
 			continue
 		}
 		if b.mode == batchNone {
-			b.runAlone(pending[0])
+			b.start(r, []segment{{j: pending[0], n: pending[0].rows}}, b.runAlone)
 			pending = pending[1:]
 			continue
 		}
 		key := pending[0].key
-		if b.delay > 0 && available(pending, key) < b.size && (b.active == nil || b.active() > int64(len(pending))) {
-			pending = b.wait(pending, key, pending[0].arrived.Add(b.delay))
+		if b.delay > 0 && available(pending, key) < b.size && b.companyComing(len(pending)) {
+			pending = b.wait(pending, key, b.deadline(pending[0].arrived, freed))
 		}
 		var segs []segment
 		segs, pending = take(pending, key, b.size)
-		b.run(segs)
+		b.start(r, segs, b.run)
 	}
+}
+
+// deadline is when a run stops waiting for company: the oldest job's
+// arrival plus the delay, or, with several instances, the delay after the
+// instance became free if that is later: a job that arrived while every
+// instance was busy would otherwise run at once with the few jobs that
+// came after the last run started, and the instances would settle into
+// one full run and many tiny ones.
+func (b *batcher) deadline(arrived, freed time.Time) time.Time {
+	if b.instances > 1 && freed.After(arrived) {
+		arrived = freed
+	}
+	return arrived.Add(b.delay)
+}
+
+// companyComing reports whether requests to the model are being handled
+// that are neither pending nor running: only then is waiting for a
+// fuller batch worth it.
+func (b *batcher) companyComing(pending int) bool {
+	running := b.running.Load()
+	if b.instances > 1 && running > 0 {
+		return true // the clients of the running jobs are likely to send again
+	}
+	return b.active == nil || b.active() > int64(pending)+running
+}
+
+// start runs segs on instance r: on the loop's goroutine with one
+// instance, else on a goroutine of its own, which gives r back when done.
+func (b *batcher) start(r runner, segs []segment, run func(runner, []segment)) {
+	last := int64(0) // jobs whose last rows are in this run: they leave pending
+	for _, s := range segs {
+		if s.lo+s.n == s.j.rows {
+			last++
+		}
+	}
+	b.running.Add(last)
+	if b.instances == 1 {
+		run(r, segs)
+		b.running.Add(-last)
+		b.free <- r
+		return
+	}
+	b.runs.Add(1)
+	go func() {
+		defer b.runs.Done()
+		run(r, segs)
+		b.running.Add(-last)
+		b.free <- r
+	}()
 }
 
 // receive appends the jobs already queued.
@@ -239,7 +330,7 @@ func dropEnded(pending []*job) []*job {
 		if err := j.ctx.Err(); err != nil {
 			j.finish(err)
 		}
-		if !j.finished {
+		if !j.isFinished() {
 			kept = append(kept, j)
 		}
 	}
@@ -297,8 +388,8 @@ func (b *batcher) runRows(rows int) int {
 	return min(p, max(b.size, rows))
 }
 
-// run runs one batch and hands each job its rows of the outputs.
-func (b *batcher) run(segs []segment) {
+// run runs one batch on r and hands each job its rows of the outputs.
+func (b *batcher) run(r runner, segs []segment) {
 	rows := 0
 	for _, s := range segs {
 		rows += s.n
@@ -321,7 +412,7 @@ func (b *batcher) run(segs []segment) {
 		}
 		inputs[vi.Name] = t
 	}
-	out, err := b.sess.Run(b.ctx, inputs)
+	out, err := r.Run(b.ctx, inputs)
 	if err == nil {
 		for name, t := range out {
 			if len(t.Shape) == 0 || t.Shape[0] != total {
@@ -337,43 +428,63 @@ func (b *batcher) run(segs []segment) {
 		return
 	}
 	if whole {
-		segs[0].j.out = out
-		segs[0].j.finish(nil)
+		j := segs[0].j
+		j.mu.Lock()
+		if !j.finished {
+			j.out = out
+			j.finishLocked(nil)
+		}
+		j.mu.Unlock()
 		return
 	}
 	at := 0
 	for _, s := range segs {
-		j := s.j
-		if !j.finished {
-			if j.out == nil {
-				j.out = make(map[string]*infer.Tensor, len(out))
-			}
-			for name, t := range out {
-				dst := j.out[name]
-				if dst == nil {
-					dst = newTensor(t.Type(), append([]int{j.rows}, t.Shape[1:]...))
-					j.out[name] = dst
-				}
-				copyRows(dst, s.lo, t, at, s.n)
-			}
-			j.answered += s.n
-			if j.answered == j.rows {
-				j.finish(nil)
-			}
-		}
+		s.answer(out, at)
 		at += s.n
 	}
 }
 
-// runAlone runs a job of a model without batching.
-func (b *batcher) runAlone(j *job) {
+// answer copies the segment's rows of a run's outputs, from row at, into
+// its job's outputs, and answers the job once all its rows are there.
+func (s segment) answer(out map[string]*infer.Tensor, at int) {
+	j := s.j
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.finished {
+		return
+	}
+	if j.out == nil {
+		j.out = make(map[string]*infer.Tensor, len(out))
+	}
+	for name, t := range out {
+		dst := j.out[name]
+		if dst == nil {
+			dst = newTensor(t.Type(), append([]int{j.rows}, t.Shape[1:]...))
+			j.out[name] = dst
+		}
+		copyRows(dst, s.lo, t, at, s.n)
+	}
+	j.answered += s.n
+	if j.answered == j.rows {
+		j.finishLocked(nil)
+	}
+}
+
+// runAlone runs a job of a model without batching, as sent.
+func (b *batcher) runAlone(r runner, segs []segment) {
+	j := segs[0].j
 	b.observe(1)
 	inputs := make(map[string]*infer.Tensor, len(b.inputs))
 	for i, vi := range b.inputs {
 		inputs[vi.Name] = j.inputs[i]
 	}
-	j.out, j.err = b.sess.Run(b.ctx, inputs)
-	j.finish(j.err)
+	out, err := r.Run(b.ctx, inputs)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err == nil && !j.finished {
+		j.out = out
+	}
+	j.finishLocked(err)
 }
 
 // copyRows copies n rows of src from row si to dst from row di; both have

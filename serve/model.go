@@ -2,6 +2,7 @@ package serve
 
 import (
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,13 @@ type ModelConfig struct {
 	Name string
 	// Session runs the model; the server does not close it.
 	Session *infer.Session
+	// Instances are more sessions of the same model (Triton's instance
+	// group): each runs a batch at the same time as Session and the
+	// others, so a model whose runs do not keep every thread busy (small
+	// batches of small images) gets more done with, say, two instances of
+	// one thread each than with one of two. Their inputs and outputs must
+	// be Session's. The server does not close them.
+	Instances []*infer.Session
 	// Classify overrides what the classify endpoint takes from the
 	// model's metadata (preprocessing, class names); zero: the metadata.
 	Classify classify.Flags
@@ -76,7 +84,17 @@ func newModel(mc ModelConfig, cfg *Config, observe func(int)) (*model, error) {
 		setup := m.setup
 		m.pre.New = func() any { return setup.Preprocessor() }
 	}
-	m.batcher = newBatcher(mc.Session, md, cfg.MaxBatch, cfg.MaxDelay, cfg.MaxInflight+1, observe)
+	runners := []runner{mc.Session}
+	for i, s := range mc.Instances {
+		if s == nil {
+			return nil, fmt.Errorf("model %s: instance %d has no session", mc.Name, i+2)
+		}
+		if o := s.Metadata(); !reflect.DeepEqual(o.Inputs, md.Inputs) || !reflect.DeepEqual(o.Outputs, md.Outputs) {
+			return nil, fmt.Errorf("model %s: instance %d has other inputs or outputs than the first", mc.Name, i+2)
+		}
+		runners = append(runners, s)
+	}
+	m.batcher = newBatcher(runners, md, cfg.MaxBatch, cfg.MaxDelay, cfg.MaxInflight+1, observe)
 	m.batcher.active = m.active.Load
 	return m, nil
 }

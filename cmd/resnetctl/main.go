@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sync/atomic"
 	"syscall"
 
@@ -26,6 +27,14 @@ const (
 )
 
 func main() {
+	if p := os.Getenv("XPROF"); p != "" {
+		f, _ := os.Create(p)
+		pprof.StartCPUProfile(f)
+		c := run(os.Args[1:], defaultStreams())
+		pprof.StopCPUProfile()
+		f.Close()
+		os.Exit(c)
+	}
 	os.Exit(run(os.Args[1:], defaultStreams()))
 }
 

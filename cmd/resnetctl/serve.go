@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,7 @@ type ServeOptions struct {
 	MaxElements int
 	Timeout     time.Duration
 	Threads     int
+	Instances   int
 }
 
 // NewCmdServe makes `resnetctl serve`; runF replaces the run function in tests.
@@ -49,7 +51,11 @@ Each model is named by its file's stem, or by --name (once per model, in
 order). Concurrent requests to a model with a dynamic batch dimension are
 gathered into batches of up to --max-batch rows, waiting at most --max-delay
 microseconds for the batch to fill; fixed-batch models run their batch size at
-a time. Beyond --max-inflight requests at once, requests are refused with 429.
+a time. --instances N loads each model N times, each instance with its share
+of --threads, and runs N batches at once (Triton's instance group): more
+throughput under load where one batch does not keep every core busy (small
+images), at the cost of N copies of the weights and a longer latency when
+alone. Beyond --max-inflight requests at once, requests are refused with 429.
 SIGTERM or SIGINT stops accepting, answers the requests already taken, and
 exits 0. The listening address is printed on stderr once the server is ready;
 an access log line per request follows there.`,
@@ -78,6 +84,10 @@ an access log line per request follows there.`,
 				return usageErrorf(c, "--max-body %d: must be at least 1024", opts.MaxBody)
 			case opts.MaxElements < 1:
 				return usageErrorf(c, "--max-elements %d: must be at least 1", opts.MaxElements)
+			case opts.Instances < 1:
+				return usageErrorf(c, "--instances %d: must be at least 1", opts.Instances)
+			case opts.Threads > 0 && opts.Instances > opts.Threads:
+				return usageErrorf(c, "--instances %d with --threads %d: each instance needs a thread", opts.Instances, opts.Threads)
 			case opts.Timeout <= 0:
 				return usageErrorf(c, "--timeout %v: must be positive", opts.Timeout)
 			}
@@ -96,7 +106,8 @@ an access log line per request follows there.`,
 	fs.Int64Var(&opts.MaxBody, "max-body", 16<<20, "largest request body in bytes")
 	fs.IntVar(&opts.MaxElements, "max-elements", 4<<20, "most elements of one input tensor")
 	fs.DurationVar(&opts.Timeout, "timeout", 30*time.Second, "longest time a request may take")
-	fs.IntVar(&opts.Threads, "threads", 0, "worker threads per model (default: all cores)")
+	fs.IntVar(&opts.Threads, "threads", 0, "worker threads per model, shared among its instances (default: all cores)")
+	fs.IntVar(&opts.Instances, "instances", 1, "instances of each model, each running a batch at the same time with threads/instances threads")
 	return c
 }
 
@@ -105,18 +116,33 @@ func serveRun(c *cobra.Command, opts *ServeOptions) error {
 	defer func() {
 		for _, m := range models {
 			m.Session.Close()
+			for _, s := range m.Instances {
+				s.Close()
+			}
 		}
 	}()
+	threads := opts.Threads
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	perInstance := max(1, threads/opts.Instances)
 	for i, path := range opts.Models {
 		name := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
 		if len(opts.Names) > 0 {
 			name = opts.Names[i]
 		}
-		sess, err := infer.Load(path, infer.Options{Threads: opts.Threads})
-		if err != nil {
-			return err
+		var sessions []*infer.Session
+		for range opts.Instances {
+			sess, err := infer.Load(path, infer.Options{Threads: perInstance})
+			if err != nil {
+				for _, s := range sessions {
+					s.Close()
+				}
+				return err
+			}
+			sessions = append(sessions, sess)
 		}
-		models = append(models, serve.ModelConfig{Name: name, Session: sess})
+		models = append(models, serve.ModelConfig{Name: name, Session: sessions[0], Instances: sessions[1:]})
 	}
 	log := &lockedWriter{w: opts.Streams.ErrOut}
 	srv, err := serve.New(serve.Config{

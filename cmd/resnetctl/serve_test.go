@@ -27,12 +27,12 @@ func TestServeFlags(t *testing.T) {
 	var got *ServeOptions
 	cmd := NewCmdServe(&Streams{Out: io.Discard, ErrOut: io.Discard}, func(o *ServeOptions) error { got = o; return nil })
 	cmd.SetArgs([]string{"a.onnx", "b.onnx", "--name", "x", "--name", "y", "--http", "127.0.0.1:0", "--max-batch", "8",
-		"--max-delay", "250", "--max-inflight", "5", "--max-body", "4096", "--timeout", "2s", "--threads", "1"})
+		"--max-delay", "250", "--max-inflight", "5", "--max-body", "4096", "--timeout", "2s", "--threads", "1", "--instances", "1"})
 	if err := cmd.Execute(); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(got.Models, []string{"a.onnx", "b.onnx"}) || !slices.Equal(got.Names, []string{"x", "y"}) || got.HTTP != "127.0.0.1:0" ||
-		got.MaxBatch != 8 || got.MaxDelayUS != 250 || got.MaxInflight != 5 || got.MaxBody != 4096 || got.Timeout != 2*time.Second || got.Threads != 1 {
+		got.MaxBatch != 8 || got.MaxDelayUS != 250 || got.MaxInflight != 5 || got.MaxBody != 4096 || got.Timeout != 2*time.Second || got.Threads != 1 || got.Instances != 1 {
 		t.Errorf("options %+v", got)
 	}
 	for _, tt := range []struct {
@@ -44,6 +44,8 @@ func TestServeFlags(t *testing.T) {
 		{[]string{"serve", "a.onnx", "--max-batch", "0"}, "--max-batch 0: must be at least 1"},
 		{[]string{"serve", "a.onnx", "--max-inflight", "0"}, "--max-inflight 0"},
 		{[]string{"serve", "a.onnx", "--timeout", "0s"}, "--timeout 0s: must be positive"},
+		{[]string{"serve", "a.onnx", "--instances", "0"}, "--instances 0: must be at least 1"},
+		{[]string{"serve", "a.onnx", "--instances", "3", "--threads", "2"}, "--instances 3 with --threads 2: each instance needs a thread"},
 	} {
 		code, _, errOut := runCLI(tt.args...)
 		if code != exitUsage || !strings.Contains(errOut, tt.msg) {
@@ -60,14 +62,15 @@ func TestServeFlags(t *testing.T) {
 // export, under load from clients looping on plain HTTP requests, then
 // sends SIGTERM: the process exits 0, and every request its access log
 // shows was answered 200 to its client (the others were refused at
-// connect once the listener closed).
+// connect once the listener closed). The model runs as two instances,
+// so batches are running on both when the signal comes.
 func TestServeSIGTERM(t *testing.T) {
 	dir := t.TempDir()
 	model := filepath.Join(dir, "r8.onnx")
 	if code, _, errOut := runCLI("export", "--model", "resnet8", model); code != 0 {
 		t.Fatalf("export: %s", errOut)
 	}
-	cmd := exec.Command(os.Args[0], "serve", model, "--name", "cifar", "--http", "127.0.0.1:0", "--max-delay", "500", "--threads", "2")
+	cmd := exec.Command(os.Args[0], "serve", model, "--name", "cifar", "--http", "127.0.0.1:0", "--max-delay", "500", "--threads", "2", "--instances", "2")
 	cmd.Env = append(os.Environ(), childEnv+"=1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

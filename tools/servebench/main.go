@@ -1,6 +1,6 @@
 // Command servebench load-tests `resnetctl serve` on loopback: for each
 // model and for batching off (--max-batch 1) and on (--max-batch B
-// --max-delay D), it starts the server as its own process, then runs 1, 8
+// --max-delay D), and for each -instances count, it starts the server as its own process, then runs 1, 8
 // and 64 concurrent clients (each sending one-image /infer requests in a
 // loop, a keep-alive connection each) for a bounded time and number of
 // requests, and records throughput, p50/p99 latency and the mean batch
@@ -39,9 +39,13 @@ import (
 )
 
 type result struct {
-	Model      string  `json:"model"`
-	Encoding   string  `json:"encoding"`
+	Model    string `json:"model"`
+	Encoding string `json:"encoding"`
+	// Loader is the load generator: wrk (C, one thread, a keep-alive
+	// connection per client) or go (this program's net/http clients).
+	Loader     string  `json:"loader"`
 	Batching   bool    `json:"batching"`
+	Instances  int     `json:"instances"`
 	MaxBatch   int     `json:"max_batch"`
 	MaxDelayUS int     `json:"max_delay_us"`
 	Clients    int     `json:"clients"`
@@ -52,6 +56,11 @@ type result struct {
 	P50MS      float64 `json:"p50_ms"`
 	P99MS      float64 `json:"p99_ms"`
 	MeanBatch  float64 `json:"mean_batch"`
+	// ServerCPU and ClientCPU are the CPU seconds (user + system) the
+	// server process and this load generator used per second of the run:
+	// both share the machine's cores.
+	ServerCPU float64 `json:"server_cpu"`
+	ClientCPU float64 `json:"client_cpu"`
 	// BenchRatio is ImagesPerS over `resnetctl bench` at the batch size the
 	// server may run (1 without batching, max_batch with it).
 	BenchRatio float64 `json:"bench_ratio"`
@@ -75,6 +84,8 @@ func main() {
 	maxBatch := flag.Int("max-batch", 32, "--max-batch with batching on")
 	maxDelay := flag.Int("max-delay", 1000, "--max-delay (µs) with batching on")
 	out := flag.String("out", "bench-results/serve.json", "the JSON results")
+	loaderList := flag.String("loaders", defaultLoaders(), "load generators, comma-separated: wrk (Debian's wrk, in C: little CPU taken from the server) and go (net/http clients in this program)")
+	instanceList := flag.String("instances", "1,2", "server --instances, comma-separated: each model runs that many batches at once, with threads/instances threads each")
 	encodingList := flag.String("encodings", "json,binary", "request encodings, comma-separated: json (data as JSON numbers) and binary (the binary tensor data extension, outputs binary too)")
 	flag.Parse()
 	var clients []int
@@ -84,6 +95,27 @@ func main() {
 			fatalf("-clients: %q", s)
 		}
 		clients = append(clients, n)
+	}
+	var loaders []string
+	for _, l := range strings.Split(*loaderList, ",") {
+		switch l {
+		case "go":
+		case "wrk":
+			if _, err := exec.LookPath("wrk"); err != nil {
+				fatalf("-loaders wrk: wrk is not installed ('make setup' installs Debian's wrk)")
+			}
+		default:
+			fatalf("-loaders: %q is neither wrk nor go", l)
+		}
+		loaders = append(loaders, l)
+	}
+	var instances []int
+	for _, s := range strings.Split(*instanceList, ",") {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > *threads {
+			fatalf("-instances: %q (1 to -threads)", s)
+		}
+		instances = append(instances, n)
 	}
 	if err := os.MkdirAll(*dir, 0o755); err != nil {
 		fatalf("%v", err)
@@ -102,7 +134,7 @@ func main() {
 			fatalf("-encodings: %q is neither json nor binary", e)
 		}
 	}
-	fmt.Printf("%-9s %-7s %-8s %7s %8s %11s %9s %9s %10s %11s\n", "model", "encoding", "batching", "clients", "requests", "images/s", "p50_ms", "p99_ms", "mean_batch", "vs_bench")
+	fmt.Printf("%-9s %-7s %-6s %-8s %9s %7s %8s %11s %9s %9s %10s %11s %10s %10s\n", "model", "encoding", "loader", "batching", "instances", "clients", "requests", "images/s", "p50_ms", "p99_ms", "mean_batch", "vs_bench", "server_cpu", "client_cpu")
 	for _, name := range strings.Split(*modelList, ",") {
 		path := filepath.Join(*dir, name+".onnx")
 		if _, err := os.Stat(path); err != nil {
@@ -114,31 +146,44 @@ func main() {
 			benches = append(benches, br)
 			benchAt[b] = br.ImagesPerS
 		}
-		for _, batching := range []bool{false, true} {
-			mb, md := 1, 0
-			if batching {
-				mb, md = *maxBatch, *maxDelay
-			}
-			srv := startServer(*bin, path, *threads, mb, md)
-			for _, enc := range encodings {
-				body := requestBody(srv.inputShape, enc)
-				load(srv, body, slices.Max(clients), time.Second, 200) // warm-up: plans for every batch size
-				for _, c := range clients {
-					before := srv.batchStats()
-					r := load(srv, body, c, *duration, *maxRequests)
-					after := srv.batchStats()
-					r.Model, r.Encoding, r.Batching, r.MaxBatch, r.MaxDelayUS = name, enc, batching, mb, md
-					if runs := after[1] - before[1]; runs > 0 {
-						r.MeanBatch = (after[0] - before[0]) / runs
-					}
-					if b := benchAt[mb]; b > 0 {
-						r.BenchRatio = r.ImagesPerS / b
-					}
-					results = append(results, r)
-					fmt.Printf("%-9s %-7s %-8v %7d %8d %11.1f %9.2f %9.2f %10.2f %10.2fx\n", name, enc, batching, c, r.Requests, r.ImagesPerS, r.P50MS, r.P99MS, r.MeanBatch, r.BenchRatio)
+		for _, inst := range instances {
+			for _, batching := range []bool{false, true} {
+				mb, md := 1, 0
+				if batching {
+					mb, md = *maxBatch, *maxDelay
 				}
+				srv := startServer(*bin, path, *threads, inst, mb, md)
+				for _, enc := range encodings {
+					body := requestBody(srv.inputShape, enc)
+					load(srv, body, slices.Max(clients), time.Second, 200) // warm-up: plans for every batch size
+					for _, loader := range loaders {
+						for _, c := range clients {
+							before := srv.batchStats()
+							sc0 := srv.cpu()
+							var r result
+							if loader == "wrk" {
+								r = loadWrk(srv, body, c, *duration)
+							} else {
+								cc0 := selfCPU()
+								r = load(srv, body, c, *duration, *maxRequests)
+								r.ClientCPU = (selfCPU() - cc0) / r.Seconds
+							}
+							r.ServerCPU = (srv.cpu() - sc0) / r.Seconds
+							after := srv.batchStats()
+							r.Model, r.Encoding, r.Loader, r.Batching, r.Instances, r.MaxBatch, r.MaxDelayUS = name, enc, loader, batching, inst, mb, md
+							if runs := after[1] - before[1]; runs > 0 {
+								r.MeanBatch = (after[0] - before[0]) / runs
+							}
+							if b := benchAt[mb]; b > 0 {
+								r.BenchRatio = r.ImagesPerS / b
+							}
+							results = append(results, r)
+							fmt.Printf("%-9s %-7s %-6s %-8v %9d %7d %8d %11.1f %9.2f %9.2f %10.2f %10.2fx %10.2f %10.2f\n", name, enc, loader, batching, inst, c, r.Requests, r.ImagesPerS, r.P50MS, r.P99MS, r.MeanBatch, r.BenchRatio, r.ServerCPU, r.ClientCPU)
+						}
+					}
+				}
+				srv.stop()
 			}
-			srv.stop()
 		}
 	}
 	doc["results"], doc["bench"] = results, benches
@@ -164,8 +209,8 @@ type server struct {
 	client     *http.Client
 }
 
-func startServer(bin, path string, threads, maxBatch, maxDelay int) *server {
-	cmd := exec.Command(bin, "serve", path, "--http", "127.0.0.1:0", "--threads", strconv.Itoa(threads),
+func startServer(bin, path string, threads, instances, maxBatch, maxDelay int) *server {
+	cmd := exec.Command(bin, "serve", path, "--http", "127.0.0.1:0", "--threads", strconv.Itoa(threads), "--instances", strconv.Itoa(instances),
 		"--max-batch", strconv.Itoa(maxBatch), "--max-delay", strconv.Itoa(maxDelay), "--max-inflight", "256")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -200,6 +245,32 @@ func startServer(bin, path string, threads, maxBatch, maxDelay int) *server {
 	resp.Body.Close()
 	s.inputShape = append([]int{1}, md.Inputs[0].Shape[1:]...)
 	return s
+}
+
+// cpu is the CPU seconds (user + system) the server has used so far.
+func (s *server) cpu() float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return math.NaN() // not Linux: the column reads NaN
+	}
+	// Fields after the command (which is in parentheses): utime and
+	// stime are the 12th and 13th, in clock ticks (100 a second on Linux).
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return math.NaN()
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (u + st) / 100
+}
+
+// selfCPU is the CPU seconds this process has used so far.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return math.NaN()
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 func (s *server) stop() {
@@ -320,6 +391,82 @@ func load(s *server, body payload, clients int, d time.Duration, max int) result
 	if len(lat) > 0 {
 		r.P50MS = ms(lat[len(lat)/2])
 		r.P99MS = ms(lat[min(len(lat)-1, len(lat)*99/100)])
+	}
+	return r
+}
+
+// defaultLoaders is wrk and go when wrk is installed, else go.
+func defaultLoaders() string {
+	if _, err := exec.LookPath("wrk"); err == nil {
+		return "wrk,go"
+	}
+	return "go"
+}
+
+// wrkScript makes wrk send the request body with its headers and print
+// one JSON line of results. wrk runs for -d (its thread can stop early,
+// but its summary still counts the whole -d, so no request cap).
+const wrkScript = `local f = assert(io.open(%q, "rb"))
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = %q
+%s
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('{"requests":%%d,"duration_us":%%d,"errors":%%d,"p50_us":%%d,"p99_us":%%d}\n',
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.status + e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+`
+
+// loadWrk runs wrk with clients connections on one thread for d.
+func loadWrk(s *server, body payload, clients int, d time.Duration) result {
+	dir, err := os.MkdirTemp("", "servebench")
+	if err != nil {
+		fatalf("%v", err)
+	}
+	defer os.RemoveAll(dir)
+	bodyPath := filepath.Join(dir, "body")
+	if err := os.WriteFile(bodyPath, body.body, 0o644); err != nil {
+		fatalf("%v", err)
+	}
+	ctype, extra := "application/json", ""
+	if body.jsonLength > 0 {
+		ctype = "application/octet-stream"
+		extra = fmt.Sprintf(`wrk.headers["Inference-Header-Content-Length"] = "%d"`, body.jsonLength)
+	}
+	script := filepath.Join(dir, "post.lua")
+	if err := os.WriteFile(script, []byte(fmt.Sprintf(wrkScript, bodyPath, ctype, extra)), 0o644); err != nil {
+		fatalf("%v", err)
+	}
+	cmd := exec.Command("wrk", "-t1", "-c"+strconv.Itoa(clients), "-d"+strconv.Itoa(int(math.Ceil(d.Seconds())))+"s",
+		"--timeout", "60s", "-s", script, s.base+"/v2/models/"+s.model+"/infer")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		fatalf("wrk: %v: %s", err, stderr.String())
+	}
+	var w struct {
+		Requests, DurationUS, Errors, P50US, P99US float64
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &struct {
+		R  *float64 `json:"requests"`
+		D  *float64 `json:"duration_us"`
+		E  *float64 `json:"errors"`
+		P5 *float64 `json:"p50_us"`
+		P9 *float64 `json:"p99_us"`
+	}{&w.Requests, &w.DurationUS, &w.Errors, &w.P50US, &w.P99US}); err != nil {
+		fatalf("wrk: %v: %s", err, out)
+	}
+	secs := w.DurationUS / 1e6
+	ok := w.Requests - w.Errors
+	r := result{Clients: clients, Requests: int(ok), Errors: int(w.Errors), Seconds: secs, ImagesPerS: ok / secs,
+		P50MS: w.P50US / 1000, P99MS: w.P99US / 1000}
+	if st := cmd.ProcessState; st != nil {
+		r.ClientCPU = (st.UserTime() + st.SystemTime()).Seconds() / secs
 	}
 	return r
 }
