@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/resnetctl/resnetctl/infer"
@@ -129,18 +129,14 @@ type batcher struct {
 	free      chan runner
 	instances int
 	runs      sync.WaitGroup
-	// running counts the jobs whose rows have all been placed in runs
-	// that have not answered them yet.
-	running atomic.Int64
-	inputs  []infer.ValueInfo
-	mode    batchMode
-	size    int           // rows per run: B (fixed) or the largest batch (dynamic)
-	delay   time.Duration // how long the oldest job waits for others
+	inputs    []infer.ValueInfo
+	mode      batchMode
+	size      int           // rows per run: B (fixed) or the largest batch (dynamic)
+	delay     time.Duration // how long the oldest job waits for others
 	// observe records the rows of each run (metrics).
 	observe func(rows int)
-	// active, if set, counts the model's requests being handled; a run
-	// waits for others (delay) only while some of them are not pending
-	// yet, so a lone request is not held back for company that is not
+	// active, if set, counts the model's requests being handled (see
+	// share): a lone request is not held back for company that is not
 	// coming.
 	active func() int64
 
@@ -234,7 +230,7 @@ func (b *batcher) loop() {
 			continue
 		}
 		key := pending[0].key
-		if b.delay > 0 && available(pending, key) < b.size && b.companyComing(len(pending)) {
+		if b.delay > 0 && available(pending, key) < b.size && len(pending) < b.share() {
 			pending = b.wait(pending, key, b.deadline(pending[0].arrived, freed))
 		}
 		var segs []segment
@@ -256,30 +252,24 @@ func (b *batcher) deadline(arrived, freed time.Time) time.Time {
 	return arrived.Add(b.delay)
 }
 
-// companyComing reports whether requests to the model are being handled
-// that are neither pending nor running: only then is waiting for a
-// fuller batch worth it.
-func (b *batcher) companyComing(pending int) bool {
-	running := b.running.Load()
-	if b.instances > 1 && running > 0 {
-		return true // the clients of the running jobs are likely to send again
+// share is how many jobs a run waits for (at most the delay): its share
+// of the model's requests in flight (admitted, not yet answered), those
+// running on other instances included. One client, or as many clients as
+// instances, never wait; eight clients on one instance wait for the eight,
+// not for a full batch that cannot come. Without an active count (tests),
+// a run waits for a full batch.
+func (b *batcher) share() int {
+	if b.active == nil {
+		return math.MaxInt
 	}
-	return b.active == nil || b.active() > int64(pending)+running
+	return (int(b.active()) + b.instances - 1) / b.instances
 }
 
 // start runs segs on instance r: on the loop's goroutine with one
 // instance, else on a goroutine of its own, which gives r back when done.
 func (b *batcher) start(r runner, segs []segment, run func(runner, []segment)) {
-	last := int64(0) // jobs whose last rows are in this run: they leave pending
-	for _, s := range segs {
-		if s.lo+s.n == s.j.rows {
-			last++
-		}
-	}
-	b.running.Add(last)
 	if b.instances == 1 {
 		run(r, segs)
-		b.running.Add(-last)
 		b.free <- r
 		return
 	}
@@ -287,7 +277,6 @@ func (b *batcher) start(r runner, segs []segment, run func(runner, []segment)) {
 	go func() {
 		defer b.runs.Done()
 		run(r, segs)
-		b.running.Add(-last)
 		b.free <- r
 	}()
 }
@@ -304,12 +293,12 @@ func (b *batcher) receive(pending []*job) []*job {
 	}
 }
 
-// wait gathers jobs until there are rows enough for a full run of key,
-// the deadline passes or the batcher is stopped.
+// wait gathers jobs until there are rows enough for a full run of key or
+// the run's share of jobs, the deadline passes or the batcher is stopped.
 func (b *batcher) wait(pending []*job, key string, deadline time.Time) []*job {
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
-	for available(pending, key) < b.size {
+	for available(pending, key) < b.size && len(pending) < b.share() {
 		select {
 		case j := <-b.queue:
 			pending = append(pending, j)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -202,5 +203,38 @@ func TestInstancesServe(t *testing.T) {
 	_, err := New(Config{}, ModelConfig{Name: "r8", Session: inst[0], Instances: []*infer.Session{fixed}})
 	if err == nil || !strings.Contains(err.Error(), "instance 2 has other inputs or outputs than the first") {
 		t.Errorf("an instance of another model: %v", err)
+	}
+}
+
+// TestWaitForTheClientsThere: a run waits for the requests in flight, not
+// for a full batch that cannot come: eight clients with a 32-row batch
+// and a 10 s delay are answered at once, on one instance and on two.
+func TestWaitForTheClientsThere(t *testing.T) {
+	path, ref := exportResNet8(t, t.TempDir(), "r8", 0)
+	for _, instances := range []int{1, 2} {
+		mc := ModelConfig{Name: "r8", Session: ref}
+		for range instances - 1 {
+			s, err := infer.Load(path, infer.Options{Threads: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			mc.Instances = append(mc.Instances, s)
+		}
+		base, _ := startServer(t, Config{MaxBatch: 32, MaxDelay: 10 * time.Second}, mc)
+		start := time.Now()
+		var wg sync.WaitGroup
+		codes := make([]int, 8)
+		for i := range codes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				codes[i], _ = do(t, "POST", base+"/v2/models/r8/infer", "application/json", inferBody("", 1, jsonNumbers(randomImages(uint64(i), 1)), "logits"))
+			}()
+		}
+		wg.Wait()
+		if el := time.Since(start); el > 5*time.Second || slices.ContainsFunc(codes, func(c int) bool { return c != 200 }) {
+			t.Errorf("%d instance(s): 8 clients answered %v after %v (the batching delay is 10s)", instances, codes, el)
+		}
 	}
 }

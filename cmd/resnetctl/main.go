@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"sync/atomic"
 	"syscall"
 
@@ -27,14 +26,6 @@ const (
 )
 
 func main() {
-	if p := os.Getenv("XPROF"); p != "" {
-		f, _ := os.Create(p)
-		pprof.StartCPUProfile(f)
-		c := run(os.Args[1:], defaultStreams())
-		pprof.StopCPUProfile()
-		f.Close()
-		os.Exit(c)
-	}
 	os.Exit(run(os.Args[1:], defaultStreams()))
 }
 

@@ -64,6 +64,9 @@ type result struct {
 	// BenchRatio is ImagesPerS over `resnetctl bench` at the batch size the
 	// server may run (1 without batching, max_batch with it).
 	BenchRatio float64 `json:"bench_ratio"`
+	// BenchImagesPerS is that `resnetctl bench` result, measured right
+	// before the server started.
+	BenchImagesPerS float64 `json:"bench_images_per_s"`
 }
 
 type benchResult struct {
@@ -141,17 +144,18 @@ func main() {
 			run(*bin, "export", "--model", name, path)
 		}
 		benchAt := map[int]float64{}
-		for _, b := range []int{1, *maxBatch} {
-			br := bench(*bin, path, name, b, *threads)
-			benches = append(benches, br)
-			benchAt[b] = br.ImagesPerS
-		}
 		for _, inst := range instances {
 			for _, batching := range []bool{false, true} {
 				mb, md := 1, 0
 				if batching {
 					mb, md = *maxBatch, *maxDelay
 				}
+				// bench again right before each server: this machine's speed
+				// drifts by 10-20% over minutes, so the ratio compares
+				// measurements taken side by side.
+				br := bench(*bin, path, name, mb, *threads)
+				benches = append(benches, br)
+				benchAt[mb] = br.ImagesPerS
 				srv := startServer(*bin, path, *threads, inst, mb, md)
 				for _, enc := range encodings {
 					body := requestBody(srv.inputShape, enc)
