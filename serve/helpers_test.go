@@ -12,8 +12,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -289,4 +291,43 @@ func maxDiff(a, b []float32) (diff, scale float64) {
 		scale = math.Max(scale, math.Abs(float64(b[i])))
 	}
 	return diff, scale
+}
+
+// concurrentClients sends n requests at once to url (a ResNet-8's infer
+// endpoint), client i with 1 + i%3 rows of images seeded seed+i, and
+// checks that each is answered with its own id and with ref's logits for
+// its rows alone: other batch compositions and thread counts change the
+// summation order only (float32 rounding, 1e-5 relative).
+func concurrentClients(t *testing.T, url string, ref *infer.Session, n int, seed uint64) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan string, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rows := 1 + i%3
+			x := randomImages(seed+uint64(i), rows)
+			want, err := ref.Run(context.Background(), map[string]*infer.Tensor{"input": infer.NewFloat32([]int{rows, 3, 32, 32}, x)})
+			if err != nil {
+				errs <- err.Error()
+				return
+			}
+			code, got := do(t, "POST", url, "application/json", inferBody(fmt.Sprint(i), rows, jsonNumbers(x), "logits"))
+			if code != 200 {
+				errs <- fmt.Sprintf("client %d: %d %v", i, code, got)
+				return
+			}
+			o := got["outputs"].([]any)[0].(map[string]any)
+			d, scale := maxDiff(floats(t, o["data"]), want["logits"].Float32)
+			if got["id"] != fmt.Sprint(i) || !reflect.DeepEqual(o["shape"], []any{float64(rows), 10.0}) || !(d <= 1e-5*(1+scale)) {
+				errs <- fmt.Sprintf("client %d: id %v shape %v, logits off by %g", i, got["id"], o["shape"], d)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
 }

@@ -2,7 +2,6 @@ package serve
 
 import (
 	"context"
-	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -165,39 +164,7 @@ func TestInstancesServe(t *testing.T) {
 		t.Errorf("a lone request: %d after %v (the batching delay is 10s) %v", code, el, got)
 	}
 
-	const clients = 16
-	var wg sync.WaitGroup
-	errs := make(chan string, clients)
-	for i := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rows := 1 + i%3
-			x := randomImages(uint64(40+i), rows)
-			want, err := ref.Run(context.Background(), map[string]*infer.Tensor{"input": infer.NewFloat32([]int{rows, 3, 32, 32}, x)})
-			if err != nil {
-				errs <- err.Error()
-				return
-			}
-			code, got := do(t, "POST", base+"/v2/models/r8/infer", "application/json", inferBody(fmt.Sprint(i), rows, jsonNumbers(x), "logits"))
-			if code != 200 {
-				errs <- fmt.Sprintf("client %d: %d %v", i, code, got)
-				return
-			}
-			o := got["outputs"].([]any)[0].(map[string]any)
-			// Different batch compositions and thread counts change the
-			// summation order only: float32 rounding.
-			d, scale := maxDiff(floats(t, o["data"]), want["logits"].Float32)
-			if got["id"] != fmt.Sprint(i) || !(d <= 1e-5*(1+scale)) {
-				errs <- fmt.Sprintf("client %d: id %v, logits off by %g", i, got["id"], d)
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for e := range errs {
-		t.Error(e)
-	}
+	concurrentClients(t, base+"/v2/models/r8/infer", ref, 16, 40)
 
 	_, fixed := exportResNet8(t, dir, "b2", 2)
 	_, err := New(Config{}, ModelConfig{Name: "r8", Session: inst[0], Instances: []*infer.Session{fixed}})

@@ -7,7 +7,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -226,36 +225,7 @@ func TestDynamicBatching(t *testing.T) {
 	_, sess := exportResNet8(t, t.TempDir(), "r8", 0)
 	base, _ := startServer(t, Config{MaxBatch: 8, MaxDelay: 200 * time.Millisecond}, ModelConfig{Name: "r8", Session: sess})
 	const clients = 12
-	var wg sync.WaitGroup
-	errs := make(chan string, clients)
-	for i := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rows := 1 + i%3
-			x := randomImages(uint64(10+i), rows)
-			want, err := sess.Run(context.Background(), map[string]*infer.Tensor{"input": infer.NewFloat32([]int{rows, 3, 32, 32}, x)})
-			if err != nil {
-				errs <- err.Error()
-				return
-			}
-			code, got := do(t, "POST", base+"/v2/models/r8/infer", "application/json", inferBody(fmt.Sprint(i), rows, jsonNumbers(x), "logits"))
-			if code != 200 {
-				errs <- fmt.Sprintf("client %d: %d %v", i, code, got)
-				return
-			}
-			o := got["outputs"].([]any)[0].(map[string]any)
-			d, scale := maxDiff(floats(t, o["data"]), want["logits"].Float32)
-			if got["id"] != fmt.Sprint(i) || !reflect.DeepEqual(o["shape"], []any{float64(rows), 10.0}) || !(d <= 1e-5*(1+scale)) {
-				errs <- fmt.Sprintf("client %d: id %v shape %v, logits off by %g", i, got["id"], o["shape"], d)
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for e := range errs {
-		t.Error(e)
-	}
+	concurrentClients(t, base+"/v2/models/r8/infer", sess, clients, 10)
 	_, metrics := doRaw(t, "GET", base+"/metrics", "", nil)
 	runs := metricValue(t, string(metrics), `resnetctl_batch_size_count{model="r8"}`)
 	rows := metricValue(t, string(metrics), `resnetctl_batch_size_sum{model="r8"}`)
