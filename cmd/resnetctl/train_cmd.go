@@ -59,8 +59,8 @@ func NewCmdTrain(s *Streams, runF func(*TrainOptions) error) *cobra.Command {
 	opts.specFlags = &flags
 	var recipe, augmentation, optimizer string
 	var epochs, batch, patience int
-	var lr, minDelta, emaDecay float64
-	var monitor, validationTTA string
+	var lr, minDelta, emaDecay, labelSmoothing float64
+	var monitor, validationTTA, schedule string
 	c := &cobra.Command{
 		Use:   "train [flags]",
 		Short: "Train a ResNet natively in Go",
@@ -134,6 +134,21 @@ computed from --data; --preprocess chooses one.`,
 			}
 			if changed("ema-decay") {
 				r.EMADecay = emaDecay
+			}
+			if changed("label-smoothing") {
+				r.LabelSmoothing = labelSmoothing
+			}
+			if changed("schedule") && schedule != r.Schedule.Kind {
+				switch schedule {
+				case train.Cosine:
+					r.Schedule = train.ScheduleConfig{Kind: train.Cosine, WarmupEpochs: 1}
+				case train.OneCycle:
+					r.Schedule = train.OneCycleDefaults(0) // the peak is --lr
+				case train.Constant:
+					r.Schedule = train.ScheduleConfig{Kind: train.Constant}
+				default:
+					return usageErrorf(c, "--schedule %q: want cosine, onecycle or constant", schedule)
+				}
 			}
 			if changed("validation-tta") {
 				r.ValidationTTA = validationTTA
@@ -226,6 +241,8 @@ computed from --data; --preprocess chooses one.`,
 	fs.StringVar(&monitor, "monitor", "", "metric of the best checkpoint and of early stopping: val_accuracy (default), val_loss, accuracy or loss")
 	fs.Float64Var(&emaDecay, "ema-decay", 0, "keep an exponential moving average of the weights with this decay (e.g. 0.999), updated after every step: "+
 		"validation and every checkpoint's model.onnx use the average, the raw weights keep training; BatchNorm statistics are copied (0: off, the recipes' default)")
+	fs.Float64Var(&labelSmoothing, "label-smoothing", 0, "label smoothing ε of the cross-entropy, as PyTorch's (default: the recipe's)")
+	fs.StringVar(&schedule, "schedule", "", "learning-rate schedule: cosine (1-epoch linear warm-up, then cosine to 0), onecycle (PyTorch's OneCycleLR defaults, peak --lr, momentum cycled) or constant (default: the recipe's)")
 	fs.StringVar(&validationTTA, "validation-tta", "none", "test-time augmentation of the per-epoch validation: flip (each image and its mirror image, "+
 		"softmax probabilities averaged) or none")
 	fs.IntVar(&opts.KeepLast, "keep-last", 0, "keep only the newest N epoch checkpoints (0: all; best is always kept)")

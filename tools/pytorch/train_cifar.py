@@ -5,7 +5,8 @@
   nice -n 19 /usr/bin/python3 tools/pytorch/train_cifar.py [--model resnet20]
       [--data cifar10-jpeg.tar.gz] [--epochs 30] [--seed 1] [--threads 2]
       [--limit N] [--exact test_0000-0999.bin] [--json OUT]
-      [--tta flip] [--ema DECAY]
+      [--tta flip] [--ema DECAY] [--lr LR] [--schedule cosine|onecycle]
+      [--label-smoothing EPS]
 
 Matched (train/recipe.go, schedule.go, optim.go, model.go, augment/, build/):
 - model: resnets.CifarResNet, basic blocks, option-A shortcuts (resnetN, 6n+2).
@@ -213,6 +214,14 @@ def main():
     ap.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                     help="validate and evaluate an exponential moving average of the weights, updated "
                          "after every step (0: off; e.g. 0.999)")
+    ap.add_argument("--lr", type=float, default=RECIPE["optimizer"]["lr"],
+                    help="peak learning rate (resnetctl train --lr)")
+    ap.add_argument("--schedule", choices=["cosine", "onecycle"], default="cosine",
+                    help="cosine: the fast recipe's (1-epoch linear warm-up, cosine to 0); onecycle: "
+                         "torch.optim.lr_scheduler.OneCycleLR with its defaults, stepped every step, "
+                         "which train/schedule.go's onecycle is (resnetctl train --schedule onecycle)")
+    ap.add_argument("--label-smoothing", type=float, default=0.0,
+                    help="F.cross_entropy's label_smoothing (resnetctl train --label-smoothing)")
     a = ap.parse_args()
     if not (a.ema == 0 or 0 < a.ema < 1):
         ap.error("--ema %g: must be 0 (off) or in (0, 1)" % a.ema)
@@ -240,8 +249,11 @@ def main():
 
     model = build(a.model)
     o = RECIPE["optimizer"]
-    opt = torch.optim.SGD(model.parameters(), lr=o["lr"], momentum=o["momentum"], dampening=0,
+    opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=o["momentum"], dampening=0,
                           nesterov=o["nesterov"], weight_decay=o["weight_decay"], foreach=False)
+    sched = None
+    if a.schedule == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=total)
     ema = EMA(model, a.ema) if a.ema else None
     evaluated = ema.model if ema else model
     history, step = [], 0
@@ -253,13 +265,16 @@ def main():
         for b in range(per_epoch):  # the last partial batch is dropped
             idx = perm[b * batch:(b + 1) * batch]
             x, y = normalize(augment(xtr[idx])), ytr[idx]
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step, total, per_epoch, base=o["lr"])
+            if sched is None:
+                for g in opt.param_groups:
+                    g["lr"] = lr_at(step, total, per_epoch, base=a.lr)
             out = model(x)
-            loss = F.cross_entropy(out, y)
+            loss = F.cross_entropy(out, y, label_smoothing=a.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if sched is not None and step + 1 < total:
+                sched.step()
             if ema:
                 ema.update(model)
             step += 1
@@ -280,7 +295,7 @@ def main():
     wall = time.time() - wall
     print("wall %.1fs" % wall, flush=True)
     if a.json:
-        rec = dict(RECIPE, epochs=a.epochs, validation_tta=a.tta, ema_decay=a.ema or None, model=a.model, limit=a.limit or None, train_images=len(ytr),
+        rec = dict(RECIPE, epochs=a.epochs, lr=a.lr, schedule_kind=a.schedule, label_smoothing=a.label_smoothing, validation_tta=a.tta, ema_decay=a.ema or None, model=a.model, limit=a.limit or None, train_images=len(ytr),
                    steps_per_epoch=per_epoch)
         with open(a.json, "w") as f:
             json.dump({"recipe": rec, "seed": a.seed, "torch": torch.__version__, "threads": a.threads,

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/resnetctl/resnetctl/train"
+)
+
+// TestTrainScheduleFlags: --schedule and --label-smoothing set the
+// recipe's schedule and smoothing (recorded in trainer.json), and bad
+// values are refused naming the flag or field.
+func TestTrainScheduleFlags(t *testing.T) {
+	dir := t.TempDir()
+	archive := filepath.Join(dir, "jpeg.tar.gz")
+	writeJPEGArchive(t, archive, tenClasses, 4, 1, 1)
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"--schedule", "steps"}, `--schedule "steps": want cosine, onecycle or constant`},
+		{[]string{"--label-smoothing", "1"}, "label smoothing 1 must be in [0, 1)"},
+		{[]string{"--label-smoothing", "-0.1"}, "label smoothing -0.1 must be in [0, 1)"},
+	} {
+		args := append([]string{"train", "--model", "resnet8", "--data", archive, "--out", filepath.Join(dir, "refused")}, tc.args...)
+		if code, _, errOut := runCLI(args...); code != exitUsage || !strings.Contains(errOut, tc.says) {
+			t.Errorf("%v: exit %d %q, want a usage error naming %q", tc.args, code, errOut, tc.says)
+		}
+	}
+	for _, tc := range []struct {
+		schedule string
+		want     train.ScheduleConfig
+	}{
+		{"onecycle", train.OneCycleDefaults(0)},
+		{"constant", train.ScheduleConfig{Kind: train.Constant}},
+	} {
+		out := filepath.Join(dir, tc.schedule)
+		code, _, errOut := runCLI("train", "--model", "resnet8", "--data", archive, "--batch", "10", "--epochs", "1", "--threads", "1",
+			"--schedule", tc.schedule, "--label-smoothing", "0.1", "--lr", "0.2", "--out", out)
+		if code != 0 {
+			t.Fatalf("%s: exit %d %q", tc.schedule, code, errOut)
+		}
+		r := trainerState(t, filepath.Join(out, "epoch-0001")).Recipe
+		if r.Schedule.Kind != tc.want.Kind || r.Schedule.PctStart != tc.want.PctStart || r.Schedule.DivFactor != tc.want.DivFactor ||
+			r.LabelSmoothing != 0.1 || r.Optimizer.LR != 0.2 {
+			t.Errorf("%s: recorded schedule %+v, label smoothing %g, lr %g", tc.schedule, r.Schedule, r.LabelSmoothing, r.Optimizer.LR)
+		}
+	}
+}
