@@ -77,10 +77,10 @@ CIFAR-10 from the cache if present, else the embedded sample for a short run.
 
 Recipes: fast (30 epochs, SGD Nesterov, cosine), paper (He et al.: 64k iterations,
 steps at 32k and 48k), tutorial (the Keras chapter: Adam, batch 32, 10 epochs, Keras
-augmentation). Flags override a recipe's epochs, batch, learning rate, optimizer and
-augmentation. --ema-decay and --validation-tta add a moving average of the weights
-and flip test-time augmentation of the validation to any recipe (both off in the
-named recipes).
+augmentation). Flags override a recipe's epochs, batch, learning rate, schedule,
+optimizer, label smoothing and augmentation. --ema-decay and --validation-tta add a
+moving average of the weights and flip test-time augmentation of the validation to
+any recipe (both off in the named recipes).
 
 --init starts from any importable ONNX file. --input CxHxW fine-tunes it at another
 size when its graph pools globally before the head (torchvision's ResNets do); data
