@@ -15,19 +15,11 @@ func TestTrainEMAFlags(t *testing.T) {
 	dir := t.TempDir()
 	archive := filepath.Join(dir, "jpeg.tar.gz")
 	writeJPEGArchive(t, archive, tenClasses, 4, 1, 1)
-	for _, tc := range []struct {
-		args []string
-		says string
-	}{
+	refusedTrainFlags(t, archive, filepath.Join(dir, "refused"), []refusedFlags{
 		{[]string{"--ema-decay", "1"}, "ema_decay 1"},
 		{[]string{"--ema-decay", "-0.5"}, "ema_decay -0.5"},
 		{[]string{"--validation-tta", "crop"}, "validation_tta \"crop\""},
-	} {
-		args := append([]string{"train", "--model", "resnet8", "--data", archive, "--out", filepath.Join(dir, "refused")}, tc.args...)
-		if code, _, errOut := runCLI(args...); code != exitUsage || !strings.Contains(errOut, tc.says) {
-			t.Errorf("%v: exit %d %q, want a usage error naming %q", tc.args, code, errOut, tc.says)
-		}
-	}
+	})
 	out := filepath.Join(dir, "run")
 	code, _, errOut := runCLI("train", "--model", "resnet8", "--data", archive, "--batch", "10", "--epochs", "1", "--threads", "1",
 		"--ema-decay", "0.9", "--validation-tta", "flip", "--out", out)
@@ -48,5 +40,24 @@ func TestTrainEMAFlags(t *testing.T) {
 	}
 	if st := trainerState(t, filepath.Join(out, "epoch-0002")); st.Recipe.EMADecay != 0.9 || st.Recipe.ValidationTTA != "flip" {
 		t.Errorf("resumed recipe: ema_decay %g, validation_tta %q", st.Recipe.EMADecay, st.Recipe.ValidationTTA)
+	}
+}
+
+// refusedFlags is a train flag set that must be refused, and what the
+// message must say.
+type refusedFlags struct {
+	args []string
+	says string
+}
+
+// refusedTrainFlags trains ResNet-8 on archive with each flag set and
+// checks for a usage error naming the problem.
+func refusedTrainFlags(t *testing.T, archive, out string, cases []refusedFlags) {
+	t.Helper()
+	for _, tc := range cases {
+		args := append([]string{"train", "--model", "resnet8", "--data", archive, "--out", out}, tc.args...)
+		if code, _, errOut := runCLI(args...); code != exitUsage || !strings.Contains(errOut, tc.says) {
+			t.Errorf("%v: exit %d %q, want a usage error naming %q", tc.args, code, errOut, tc.says)
+		}
 	}
 }

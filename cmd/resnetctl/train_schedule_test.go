@@ -2,7 +2,6 @@ package main
 
 import (
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/resnetctl/resnetctl/train"
@@ -15,19 +14,11 @@ func TestTrainScheduleFlags(t *testing.T) {
 	dir := t.TempDir()
 	archive := filepath.Join(dir, "jpeg.tar.gz")
 	writeJPEGArchive(t, archive, tenClasses, 4, 1, 1)
-	for _, tc := range []struct {
-		args []string
-		says string
-	}{
+	refusedTrainFlags(t, archive, filepath.Join(dir, "refused"), []refusedFlags{
 		{[]string{"--schedule", "steps"}, `--schedule "steps": want cosine, onecycle or constant`},
 		{[]string{"--label-smoothing", "1"}, "label smoothing 1 must be in [0, 1)"},
 		{[]string{"--label-smoothing", "-0.1"}, "label smoothing -0.1 must be in [0, 1)"},
-	} {
-		args := append([]string{"train", "--model", "resnet8", "--data", archive, "--out", filepath.Join(dir, "refused")}, tc.args...)
-		if code, _, errOut := runCLI(args...); code != exitUsage || !strings.Contains(errOut, tc.says) {
-			t.Errorf("%v: exit %d %q, want a usage error naming %q", tc.args, code, errOut, tc.says)
-		}
-	}
+	})
 	for _, tc := range []struct {
 		schedule string
 		want     train.ScheduleConfig
