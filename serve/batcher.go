@@ -77,6 +77,11 @@ type job struct {
 
 	// taken is the batcher loop's own: rows placed in runs.
 	taken int
+	// onAnswer, if set, is called once when the job is answered, before
+	// done is closed: the model stops counting the request as in flight
+	// (see batcher.share) then, not when its handler has written the
+	// answer.
+	onAnswer func()
 	// mu guards answered and finished: with several instances, runs of
 	// one job's rows may end at the same time.
 	mu       sync.Mutex
@@ -101,6 +106,9 @@ func (j *job) finishLocked(err error) bool {
 		return false
 	}
 	j.finished, j.err = true, err
+	if j.onAnswer != nil {
+		j.onAnswer()
+	}
 	close(j.done)
 	return true
 }
@@ -128,11 +136,15 @@ type batcher struct {
 	// free holds the instances not running a batch.
 	free      chan runner
 	instances int
-	runs      sync.WaitGroup
-	inputs    []infer.ValueInfo
-	mode      batchMode
-	size      int           // rows per run: B (fixed) or the largest batch (dynamic)
-	delay     time.Duration // how long the oldest job waits for others
+	// ran receives (without blocking, capacity 1) when a run ends: jobs
+	// answered leave the count of requests in flight, so a wait for a
+	// share of them may be over.
+	ran    chan struct{}
+	runs   sync.WaitGroup
+	inputs []infer.ValueInfo
+	mode   batchMode
+	size   int           // rows per run: B (fixed) or the largest batch (dynamic)
+	delay  time.Duration // how long the oldest job waits for others
 	// observe records the rows of each run (metrics).
 	observe func(rows int)
 	// active, if set, counts the model's requests being handled (see
@@ -157,7 +169,7 @@ func newBatcher(instances []runner, md infer.Metadata, maxBatch int, delay time.
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	bt := &batcher{inputs: md.Inputs, mode: mode, size: size, delay: delay, observe: observe,
-		free: make(chan runner, len(instances)), instances: len(instances),
+		free: make(chan runner, len(instances)), instances: len(instances), ran: make(chan struct{}, 1),
 		queue: make(chan *job, queue), ctx: ctx, cancel: cancel, stop: make(chan struct{}), done: make(chan struct{})}
 	for _, r := range instances {
 		bt.free <- r
@@ -278,6 +290,10 @@ func (b *batcher) start(r runner, segs []segment, run func(runner, []segment)) {
 		defer b.runs.Done()
 		run(r, segs)
 		b.free <- r
+		select {
+		case b.ran <- struct{}{}:
+		default:
+		}
 	}()
 }
 
@@ -302,6 +318,7 @@ func (b *batcher) wait(pending []*job, key string, deadline time.Time) []*job {
 		select {
 		case j := <-b.queue:
 			pending = append(pending, j)
+		case <-b.ran: // fewer requests in flight: look at the share again
 		case <-t.C:
 			return pending
 		case <-b.stop:

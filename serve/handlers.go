@@ -143,8 +143,8 @@ func (s *Server) inferRequest(w http.ResponseWriter, r *http.Request, m *model) 
 		return e
 	}
 	defer release()
-	m.active.Add(1)
-	defer m.active.Add(-1)
+	answered := m.begin()
+	defer answered()
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
 	defer cancel()
 	body, e := s.readBody(w, r)
@@ -168,7 +168,7 @@ func (s *Server) inferRequest(w http.ResponseWriter, r *http.Request, m *model) 
 		return e
 	}
 	allBinary, _ := req.Parameters.boolParam("binary_data_output") // checked in requestInputs
-	j, e := s.wait(ctx, r, m, inputs, rows)
+	j, e := s.wait(ctx, r, m, inputs, rows, answered)
 	if e != nil {
 		return e
 	}
@@ -339,8 +339,11 @@ func (m *model) inputNames() string {
 
 // wait hands the inputs to the model's batcher and waits for the answer,
 // the request's timeout, or the client leaving.
-func (s *Server) wait(ctx context.Context, r *http.Request, m *model, inputs []*infer.Tensor, rows int) (*job, *httpError) {
+//
+// answered is called (by the batcher) as soon as the job is answered.
+func (s *Server) wait(ctx context.Context, r *http.Request, m *model, inputs []*infer.Tensor, rows int, answered func()) (*job, *httpError) {
 	j := newJob(ctx, jobKey(m.mode, inputs), rows, inputs)
+	j.onAnswer = answered
 	switch err := m.batcher.submit(j); {
 	case errors.Is(err, errStopped):
 		return nil, errorf(http.StatusServiceUnavailable, "%v", err)
@@ -416,8 +419,8 @@ func (s *Server) classifyRequest(w http.ResponseWriter, r *http.Request, m *mode
 		return e
 	}
 	defer release()
-	m.active.Add(1)
-	defer m.active.Add(-1)
+	answered := m.begin()
+	defer answered()
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
 	defer cancel()
 	body, e := s.readBody(w, r)
@@ -436,7 +439,7 @@ func (s *Server) classifyRequest(w http.ResponseWriter, r *http.Request, m *mode
 	if err != nil {
 		return errorf(http.StatusInternalServerError, "model %s: preprocessing: %v", m.name, err)
 	}
-	j, e := s.wait(ctx, r, m, []*infer.Tensor{x}, 1)
+	j, e := s.wait(ctx, r, m, []*infer.Tensor{x}, 1, answered)
 	if e != nil {
 		return e
 	}

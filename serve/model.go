@@ -37,9 +37,8 @@ type model struct {
 	meta          infer.Metadata
 	mode          batchMode
 	batcher       *batcher
-	// active counts this model's requests being handled (admitted and
-	// not yet answered); the batcher waits for company only when some
-	// of them have not reached it yet.
+	// active counts this model's requests in flight: admitted and not yet
+	// answered (begin); the batcher waits for its share of them.
 	active atomic.Int64
 
 	// For the classify endpoint: the setup (nil with setupErr when the
@@ -49,6 +48,19 @@ type model struct {
 	setupErr error
 	weights  []infer.NonFinite
 	pre      sync.Pool
+}
+
+// begin counts a request to the model as in flight and returns the
+// function that stops counting it; calling that again does nothing, so
+// both the batcher (when it answers) and the handler (when it returns) may.
+func (m *model) begin() func() {
+	m.active.Add(1)
+	var once atomic.Bool
+	return func() {
+		if once.CompareAndSwap(false, true) {
+			m.active.Add(-1)
+		}
+	}
 }
 
 // validName reports whether name can stand in a URL path segment as is.
