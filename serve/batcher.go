@@ -77,11 +77,6 @@ type job struct {
 
 	// taken is the batcher loop's own: rows placed in runs.
 	taken int
-	// onAnswer, if set, is called once when the job is answered, before
-	// done is closed: the model stops counting the request as in flight
-	// (see batcher.share) then, not when its handler has written the
-	// answer.
-	onAnswer func()
 	// mu guards answered and finished: with several instances, runs of
 	// one job's rows may end at the same time.
 	mu       sync.Mutex
@@ -106,9 +101,6 @@ func (j *job) finishLocked(err error) bool {
 		return false
 	}
 	j.finished, j.err = true, err
-	if j.onAnswer != nil {
-		j.onAnswer()
-	}
 	close(j.done)
 	return true
 }
@@ -136,10 +128,10 @@ type batcher struct {
 	// free holds the instances not running a batch.
 	free      chan runner
 	instances int
-	// ran receives (without blocking, capacity 1) when a run ends: jobs
-	// answered leave the count of requests in flight, so a wait for a
+	// wake receives (without blocking, capacity 1) when a request leaves
+	// the count of those in flight (its handler returned): a wait for a
 	// share of them may be over.
-	ran    chan struct{}
+	wake   chan struct{}
 	runs   sync.WaitGroup
 	inputs []infer.ValueInfo
 	mode   batchMode
@@ -169,7 +161,7 @@ func newBatcher(instances []runner, md infer.Metadata, maxBatch int, delay time.
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	bt := &batcher{inputs: md.Inputs, mode: mode, size: size, delay: delay, observe: observe,
-		free: make(chan runner, len(instances)), instances: len(instances), ran: make(chan struct{}, 1),
+		free: make(chan runner, len(instances)), instances: len(instances), wake: make(chan struct{}, 1),
 		queue: make(chan *job, queue), ctx: ctx, cancel: cancel, stop: make(chan struct{}), done: make(chan struct{})}
 	for _, r := range instances {
 		bt.free <- r
@@ -290,10 +282,6 @@ func (b *batcher) start(r runner, segs []segment, run func(runner, []segment)) {
 		defer b.runs.Done()
 		run(r, segs)
 		b.free <- r
-		select {
-		case b.ran <- struct{}{}:
-		default:
-		}
 	}()
 }
 
@@ -318,7 +306,7 @@ func (b *batcher) wait(pending []*job, key string, deadline time.Time) []*job {
 		select {
 		case j := <-b.queue:
 			pending = append(pending, j)
-		case <-b.ran: // fewer requests in flight: look at the share again
+		case <-b.wake: // fewer requests in flight: look at the share again
 		case <-t.C:
 			return pending
 		case <-b.stop:
@@ -512,5 +500,14 @@ func copyRows(dst *infer.Tensor, di int, src *infer.Tensor, si, n int) {
 		copy(dst.Int64[a:a+c], src.Int64[b:b+c])
 	case infer.Bool:
 		copy(dst.Bool[a:a+c], src.Bool[b:b+c])
+	}
+}
+
+// left tells a waiting run that a request has left the count of those in
+// flight.
+func (b *batcher) left() {
+	select {
+	case b.wake <- struct{}{}:
+	default:
 	}
 }

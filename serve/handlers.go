@@ -143,8 +143,7 @@ func (s *Server) inferRequest(w http.ResponseWriter, r *http.Request, m *model) 
 		return e
 	}
 	defer release()
-	answered := m.begin()
-	defer answered()
+	defer m.begin()()
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
 	defer cancel()
 	body, e := s.readBody(w, r)
@@ -168,7 +167,7 @@ func (s *Server) inferRequest(w http.ResponseWriter, r *http.Request, m *model) 
 		return e
 	}
 	allBinary, _ := req.Parameters.boolParam("binary_data_output") // checked in requestInputs
-	j, e := s.wait(ctx, r, m, inputs, rows, answered)
+	j, e := s.wait(ctx, r, m, inputs, rows)
 	if e != nil {
 		return e
 	}
@@ -339,11 +338,8 @@ func (m *model) inputNames() string {
 
 // wait hands the inputs to the model's batcher and waits for the answer,
 // the request's timeout, or the client leaving.
-//
-// answered is called (by the batcher) as soon as the job is answered.
-func (s *Server) wait(ctx context.Context, r *http.Request, m *model, inputs []*infer.Tensor, rows int, answered func()) (*job, *httpError) {
+func (s *Server) wait(ctx context.Context, r *http.Request, m *model, inputs []*infer.Tensor, rows int) (*job, *httpError) {
 	j := newJob(ctx, jobKey(m.mode, inputs), rows, inputs)
-	j.onAnswer = answered
 	switch err := m.batcher.submit(j); {
 	case errors.Is(err, errStopped):
 		return nil, errorf(http.StatusServiceUnavailable, "%v", err)
@@ -419,8 +415,7 @@ func (s *Server) classifyRequest(w http.ResponseWriter, r *http.Request, m *mode
 		return e
 	}
 	defer release()
-	answered := m.begin()
-	defer answered()
+	defer m.begin()()
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
 	defer cancel()
 	body, e := s.readBody(w, r)
@@ -439,7 +434,7 @@ func (s *Server) classifyRequest(w http.ResponseWriter, r *http.Request, m *mode
 	if err != nil {
 		return errorf(http.StatusInternalServerError, "model %s: preprocessing: %v", m.name, err)
 	}
-	j, e := s.wait(ctx, r, m, []*infer.Tensor{x}, 1, answered)
+	j, e := s.wait(ctx, r, m, []*infer.Tensor{x}, 1)
 	if e != nil {
 		return e
 	}

@@ -37,8 +37,8 @@ type model struct {
 	meta          infer.Metadata
 	mode          batchMode
 	batcher       *batcher
-	// active counts this model's requests in flight: admitted and not yet
-	// answered (begin); the batcher waits for its share of them.
+	// active counts this model's requests in flight: admitted, handler
+	// not yet returned (begin); the batcher waits for its share of them.
 	active atomic.Int64
 
 	// For the classify endpoint: the setup (nil with setupErr when the
@@ -51,15 +51,15 @@ type model struct {
 }
 
 // begin counts a request to the model as in flight and returns the
-// function that stops counting it; calling that again does nothing, so
-// both the batcher (when it answers) and the handler (when it returns) may.
+// function that stops counting it (and wakes a run waiting for its share
+// of them). A request counts until its handler returns, the answer
+// written: under load its client sends the next one about then, so
+// counting it keeps runs waiting for the requests about to come.
 func (m *model) begin() func() {
 	m.active.Add(1)
-	var once atomic.Bool
 	return func() {
-		if once.CompareAndSwap(false, true) {
-			m.active.Add(-1)
-		}
+		m.active.Add(-1)
+		m.batcher.left()
 	}
 }
 
