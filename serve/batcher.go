@@ -500,6 +500,12 @@ func copyRows(dst *infer.Tensor, di int, src *infer.Tensor, si, n int) {
 		copy(dst.Int64[a:a+c], src.Int64[b:b+c])
 	case infer.Bool:
 		copy(dst.Bool[a:a+c], src.Bool[b:b+c])
+	case infer.Uint8:
+		copy(dst.Uint8[a:a+c], src.Uint8[b:b+c])
+	case infer.Int8:
+		copy(dst.Int8[a:a+c], src.Int8[b:b+c])
+	case infer.Float16:
+		copy(dst.Float16[a:a+c], src.Float16[b:b+c])
 	}
 }
 

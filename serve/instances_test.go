@@ -205,3 +205,45 @@ func TestWaitForTheClientsThere(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyRowsEveryType: rows of every element type newTensor makes are
+// copied when requests are cut and joined into runs (UINT8, INT8 and
+// FP16 were left zero before).
+func TestCopyRowsEveryType(t *testing.T) {
+	for _, dt := range []infer.DType{infer.Float32, infer.Float64, infer.Int32, infer.Int64, infer.Bool, infer.Uint8, infer.Int8, infer.Float16} {
+		src, dst := newTensor(dt, []int{3, 2}), newTensor(dt, []int{2, 2})
+		for i := range 6 {
+			setOne(src, i)
+		}
+		copyRows(dst, 0, src, 1, 2)
+		want := newTensor(dt, []int{2, 2})
+		for i := range 4 {
+			setOne(want, i)
+		}
+		if !reflect.DeepEqual(dst, want) {
+			t.Errorf("%v: rows 1-2 copied as %+v", dt, dst)
+		}
+	}
+}
+
+// setOne sets element i of t to a non-zero value of its type.
+func setOne(t *infer.Tensor, i int) {
+	switch t.Type() {
+	case infer.Float32:
+		t.Float32[i] = 1
+	case infer.Float64:
+		t.Float64[i] = 1
+	case infer.Int32:
+		t.Int32[i] = 1
+	case infer.Int64:
+		t.Int64[i] = 1
+	case infer.Bool:
+		t.Bool[i] = true
+	case infer.Uint8:
+		t.Uint8[i] = 1
+	case infer.Int8:
+		t.Int8[i] = 1
+	case infer.Float16:
+		t.Float16[i] = 0x3c00
+	}
+}
