@@ -125,12 +125,16 @@ func decodeBinary(b []byte, dt infer.DType, shape []int, n int) (*infer.Tensor, 
 	t := newTensor(dt, append([]int(nil), shape...))
 	switch dt {
 	case infer.Float32:
+		// The finiteness test is on the bits (an all-ones exponent is
+		// NaN or infinity): converting to float64 for math.IsNaN/IsInf
+		// made this loop 2.6% of the server's CPU.
+		b := b[:4*len(t.Float32)]
 		for k := range t.Float32 {
-			v := math.Float32frombits(binary.LittleEndian.Uint32(b[4*k:]))
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				return nil, fmt.Errorf("element %d is %v; inputs must be finite", k, v)
+			u := binary.LittleEndian.Uint32(b[4*k:])
+			if u&0x7f800000 == 0x7f800000 {
+				return nil, fmt.Errorf("element %d is %v; inputs must be finite", k, math.Float32frombits(u))
 			}
-			t.Float32[k] = v
+			t.Float32[k] = math.Float32frombits(u)
 		}
 	case infer.Float64:
 		for k := range t.Float64 {

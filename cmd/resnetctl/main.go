@@ -49,8 +49,13 @@ func run(args []string, s *Streams) int {
 		}
 	}()
 	root := NewCmdRoot(s)
+	var prof cpuProfile
+	prof.register(root)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
+	if perr := prof.stop(); perr != nil && err == nil {
+		err = perr
+	}
 	if err == nil {
 		return exitOK
 	}

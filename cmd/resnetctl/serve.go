@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -144,7 +145,8 @@ func serveRun(c *cobra.Command, opts *ServeOptions) error {
 		}
 		models = append(models, serve.ModelConfig{Name: name, Session: sessions[0], Instances: sessions[1:]})
 	}
-	log := &lockedWriter{w: opts.Streams.ErrOut}
+	log := newLogWriter(opts.Streams.ErrOut)
+	defer log.Flush()
 	srv, err := serve.New(serve.Config{
 		MaxBatch:    opts.MaxBatch,
 		MaxDelay:    time.Duration(opts.MaxDelayUS) * time.Microsecond,
@@ -164,23 +166,50 @@ func serveRun(c *cobra.Command, opts *ServeOptions) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	fmt.Fprintf(log, "resnetctl: serving %s on http://%s\n", strings.Join(srv.Models(), ", "), ln.Addr())
+	log.Flush()
 	err = srv.Serve(c.Context(), ln)
 	if err == nil {
 		// A signal ended the context: every request taken was answered.
 		fmt.Fprintf(log, "resnetctl: stopped; every accepted request was answered\n")
+		log.Flush()
 	}
 	return err
 }
 
-// lockedWriter serialises the access log's lines, written by concurrent
-// requests, on one stream.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+// logWriter is the access log: the lines of concurrent requests, kept in a
+// buffer and written at most every flushEvery (or when the buffer fills), so
+// that a request costs no write system call of its own (one per request was
+// 1.6% of the server's CPU at 3,700 requests a second). Flush writes at
+// once; the server's start and stop lines use it.
+type logWriter struct {
+	mu    sync.Mutex
+	buf   *bufio.Writer
+	timer *time.Timer // pending flush, nil when the buffer is empty
 }
 
-func (l *lockedWriter) Write(p []byte) (int, error) {
+const flushEvery = 100 * time.Millisecond
+
+func newLogWriter(w io.Writer) *logWriter {
+	return &logWriter{buf: bufio.NewWriterSize(w, 64<<10)}
+}
+
+func (l *logWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.w.Write(p)
+	n, err := l.buf.Write(p)
+	if l.timer == nil && l.buf.Buffered() > 0 {
+		l.timer = time.AfterFunc(flushEvery, func() { l.Flush() })
+	}
+	return n, err
+}
+
+// Flush writes what the buffer holds.
+func (l *logWriter) Flush() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.timer != nil {
+		l.timer.Stop()
+		l.timer = nil
+	}
+	return l.buf.Flush()
 }

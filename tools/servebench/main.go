@@ -89,6 +89,7 @@ func main() {
 	out := flag.String("out", "bench-results/serve.json", "the JSON results")
 	loaderList := flag.String("loaders", defaultLoaders(), "load generators, comma-separated: wrk (Debian's wrk, in C: little CPU taken from the server) and go (net/http clients in this program)")
 	instanceList := flag.String("instances", "1,2", "server --instances, comma-separated: each model runs that many batches at once, with threads/instances threads each")
+	serverFlags := flag.String("server-flags", "", "more flags for each `resnetctl serve`, space-separated (e.g. \"--cpuprofile /tmp/serve.prof\")")
 	encodingList := flag.String("encodings", "json,binary", "request encodings, comma-separated: json (data as JSON numbers) and binary (the binary tensor data extension, outputs binary too)")
 	flag.Parse()
 	var clients []int
@@ -157,7 +158,7 @@ func main() {
 				br := bench(*bin, path, name, mb, *threads)
 				benches = append(benches, br)
 				benchAt[mb] = br.ImagesPerS
-				srv := startServer(*bin, path, *threads, inst, mb, md)
+				srv := startServer(*bin, path, *threads, inst, mb, md, strings.Fields(*serverFlags))
 				for _, enc := range encodings {
 					body := requestBody(srv.inputShape, enc)
 					load(srv, body, slices.Max(clients), time.Second, 200) // warm-up: plans for every batch size
@@ -221,9 +222,10 @@ type server struct {
 	client     *http.Client
 }
 
-func startServer(bin, path string, threads, instances, maxBatch, maxDelay int) *server {
-	cmd := exec.Command(bin, "serve", path, "--http", "127.0.0.1:0", "--threads", strconv.Itoa(threads), "--instances", strconv.Itoa(instances),
-		"--max-batch", strconv.Itoa(maxBatch), "--max-delay", strconv.Itoa(maxDelay), "--max-inflight", "256")
+func startServer(bin, path string, threads, instances, maxBatch, maxDelay int, extra []string) *server {
+	args := []string{"serve", path, "--http", "127.0.0.1:0", "--threads", strconv.Itoa(threads), "--instances", strconv.Itoa(instances),
+		"--max-batch", strconv.Itoa(maxBatch), "--max-delay", strconv.Itoa(maxDelay), "--max-inflight", "256"}
+	cmd := exec.Command(bin, append(args, extra...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		fatalf("%v", err)
