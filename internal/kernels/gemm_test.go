@@ -131,3 +131,26 @@ func TestGemmDegenerate(t *testing.T) {
 	}()
 	Gemm(nil, false, false, 2, 2, 2, 1, make([]float32, 4), 2, make([]float32, 4), 2, 0, make([]float32, 3), 2)
 }
+
+// TestChooseSplit checks how one GEMM is cut for two threads: by the
+// busiest part's real columns or rows, not by whole panels.
+func TestChooseSplit(t *testing.T) {
+	k := &kernelImpl{name: "test", mr: 8, nr: 32}
+	for _, tc := range []struct {
+		m, n, threads  int
+		mParts, nParts int
+	}{
+		{512, 49, 2, 2, 1},  // ResNet-18 layer4 at batch 1: 32 + 17 columns would idle a thread a third of the time
+		{256, 196, 2, 1, 2}, // layer3: 96 + 100 columns
+		{64, 3136, 2, 1, 8}, // layer1: many panels, cut finer for dynamic claiming
+		{16, 49, 2, 1, 2},   // 16 rows: packing B twice costs more than the ragged split
+		{512, 49, 1, 1, 1},  // one thread
+		{2048, 1, 2, 2, 1},  // a matrix-vector product
+		{8, 1024, 2, 1, 8},  // one row panel
+	} {
+		mp, np := chooseSplit(k, tc.m, tc.n, tc.threads)
+		if mp != tc.mParts || np != tc.nParts {
+			t.Errorf("chooseSplit(m %d, n %d, %d threads) = %d x %d parts, want %d x %d", tc.m, tc.n, tc.threads, mp, np, tc.mParts, tc.nParts)
+		}
+	}
+}
