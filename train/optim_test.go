@@ -155,6 +155,13 @@ func TestRecipes(t *testing.T) {
 	if fast.Epochs != 30 || fast.Batch != 128 || !fast.Optimizer.Nesterov || fast.Optimizer.WeightDecay != 5e-4 || fast.Schedule.Kind != Cosine || fast.Augment != "paper" {
 		t.Errorf("fast recipe: %+v", fast)
 	}
+	quick, _ := LookupRecipe("quick")
+	if quick.Schedule.Kind != OneCycle || quick.Optimizer.LR != 0.2 || !quick.Optimizer.Nesterov || quick.LabelSmoothing != 0.1 || quick.ValidationTTA != TTAFlip || quick.Batch != 128 || quick.Augment != "paper" {
+		t.Errorf("quick recipe: %+v", quick)
+	}
+	if lr, _ := quick.Schedule.At(0, 100, 10, quick.Optimizer.LR, 0.9); math.Abs(lr-0.2/25) > 1e-12 {
+		t.Errorf("quick recipe starts at lr %g, want 0.2/25", lr)
+	}
 	tut, _ := LookupRecipe("tutorial")
 	if tut.Optimizer.Name != Adam || tut.Optimizer.Eps != 1e-7 || tut.Batch != 32 || tut.Epochs != 10 || tut.Augment != "keras" {
 		t.Errorf("tutorial recipe: %+v", tut)

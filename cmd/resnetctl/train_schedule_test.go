@@ -39,3 +39,23 @@ func TestTrainScheduleFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestTrainRecipeQuick: --recipe quick trains (on a tiny archive) with
+// its one-cycle schedule, label smoothing and flip-TTA validation, all
+// recorded in trainer.json, and a flag still overrides it.
+func TestTrainRecipeQuick(t *testing.T) {
+	dir := t.TempDir()
+	archive := filepath.Join(dir, "jpeg.tar.gz")
+	writeJPEGArchive(t, archive, tenClasses, 4, 1, 1)
+	out := filepath.Join(dir, "quick")
+	code, _, errOut := runCLI("train", "--model", "resnet8", "--data", archive, "--recipe", "quick", "--batch", "10", "--epochs", "1", "--threads", "1",
+		"--label-smoothing", "0.05", "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d %q", code, errOut)
+	}
+	r := trainerState(t, filepath.Join(out, "epoch-0001")).Recipe
+	if r.Name != "quick" || r.Schedule.Kind != train.OneCycle || r.Optimizer.LR != 0.2 || !r.Optimizer.Nesterov ||
+		r.ValidationTTA != train.TTAFlip || r.LabelSmoothing != 0.05 || r.Epochs != 1 {
+		t.Errorf("recorded recipe %+v", r)
+	}
+}
