@@ -1,54 +1,53 @@
 package main
 
 import (
-	"bytes"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 )
 
-// syncBuffer is a bytes.Buffer safe for the log's flush timer.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+// chanWriter hands every write to the test over a channel (the log's
+// flush timer writes from its own goroutine).
+type chanWriter chan string
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+func (c chanWriter) Write(p []byte) (int, error) {
+	c <- string(p)
+	return len(p), nil
 }
 
 // TestLogWriterFlushes checks the access log's buffer: lines wait for the
 // flush timer (no write per request), reach the stream by themselves within
 // a few flush intervals, and Flush writes at once.
 func TestLogWriterFlushes(t *testing.T) {
-	var out syncBuffer
-	l := newLogWriter(&out)
+	out := make(chanWriter, 1000)
+	l := newLogWriter(out)
 	l.Write([]byte("first\n"))
-	if got := out.String(); got != "" {
-		t.Fatalf("a line was written at once (%q); it should wait for the flush", got)
-	}
-	deadline := time.Now().Add(20 * flushEvery)
-	for out.String() == "" && time.Now().Before(deadline) {
-		time.Sleep(flushEvery / 10)
-	}
-	if got := out.String(); got != "first\n" {
-		t.Fatalf("after %v the stream holds %q, want the line", 20*flushEvery, got)
-	}
 	l.Write([]byte("second\n"))
+	select {
+	case got := <-out:
+		t.Fatalf("%q was written at once; lines should wait for the flush", got)
+	default:
+	}
+	select {
+	case got := <-out:
+		if got != "first\nsecond\n" {
+			t.Fatalf("the timer's flush wrote %q, want both lines in one write", got)
+		}
+	case <-time.After(20 * flushEvery):
+		t.Fatalf("nothing written %v after the lines", 20*flushEvery)
+	}
+	l.Write([]byte("third\n"))
 	if err := l.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if got := out.String(); got != "first\nsecond\n" {
-		t.Fatalf("Flush: the stream holds %q", got)
+	select {
+	case got := <-out:
+		if got != "third\n" {
+			t.Fatalf("Flush wrote %q", got)
+		}
+	default:
+		t.Fatal("Flush wrote nothing")
 	}
 	// Concurrent writers: every line whole, none lost.
 	var wg sync.WaitGroup
@@ -63,11 +62,15 @@ func TestLogWriterFlushes(t *testing.T) {
 	}
 	wg.Wait()
 	l.Flush()
-	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
-	if len(lines) != 802 {
-		t.Fatalf("%d lines, want 802", len(lines))
+	var all strings.Builder
+	for len(out) > 0 {
+		all.WriteString(<-out)
 	}
-	for _, s := range lines[2:] {
+	lines := strings.Split(strings.TrimSuffix(all.String(), "\n"), "\n")
+	if len(lines) != 800 {
+		t.Fatalf("%d lines, want 800", len(lines))
+	}
+	for _, s := range lines {
 		if len(s) != 40 || strings.Trim(s, s[:1]) != "" {
 			t.Fatalf("a line was cut or mixed: %q", s)
 		}
