@@ -735,12 +735,8 @@ func (m *Model) evaluate(ctx context.Context, data Source, batch int, tta string
 			var l float64
 			var ok bool
 			if frow != nil {
-				softmax64(avg, row)
-				softmax64(probs, frow)
-				for j := range avg {
-					avg[j] = (avg[j] + probs[j]) / 2
-				}
-				l, ok = crossEntropyProbs(avg, labels[i], eps)
+				flipAverage(avg, probs, row, frow)
+				l, ok = crossEntropyLogProbs(avg, labels[i], eps)
 			} else {
 				l, ok = crossEntropy(row, labels[i], eps)
 			}

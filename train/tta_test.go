@@ -154,3 +154,52 @@ func TestFlipTTA(t *testing.T) {
 		t.Error("EvaluateTTA took an unknown TTA")
 	}
 }
+
+// TestFlipAverageExtremeLogits: the flip average's loss stays finite and
+// exact when a class's probability underflows float64 in both views
+// (logits 2000 apart: a diverged model on a tiny data set gave +Inf, which
+// metrics.jsonl cannot hold), and agrees with the direct formula on
+// ordinary logits.
+func TestFlipAverageExtremeLogits(t *testing.T) {
+	lp, tmp := make([]float64, 3), make([]float64, 3)
+	for _, tc := range []struct {
+		name  string
+		z, fz []float32
+		y     int
+		eps   float64
+	}{
+		{"ordinary", []float32{1, -0.5, 2}, []float32{0.3, 0.1, 1.5}, 0, 0.1},
+		{"vanishing class", []float32{0, -2000, 5}, []float32{0, -3000, 5}, 1, 0.1},
+		{"vanishing label, no smoothing", []float32{0, -2000, 5}, []float32{1, -2500, 4}, 1, 0},
+	} {
+		flipAverage(lp, tmp, tc.z, tc.fz)
+		got, _ := crossEntropyLogProbs(lp, tc.y, tc.eps)
+		// The direct formula with log-sum-exp per view, in log space for
+		// the label: -log((e^{a}+e^{b})/2) with a, b the views'
+		// log-softmax of the label, done with big offsets removed.
+		lse := func(z []float32) float64 {
+			m := math.Inf(-1)
+			for _, v := range z {
+				m = math.Max(m, float64(v))
+			}
+			var s float64
+			for _, v := range z {
+				s += math.Exp(float64(v) - m)
+			}
+			return m + math.Log(s)
+		}
+		var want float64
+		for j := range lp {
+			a, b := float64(tc.z[j])-lse(tc.z), float64(tc.fz[j])-lse(tc.fz)
+			hi := math.Max(a, b)
+			l := hi + math.Log((math.Exp(a-hi)+math.Exp(b-hi))/2)
+			if j == tc.y {
+				want -= (1 - tc.eps) * l
+			}
+			want -= tc.eps * l / float64(len(lp))
+		}
+		if math.IsInf(got, 0) || math.IsNaN(got) || math.Abs(got-want) > 1e-9*math.Max(1, math.Abs(want)) {
+			t.Errorf("%s: loss %v, want %v", tc.name, got, want)
+		}
+	}
+}
