@@ -81,7 +81,7 @@ func main() {
 	modelList := flag.String("models", "resnet20,resnet50", "catalog models, exported to -dir when missing")
 	dir := flag.String("dir", "bench-results/models", "folder of the exported models")
 	clientList := flag.String("clients", "1,8,64", "concurrent clients, comma-separated")
-	duration := flag.Duration("duration", 10*time.Second, "measuring time per configuration")
+	duration := flag.Duration("duration", 10*time.Second, "measuring time per configuration, at least (slow models get 10 x clients / bench img/s, so that the first answers are not most of the window)")
 	maxRequests := flag.Int("requests", 5000, "most requests per configuration")
 	threads := flag.Int("threads", runtime.NumCPU(), "server threads per model")
 	maxBatch := flag.Int("max-batch", 32, "--max-batch with batching on")
@@ -174,11 +174,12 @@ func main() {
 							before := srv.batchStats()
 							sc0 := srv.cpu()
 							var r result
+							d := runFor(*duration, c, benchAt[mb])
 							if loader == "wrk" {
-								r = loadWrk(srv, body, c, *duration)
+								r = loadWrk(srv, body, c, d)
 							} else {
 								cc0 := selfCPU()
-								r = load(srv, body, c, *duration, *maxRequests)
+								r = load(srv, body, c, d, *maxRequests)
 								r.ClientCPU = (selfCPU() - cc0) / r.Seconds
 							}
 							r.ServerCPU = (srv.cpu() - sc0) / r.Seconds
@@ -407,6 +408,18 @@ func load(s *server, body payload, clients int, d time.Duration, max int) result
 		r.P99MS = ms(lat[min(len(lat)-1, len(lat)*99/100)])
 	}
 	return r
+}
+
+// runFor is how long to load the server with clients: at least d, and
+// at least ten times the time one request waits behind the others (clients
+// over the images a second `bench` measured), so that a slow model's first
+// answers — ResNet-50 at 64 clients answers its first requests after about
+// 2 s — are not most of the window.
+func runFor(d time.Duration, clients int, benchImagesPerS float64) time.Duration {
+	if benchImagesPerS <= 0 {
+		return d
+	}
+	return max(d, time.Duration(10*float64(clients)/benchImagesPerS*float64(time.Second)))
 }
 
 // defaultLoaders is wrk and go when wrk is installed, else go.
