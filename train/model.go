@@ -683,11 +683,11 @@ func (m *Model) evaluate(ctx context.Context, data Source, batch int, tta string
 	var res Metrics
 	var sum float64
 	out := map[string]*infer.Tensor{}
-	var probs, avg []float64
+	var logAvg, scratch []float64 // flip TTA: the averaged log-probabilities, and the mirror view's
 	var flipped, kept []float32
 	if tta == TTAFlip {
 		flipped, kept = make([]float32, len(x)), make([]float32, batch*classes)
-		probs, avg = make([]float64, classes), make([]float64, classes)
+		logAvg, scratch = make([]float64, classes), make([]float64, classes)
 	}
 	if progress != nil {
 		progress(0)
@@ -735,8 +735,8 @@ func (m *Model) evaluate(ctx context.Context, data Source, batch int, tta string
 			var l float64
 			var ok bool
 			if frow != nil {
-				flipAverage(avg, probs, row, frow)
-				l, ok = crossEntropyLogProbs(avg, labels[i], eps)
+				flipAverage(logAvg, scratch, row, frow)
+				l, ok = crossEntropyLogProbs(logAvg, labels[i], eps)
 			} else {
 				l, ok = crossEntropy(row, labels[i], eps)
 			}
@@ -769,11 +769,7 @@ func crossEntropy(z []float32, y int, eps float64) (float64, bool) {
 		}
 		sumZ += float64(v)
 	}
-	var s float64
-	for _, v := range z {
-		s += math.Exp(float64(v) - best)
-	}
-	lse := best + math.Log(s)
+	lse := logSumExp(z)
 	l := (1 - eps) * (lse - float64(z[y]))
 	if eps != 0 {
 		l += eps * (lse - sumZ/float64(len(z)))

@@ -14,8 +14,8 @@ func flipW(dst, src []float32, n, c, h, w int) {
 	}
 }
 
-// logSoftmax64 writes the log-softmax of logits z into lp, in float64.
-func logSoftmax64(lp []float64, z []float32) {
+// logSumExp returns log Σ_j e^{z_j}, in float64, without overflow.
+func logSumExp(z []float32) float64 {
 	best := math.Inf(-1)
 	for _, v := range z {
 		best = math.Max(best, float64(v))
@@ -24,9 +24,14 @@ func logSoftmax64(lp []float64, z []float32) {
 	for _, v := range z {
 		s += math.Exp(float64(v) - best)
 	}
-	ls := math.Log(s)
+	return best + math.Log(s)
+}
+
+// logSoftmax64 writes the log-softmax of logits z into lp, in float64.
+func logSoftmax64(lp []float64, z []float32) {
+	lse := logSumExp(z)
 	for j, v := range z {
-		lp[j] = float64(v) - best - ls
+		lp[j] = float64(v) - lse
 	}
 }
 

@@ -12,9 +12,7 @@ import (
 // state.safetensors), a resume continues with them, and invalid values
 // are refused naming the field.
 func TestTrainEMAFlags(t *testing.T) {
-	dir := t.TempDir()
-	archive := filepath.Join(dir, "jpeg.tar.gz")
-	writeJPEGArchive(t, archive, tenClasses, 4, 1, 1)
+	dir, archive := tinyTrainArchive(t)
 	refusedTrainFlags(t, archive, filepath.Join(dir, "refused"), []refusedFlags{
 		{[]string{"--ema-decay", "1"}, "ema_decay 1"},
 		{[]string{"--ema-decay", "-0.5"}, "ema_decay -0.5"},
@@ -60,4 +58,14 @@ func refusedTrainFlags(t *testing.T, archive, out string, cases []refusedFlags) 
 			t.Errorf("%v: exit %d %q, want a usage error naming %q", tc.args, code, errOut, tc.says)
 		}
 	}
+}
+
+// tinyTrainArchive writes a JPEG archive of ten classes, four training
+// and one test image each, into a new temporary folder, and returns both.
+func tinyTrainArchive(t *testing.T) (dir, archive string) {
+	t.Helper()
+	dir = t.TempDir()
+	archive = filepath.Join(dir, "jpeg.tar.gz")
+	writeJPEGArchive(t, archive, tenClasses, 4, 1, 1)
+	return dir, archive
 }

@@ -11,9 +11,7 @@ import (
 // recipe's schedule and smoothing (recorded in trainer.json), and bad
 // values are refused naming the flag or field.
 func TestTrainScheduleFlags(t *testing.T) {
-	dir := t.TempDir()
-	archive := filepath.Join(dir, "jpeg.tar.gz")
-	writeJPEGArchive(t, archive, tenClasses, 4, 1, 1)
+	dir, archive := tinyTrainArchive(t)
 	refusedTrainFlags(t, archive, filepath.Join(dir, "refused"), []refusedFlags{
 		{[]string{"--schedule", "steps"}, `--schedule "steps": want cosine, onecycle or constant`},
 		{[]string{"--label-smoothing", "1"}, "label smoothing 1 must be in [0, 1)"},
@@ -44,9 +42,7 @@ func TestTrainScheduleFlags(t *testing.T) {
 // its one-cycle schedule, label smoothing and flip-TTA validation, all
 // recorded in trainer.json, and a flag still overrides it.
 func TestTrainRecipeQuick(t *testing.T) {
-	dir := t.TempDir()
-	archive := filepath.Join(dir, "jpeg.tar.gz")
-	writeJPEGArchive(t, archive, tenClasses, 4, 1, 1)
+	dir, archive := tinyTrainArchive(t)
 	out := filepath.Join(dir, "quick")
 	code, _, errOut := runCLI("train", "--model", "resnet8", "--data", archive, "--recipe", "quick", "--batch", "10", "--epochs", "1", "--threads", "1",
 		"--label-smoothing", "0.05", "--out", out)
