@@ -30,6 +30,12 @@ func newConv(b *nodeBuilder) op {
 	b.want(1, "W", Float32)
 	b.want(2, "B", Float32)
 	b.out(0, Float32)
+	return convAttrs(b, 1)
+}
+
+// convAttrs reads and checks the attributes Conv, ConvInteger and
+// QLinearConv share; input wi is the weight.
+func convAttrs(b *nodeBuilder, wi int) *convOp {
 	o := &convOp{group: int(b.int("group", 1))}
 	if o.group < 1 {
 		b.invalid("group %d < 1", o.group)
@@ -40,7 +46,7 @@ func newConv(b *nodeBuilder) op {
 	o.dilations, _ = b.ints("dilations")
 	o.pads, _ = b.ints("pads")
 	spatial, kernel := len(o.kernel), o.kernel
-	if w := b.constIn(1); w != nil && spatial == 0 {
+	if w := b.constIn(wi); w != nil && spatial == 0 {
 		spatial = len(w.Shape) - 2
 		if spatial > 0 {
 			kernel = int64s(w.Shape[2:])
@@ -232,41 +238,15 @@ func (o *convOp) plan(pc *planCtx, n *pnode) error {
 	if o.residual {
 		res = n.in[3]
 	}
-	rank := len(x.shape)
-	if rank != 3 && rank != 4 {
-		return fmt.Errorf("%w: input of rank %d (this runtime convolves 1-D and 2-D inputs)", ErrUnsupported, rank)
-	}
-	if len(w.shape) != rank {
-		return errShape("weight shape %v does not match input shape %v", w.shape, x.shape)
-	}
-	batch, c, m := x.shape[0], x.shape[1], w.shape[0]
-	if w.shape[1]*o.group != c || m%o.group != 0 {
-		return errShape("input has %d channels, weight %v with group %d wants %d", c, w.shape, o.group, w.shape[1]*o.group)
-	}
-	if bias != nil && (len(bias.shape) != 1 || bias.shape[0] != m) {
-		return errShape("bias shape %v, want [%d]", bias.shape, m)
-	}
-	kernel := w.shape[2:]
-	if o.kernel != nil && !slices.Equal(int64s(kernel), o.kernel) {
-		return errShape("kernel_shape %v does not match weight shape %v", o.kernel, w.shape)
-	}
-	ws, err := windows(x.shape[2:], kernel, o.strides, o.dilations, o.pads, o.autoPad, false)
+	prm, err := o.geometry(x, w)
 	if err != nil {
 		return err
 	}
-	if len(ws) == 1 { // 1-D as 2-D with height 1
-		ws = []window{{in: 1, k: 1, stride: 1, dil: 1, out: 1}, ws[0]}
+	batch, m := x.shape[0], w.shape[0]
+	if bias != nil && (len(bias.shape) != 1 || bias.shape[0] != m) {
+		return errShape("bias shape %v, want [%d]", bias.shape, m)
 	}
-	prm := kernels.ConvParams{
-		InC: c, InH: ws[0].in, InW: ws[1].in, OutC: m,
-		KH: ws[0].k, KW: ws[1].k, StrideH: ws[0].stride, StrideW: ws[1].stride,
-		DilationH: ws[0].dil, DilationW: ws[1].dil,
-		PadTop: ws[0].padBegin, PadLeft: ws[1].padBegin, PadBottom: ws[0].padEnd, PadRight: ws[1].padEnd,
-		Group: o.group,
-	}
-	if err := prm.Validate(); err != nil {
-		return errShape("%v", err)
-	}
+	rank := len(x.shape)
 	outShape := []int{batch, m, prm.OutH(), prm.OutW()}
 	if rank == 3 {
 		outShape = []int{batch, m, prm.OutW()}
@@ -369,6 +349,45 @@ func (o *convOp) plan(pc *planCtx, n *pnode) error {
 		}
 	}
 	return nil
+}
+
+// geometry checks the shapes of input x and weight w against the node's
+// attributes and returns the convolution's parameters (1-D as 2-D with
+// height 1); Conv, ConvInteger and QLinearConv share it.
+func (o *convOp) geometry(x, w *pval) (kernels.ConvParams, error) {
+	rank := len(x.shape)
+	if rank != 3 && rank != 4 {
+		return kernels.ConvParams{}, fmt.Errorf("%w: input of rank %d (this runtime convolves 1-D and 2-D inputs)", ErrUnsupported, rank)
+	}
+	if len(w.shape) != rank {
+		return kernels.ConvParams{}, errShape("weight shape %v does not match input shape %v", w.shape, x.shape)
+	}
+	c, m := x.shape[1], w.shape[0]
+	if w.shape[1]*o.group != c || m%o.group != 0 {
+		return kernels.ConvParams{}, errShape("input has %d channels, weight %v with group %d wants %d", c, w.shape, o.group, w.shape[1]*o.group)
+	}
+	kernel := w.shape[2:]
+	if o.kernel != nil && !slices.Equal(int64s(kernel), o.kernel) {
+		return kernels.ConvParams{}, errShape("kernel_shape %v does not match weight shape %v", o.kernel, w.shape)
+	}
+	ws, err := windows(x.shape[2:], kernel, o.strides, o.dilations, o.pads, o.autoPad, false)
+	if err != nil {
+		return kernels.ConvParams{}, err
+	}
+	if len(ws) == 1 { // 1-D as 2-D with height 1
+		ws = []window{{in: 1, k: 1, stride: 1, dil: 1, out: 1}, ws[0]}
+	}
+	prm := kernels.ConvParams{
+		InC: c, InH: ws[0].in, InW: ws[1].in, OutC: m,
+		KH: ws[0].k, KW: ws[1].k, StrideH: ws[0].stride, StrideW: ws[1].stride,
+		DilationH: ws[0].dil, DilationW: ws[1].dil,
+		PadTop: ws[0].padBegin, PadLeft: ws[1].padBegin, PadBottom: ws[0].padEnd, PadRight: ws[1].padEnd,
+		Group: o.group,
+	}
+	if err := prm.Validate(); err != nil {
+		return kernels.ConvParams{}, errShape("%v", err)
+	}
+	return prm, nil
 }
 
 func int64s(s []int) []int64 {

@@ -125,11 +125,24 @@ func newMatMul(b *nodeBuilder) op {
 	return &matMulOp{}
 }
 
-func (o *matMulOp) plan(pc *planCtx, n *pnode) error {
-	a, bm := n.in[0], n.in[1]
+// mmGeom is the geometry of a (batched, broadcast) matrix product: nb
+// products of [m,k] by [k,nn], A's and B's i-th matrices at offA[i] and
+// offB[i] elements.
+type mmGeom struct {
+	m, k, nn, nb int
+	offA, offB   []int
+	// aBatch is the product of A's batch dimensions; B is one matrix
+	// when bRank2.
+	aBatch int
+	bRank2 bool
+}
+
+// matmulGeometry sets n's output 0 to the numpy-style product of a and b
+// and returns its geometry (MatMul, MatMulInteger, QLinearMatMul).
+func matmulGeometry(pc *planCtx, n *pnode, a, bm *pval) (mmGeom, error) {
 	as, bs := slices.Clone(a.shape), slices.Clone(bm.shape)
 	if len(as) == 0 || len(bs) == 0 {
-		return errShape("MatMul of a scalar (%v, %v)", a.shape, bm.shape)
+		return mmGeom{}, errShape("matrix product of a scalar (%v, %v)", a.shape, bm.shape)
 	}
 	vecA, vecB := len(as) == 1, len(bs) == 1
 	if vecA {
@@ -141,11 +154,11 @@ func (o *matMulOp) plan(pc *planCtx, n *pnode) error {
 	m, k := as[len(as)-2], as[len(as)-1]
 	kb, nn := bs[len(bs)-2], bs[len(bs)-1]
 	if k != kb {
-		return errShape("A %v and B %v do not multiply", a.shape, bm.shape)
+		return mmGeom{}, errShape("A %v and B %v do not multiply", a.shape, bm.shape)
 	}
 	batch, err := broadcastShapes(as[:len(as)-2], bs[:len(bs)-2])
 	if err != nil {
-		return err
+		return mmGeom{}, err
 	}
 	out := slices.Clone(batch)
 	if !vecA {
@@ -155,11 +168,11 @@ func (o *matMulOp) plan(pc *planCtx, n *pnode) error {
 		out = append(out, nn)
 	}
 	if err := n.setShape(pc, 0, out); err != nil {
-		return err
+		return mmGeom{}, err
 	}
 	nb := prod(batch)
 	if nb > pc.maxElems {
-		return errShape("batch dimensions %v are too large", batch)
+		return mmGeom{}, errShape("batch dimensions %v are too large", batch)
 	}
 	// Offsets of each batch's A and B matrices.
 	sa := broadcastStrides(as[:len(as)-2], batch)
@@ -178,8 +191,18 @@ func (o *matMulOp) plan(pc *planCtx, n *pnode) error {
 			idx[d] = 0
 		}
 	}
+	return mmGeom{m: m, k: k, nn: nn, nb: nb, offA: offA, offB: offB, aBatch: prod(as[:len(as)-2]), bRank2: len(bs) == 2}, nil
+}
+
+func (o *matMulOp) plan(pc *planCtx, n *pnode) error {
+	a, bm := n.in[0], n.in[1]
+	g, err := matmulGeometry(pc, n, a, bm)
+	if err != nil {
+		return err
+	}
+	m, k, nn, nb, offA, offB := g.m, g.k, g.nn, g.nb, g.offA, g.offB
 	// A batch of A matrices against one B is a single taller product.
-	merged := nb > 1 && len(bs) == 2 && prod(as[:len(as)-2]) == nb
+	merged := nb > 1 && g.bRank2 && g.aBatch == nb
 	ai, bi, yi := a.id, bm.id, n.out[0].id
 	n.kernel = func(rc *runCtx) func() error {
 		v := rc.f32

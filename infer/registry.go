@@ -76,6 +76,13 @@ var opRegistry = map[string][]opVersion{
 	"Where":                 v(newWhere, 9, 16),
 	"Resize":                v(newResize, 10, 11, 13, 18, 19),
 	"Upsample":              v(newUpsample, 7, 9, 10),
+	"QuantizeLinear":        v(newQuantizeLinear, 10, 13, 19, 21),
+	"DequantizeLinear":      v(newDequantizeLinear, 10, 13, 19, 21),
+	"DynamicQuantizeLinear": v(newDynamicQuantizeLinear, 11),
+	"ConvInteger":           v(newConvInteger, 10),
+	"QLinearConv":           v(newQLinearConv, 10),
+	"MatMulInteger":         v(newMatMulInteger, 10),
+	"QLinearMatMul":         v(newQLinearMatMul, 10, 21),
 }
 
 // SupportedOps lists the ai.onnx op types the native engine runs.

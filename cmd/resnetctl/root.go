@@ -58,7 +58,7 @@ of ONNX.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &usageError{cmd: c.CommandPath(), err: err}
 	})
-	root.AddCommand(NewCmdModels(s, nil), NewCmdSummary(s, nil), NewCmdExport(s, nil), NewCmdPredict(s, nil), NewCmdEvaluate(s, nil), NewCmdBench(s, nil), NewCmdInspect(s, nil), NewCmdData(s), NewCmdImport(s, nil), NewCmdTrain(s, nil), NewCmdServe(s, nil))
+	root.AddCommand(NewCmdModels(s, nil), NewCmdSummary(s, nil), NewCmdExport(s, nil), NewCmdPredict(s, nil), NewCmdEvaluate(s, nil), NewCmdBench(s, nil), NewCmdInspect(s, nil), NewCmdData(s), NewCmdImport(s, nil), NewCmdTrain(s, nil), NewCmdServe(s, nil), NewCmdQuantize(s, nil))
 	// Unknown subcommands and stray arguments are usage errors too.
 	root.Args = func(c *cobra.Command, args []string) error {
 		if len(args) > 0 {

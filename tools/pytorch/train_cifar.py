@@ -222,6 +222,9 @@ def main():
                          "which train/schedule.go's onecycle is (resnetctl train --schedule onecycle)")
     ap.add_argument("--label-smoothing", type=float, default=0.0,
                     help="F.cross_entropy's label_smoothing (resnetctl train --label-smoothing)")
+    ap.add_argument("--onnx", metavar="FILE",
+                    help="export the trained (evaluated) model to this ONNX file at the end: opset 13, "
+                         "input [batch,3,32,32] normalised as in training, logits out")
     a = ap.parse_args()
     if not (a.ema == 0 or 0 < a.ema < 1):
         ap.error("--ema %g: must be 0 (off) or in (0, 1)" % a.ema)
@@ -292,6 +295,12 @@ def main():
         xe, ye = load_bin(a.exact)
         el, exact = evaluate(evaluated, xe, ye, tta=a.tta)
         print("exact %s: %d images  loss %.4f  acc %.4f" % (a.exact, len(ye), el, exact), flush=True)
+    if a.onnx:
+        evaluated.eval()
+        torch.onnx.export(evaluated, torch.zeros(1, 3, 32, 32), a.onnx, opset_version=13,
+                          input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+        print("exported %s" % a.onnx, flush=True)
     wall = time.time() - wall
     print("wall %.1fs" % wall, flush=True)
     if a.json:
