@@ -1,6 +1,10 @@
 package infer
 
-import "github.com/resnetctl/resnetctl/internal/onnxmodel"
+import (
+	"slices"
+
+	"github.com/resnetctl/resnetctl/internal/onnxmodel"
+)
 
 // fuse rewrites the graph for speed, at load:
 //
@@ -76,6 +80,21 @@ func fuse(m *model) {
 				removed[ri] = true
 				n.out[0] = m.nodes[ri].out[0]
 				emitAt[i] = ri
+			}
+		case *quantizeOp:
+			// QuantizeLinear → DequantizeLinear with the same scale and
+			// zero point (the QDQ form's pair on an activation) computes
+			// the rounded float values in one float pass, without the
+			// integer tensor between.
+			if len(n.out) != 1 || removed[i] {
+				continue
+			}
+			if di, ok := next(n.out[0], "DequantizeLinear"); ok && sameQParams(m, n, m.nodes[di]) {
+				dq := m.nodes[di]
+				n.op = &fakeQuantOp{q: *o}
+				removed[di] = true
+				n.out[0] = dq.out[0]
+				emitAt[i] = di
 			}
 		case *bnOp:
 			if len(n.out) != 1 || removed[i] {
@@ -173,4 +192,46 @@ func constant(m *model, id int) *Tensor {
 		return nil
 	}
 	return m.values[id].init
+}
+
+// sameQParams reports whether DequantizeLinear dq reads QuantizeLinear
+// q's output with the same scale, zero point and axis.
+func sameQParams(m *model, q, dq *node) bool {
+	qo, ok1 := q.op.(*quantizeOp)
+	do, ok2 := dq.op.(*dequantizeOp)
+	if !ok1 || !ok2 || len(q.in) != len(dq.in) || dq.in[0] != q.out[0] {
+		return false
+	}
+	for k := 1; k < len(q.in); k++ {
+		a, b := q.in[k], dq.in[k]
+		if a == b {
+			continue
+		}
+		ta, tb := constant(m, a), constant(m, b)
+		if ta == nil || tb == nil || !sameTensor(ta, tb) {
+			return false
+		}
+	}
+	scale := constant(m, q.in[1])
+	perTensor := scale != nil && len(scale.Float32) == 1
+	return qo.axis == do.axis || perTensor
+}
+
+// sameTensor reports whether two constants hold the same shape, type and
+// values.
+func sameTensor(a, b *Tensor) bool {
+	if a.Type() != b.Type() || !slices.Equal(a.Shape, b.Shape) {
+		return false
+	}
+	switch a.Type() {
+	case Float32:
+		return slices.Equal(a.Float32, b.Float32)
+	case Int32:
+		return slices.Equal(a.Int32, b.Int32)
+	case Uint8:
+		return slices.Equal(a.Uint8, b.Uint8)
+	case Int8:
+		return slices.Equal(a.Int8, b.Int8)
+	}
+	return false
 }

@@ -71,7 +71,7 @@ type qParam struct {
 // the tensor they apply to: scalars (or one-element vectors) apply to all
 // of it, a 1-D tensor to the given axis.
 func planQParam(what string, shape []int, axis int, scale, zp *pval) (qParam, error) {
-	p := qParam{scale: scale.id, zp: -1, n: 1, inner: 1}
+	p := qParam{scale: scale.id, zp: -1, n: 1, inner: max(prod(shape), 1)}
 	if zp != nil {
 		p.zp = zp.id
 	}
@@ -125,11 +125,12 @@ func at[T any](s []T, i int, def T) T {
 }
 
 // quantize rounds v/s half to even, adds z and saturates to [lo, hi], as
-// QuantizeLinear defines; NaN quantizes to the zero point.
+// QuantizeLinear defines; NaN (which ONNX leaves undefined) quantizes to
+// lo, as kernels.FakeQuant does.
 func quantize(v, s float32, z, lo, hi int32) int32 {
 	q := math.RoundToEven(float64(v/s)) + float64(z)
 	if q != q {
-		q = float64(z)
+		return lo
 	}
 	return int32(min(max(q, float64(lo)), float64(hi)))
 }
@@ -228,6 +229,58 @@ func (o *quantizeOp) plan(pc *planCtx, n *pnode) error {
 					for i := blk * p.inner; i < (blk+1)*p.inner; i++ {
 						Y[i] = quantize(X[i], s, z, lo, hi)
 					}
+				}
+			})
+			return nil
+		}
+	}
+	return nil
+}
+
+// fakeQuantOp is QuantizeLinear followed by DequantizeLinear with the
+// same parameters (fused at load): y = (saturate(round(x/s)+z) - z)·s,
+// float in and out.
+type fakeQuantOp struct{ q quantizeOp }
+
+func (o *fakeQuantOp) plan(pc *planCtx, n *pnode) error {
+	x := n.in[0]
+	var zp *pval
+	if len(n.in) > 2 {
+		zp = n.in[2]
+	}
+	p, err := planQParam("y_scale", x.shape, o.q.axis, n.in[1], zp)
+	if err != nil {
+		return err
+	}
+	if err := n.setShape(pc, 0, x.shape); err != nil {
+		return err
+	}
+	n.inplace = 0
+	lo, hi := qRange(o.q.to)
+	xi, yi, size := x.id, n.out[0].id, x.size
+	n.kernel = func(rc *runCtx) func() error {
+		return func() error {
+			sc := rc.f32[p.scale]
+			if err := checkScales("y_scale", sc); err != nil {
+				return err
+			}
+			var zs []int32
+			if p.zp >= 0 {
+				zs = rc.i32[p.zp]
+			}
+			X, Y := rc.f32[xi], rc.f32[yi]
+			if p.n == 1 {
+				s, z := sc[0], at(zs, 0, 0)
+				rc.parallel(size, 4, func(i0, i1 int) {
+					kernels.FakeQuant(Y[i0:i1], X[i0:i1], s, float32(lo-z), float32(hi-z))
+				})
+				return nil
+			}
+			rc.parallel(size/p.inner, p.inner*4, func(b0, b1 int) {
+				for blk := b0; blk < b1; blk++ {
+					c := blk % p.n
+					s, z := sc[min(c, len(sc)-1)], at(zs, c, 0)
+					kernels.FakeQuant(Y[blk*p.inner:(blk+1)*p.inner], X[blk*p.inner:(blk+1)*p.inner], s, float32(lo-z), float32(hi-z))
 				}
 			})
 			return nil

@@ -275,3 +275,15 @@ func gradApplyBits(dx, dy, x []float32, words []uint64, acc []float32, k0, k1, k
 	}
 	gradApplyBitsGo(dx[full*64:], dy[full*64:], x[full*64:], words[full:], acc, k0, k1, k2)
 }
+
+//go:noescape
+func fakeQuantAVX2(dst, src *float32, n int, s, lo, hi float32)
+
+func fakeQuant(dst, src []float32, s, lo, hi float32) {
+	n := len(src) &^ 7
+	if n > 0 && hasFMA256 && useAsmVec() {
+		fakeQuantAVX2(&dst[0], &src[0], n, s, lo, hi)
+		dst, src = dst[n:], src[n:]
+	}
+	fakeQuantGo(dst, src, s, lo, hi)
+}

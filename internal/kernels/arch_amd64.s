@@ -6071,3 +6071,30 @@ bga_next:
 bga_done:
 	VZEROUPPER
 	RET
+
+// func fakeQuantAVX2(dst, src *float32, n int, s, lo, hi float32)
+// n is a multiple of 8.
+TEXT ·fakeQuantAVX2(SB), NOSPLIT, $0-36
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	VBROADCASTSS s+24(FP), Y1
+	VBROADCASTSS lo+28(FP), Y2
+	VBROADCASTSS hi+32(FP), Y3
+	SHRQ $3, CX
+	JZ   fq_done
+fq_loop:
+	VMOVUPS (SI), Y0
+	VDIVPS Y1, Y0, Y0
+	VROUNDPS $0, Y0, Y0
+	VMAXPS Y2, Y0, Y0
+	VMINPS Y3, Y0, Y0
+	VMULPS Y1, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  fq_loop
+fq_done:
+	VZEROUPPER
+	RET

@@ -29,3 +29,5 @@ func maskedSums(dy, x []float32, words []uint64, scratch []float32) (s, sx float
 func gradApplyBits(dx, dy, x []float32, words []uint64, acc []float32, k0, k1, k2 float32) {
 	gradApplyBitsGo(dx, dy, x, words, acc, k0, k1, k2)
 }
+
+func fakeQuant(dst, src []float32, s, lo, hi float32) { fakeQuantGo(dst, src, s, lo, hi) }

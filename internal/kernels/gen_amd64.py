@@ -1685,3 +1685,37 @@ bga_done:
 ''')
 with open(OUT, 'a') as f:
     f.write(''.join(B_))
+
+# ---------------- quantize-dequantize (AVX2) ----------------
+# dst[i] = min(max(round(src[i]/s), lo), hi) * s, rounding half to even
+# (VROUNDPS mode 0); VMAXPS returns its second source (lo) for a NaN.
+Q_ = ['''
+// func fakeQuantAVX2(dst, src *float32, n int, s, lo, hi float32)
+// n is a multiple of 8.
+TEXT ·fakeQuantAVX2(SB), NOSPLIT, $0-36
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	VBROADCASTSS s+24(FP), Y1
+	VBROADCASTSS lo+28(FP), Y2
+	VBROADCASTSS hi+32(FP), Y3
+	SHRQ $3, CX
+	JZ   fq_done
+fq_loop:
+	VMOVUPS (SI), Y0
+	VDIVPS Y1, Y0, Y0
+	VROUNDPS $0, Y0, Y0
+	VMAXPS Y2, Y0, Y0
+	VMINPS Y3, Y0, Y0
+	VMULPS Y1, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  fq_loop
+fq_done:
+	VZEROUPPER
+	RET
+''']
+with open(OUT, 'a') as f:
+    f.write(''.join(Q_))
