@@ -287,3 +287,34 @@ func fakeQuant(dst, src []float32, s, lo, hi float32) {
 	}
 	fakeQuantGo(dst, src, s, lo, hi)
 }
+
+//go:noescape
+func qgemm8x32VNNI(kg int, a *int8, b *uint8, offs *int32, tile *float32, ep *qEpilogue)
+
+//go:noescape
+func quant4VNNI(dst *uint8, s0, s1, s2, s3 *float32, n int, inv float32, z int32)
+
+// hasVNNI512 reports AVX-512 VNNI (and the AVX-512 F/BW the int8 kernels
+// also use).
+var hasVNNI512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VNNI
+
+func hasQConv() bool { return hasVNNI512 && cpu.X86.HasBMI2 && useAsmVec() }
+
+// qgemmTile computes one 8x32 tile (see qgemm8x32VNNI).
+func qgemmTile(kg int, a []int8, b []byte, offs []int32, tile []float32, ep *qEpilogue) {
+	if hasQConv() {
+		qgemm8x32VNNI(kg, &a[0], &b[0], &offs[0], &tile[0], ep)
+		return
+	}
+	qgemmTileGo(kg, a, b, offs, tile, ep)
+}
+
+func quant4(dst []byte, s0, s1, s2, s3 []float32, n int, inv float32, z int32) {
+	if hasQConv() && n > 0 {
+		_ = dst[4*n-1]
+		_, _, _, _ = s0[n-1], s1[n-1], s2[n-1], s3[n-1]
+		quant4VNNI(&dst[0], &s0[0], &s1[0], &s2[0], &s3[0], n, inv, z)
+		return
+	}
+	quant4Go(dst, s0, s1, s2, s3, n, inv, z)
+}

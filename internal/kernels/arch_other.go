@@ -31,3 +31,13 @@ func gradApplyBits(dx, dy, x []float32, words []uint64, acc []float32, k0, k1, k
 }
 
 func fakeQuant(dst, src []float32, s, lo, hi float32) { fakeQuantGo(dst, src, s, lo, hi) }
+
+func hasQConv() bool { return false }
+
+func qgemmTile(kg int, a []int8, b []byte, offs []int32, tile []float32, ep *qEpilogue) {
+	qgemmTileGo(kg, a, b, offs, tile, ep)
+}
+
+func quant4(dst []byte, s0, s1, s2, s3 []float32, n int, inv float32, z int32) {
+	quant4Go(dst, s0, s1, s2, s3, n, inv, z)
+}

@@ -1719,3 +1719,144 @@ fq_done:
 ''']
 with open(OUT, 'a') as f:
     f.write(''.join(Q_))
+
+# ---------------- int8 convolution (AVX-512 VNNI) ----------------
+# An 8 x 32 tile of output channels x pixels: for each group of four
+# reduction steps (4 input channels at one kernel offset), 32 pixels x 4
+# uint8 values are loaded from b + offs[g] (two ZMM), and each row's 4 int8
+# weights are broadcast; VPDPBUSD adds the four u8*s8 products into the
+# int32 lanes. The epilogue adds corr[r] (bias minus the input zero point
+# times the row's weight sum), converts to float, multiplies by mult[r];
+# flags bit 0: ReLU; bit 1: quantize to [lo, hi] steps (round half to
+# even) and multiply by s. The tile is stored as floats, row stride 32.
+QK = ['''
+// func qgemm8x32VNNI(kg int, a *int8, b *uint8, offs *int32, tile *float32, ep *qEpilogue)
+TEXT ·qgemm8x32VNNI(SB), NOSPLIT, $0-48
+	MOVQ kg+0(FP), CX
+	MOVQ a+8(FP), AX
+	MOVQ b+16(FP), BX
+	MOVQ offs+24(FP), SI
+	MOVQ tile+32(FP), DI
+	MOVQ ep+40(FP), R8
+''']
+for i in range(16):
+    QK.append(f'\tVPXORD Z{i}, Z{i}, Z{i}\n')
+QK.append('''	TESTQ CX, CX
+	JZ   qk_epi
+qk_loop:
+	MOVLQSX (SI), DX
+	VMOVDQU32 (BX)(DX*1), Z16
+	VMOVDQU32 64(BX)(DX*1), Z17
+''')
+for r in range(8):
+    QK.append(f'''	VPBROADCASTD {4*r}(AX), Z18
+	VPDPBUSD Z18, Z16, Z{2*r}
+	VPDPBUSD Z18, Z17, Z{2*r+1}
+''')
+QK.append('''	ADDQ $32, AX
+	ADDQ $4, SI
+	DECQ CX
+	JNZ  qk_loop
+qk_epi:
+	MOVL 64(R8), R9
+	VBROADCASTSS 68(R8), Z20
+	VBROADCASTSS 72(R8), Z21
+	VBROADCASTSS 76(R8), Z22
+	VPXORD Z23, Z23, Z23
+''')
+for r in range(8):
+    a, b = 2*r, 2*r+1
+    QK.append(f'''	VPBROADCASTD {4*r}(R8), Z18
+	VPADDD Z18, Z{a}, Z{a}
+	VPADDD Z18, Z{b}, Z{b}
+	VCVTDQ2PS Z{a}, Z{a}
+	VCVTDQ2PS Z{b}, Z{b}
+	VBROADCASTSS {32+4*r}(R8), Z19
+	VMULPS Z19, Z{a}, Z{a}
+	VMULPS Z19, Z{b}, Z{b}
+	TESTL $1, R9
+	JZ   qk_norelu{r}
+	VMAXPS Z23, Z{a}, Z{a}
+	VMAXPS Z23, Z{b}, Z{b}
+qk_norelu{r}:
+	TESTL $2, R9
+	JZ   qk_noq{r}
+	VRNDSCALEPS $0, Z{a}, Z{a}
+	VRNDSCALEPS $0, Z{b}, Z{b}
+	VMAXPS Z21, Z{a}, Z{a}
+	VMAXPS Z21, Z{b}, Z{b}
+	VMINPS Z22, Z{a}, Z{a}
+	VMINPS Z22, Z{b}, Z{b}
+	VMULPS Z20, Z{a}, Z{a}
+	VMULPS Z20, Z{b}, Z{b}
+qk_noq{r}:
+	VMOVUPS Z{a}, {128*r}(DI)
+	VMOVUPS Z{b}, {128*r+64}(DI)
+''')
+QK.append('''	VZEROUPPER
+	RET
+''')
+
+# Quantize four float planes (channels 4c..4c+3, n pixels) to uint8 and
+# interleave them: dst[4i+t] = clamp(round(src_t[i]*inv) + z, 0, 255).
+QK.append('''
+// func quant4VNNI(dst *uint8, s0, s1, s2, s3 *float32, n int, inv float32, z int32)
+TEXT ·quant4VNNI(SB), NOSPLIT, $0-56
+	MOVQ dst+0(FP), DI
+	MOVQ s0+8(FP), R8
+	MOVQ s1+16(FP), R9
+	MOVQ s2+24(FP), R10
+	MOVQ s3+32(FP), R11
+	MOVQ n+40(FP), CX
+	VBROADCASTSS inv+48(FP), Z20
+	MOVL z+52(FP), AX
+	VPBROADCASTD AX, Z21
+	VPXORD Z22, Z22, Z22
+	MOVL $255, AX
+	VPBROADCASTD AX, Z23
+	MOVL $0x44000000, AX
+	VPBROADCASTD AX, Z24
+	MOVL $0xc4000000, AX
+	VPBROADCASTD AX, Z25
+	XORQ DX, DX
+q4_loop:
+	MOVQ CX, AX
+	SUBQ DX, AX
+	JLE  q4_done
+	CMPQ AX, $16
+	JGE  q4_full
+	MOVL $1, BX
+	SHLXL AX, BX, BX
+	DECL BX
+	KMOVW BX, K1
+	JMP  q4_body
+q4_full:
+	KXNORW K1, K1, K1
+q4_body:
+	VMOVUPS.Z (R8)(DX*4), K1, Z0
+	VMOVUPS.Z (R9)(DX*4), K1, Z1
+	VMOVUPS.Z (R10)(DX*4), K1, Z2
+	VMOVUPS.Z (R11)(DX*4), K1, Z3
+''')
+for t in range(4):
+    QK.append(f'''	VMULPS Z20, Z{t}, Z{t}
+	VCVTPS2DQ Z{t}, Z{t}
+	VPADDD Z21, Z{t}, Z{t}
+	VPMAXSD Z22, Z{t}, Z{t}
+	VPMINSD Z23, Z{t}, Z{t}
+''')
+QK.append('''	VPSLLD $8, Z1, Z1
+	VPSLLD $16, Z2, Z2
+	VPSLLD $24, Z3, Z3
+	VPORD Z1, Z0, Z0
+	VPORD Z3, Z2, Z2
+	VPORD Z2, Z0, Z0
+	VMOVDQU32 Z0, K1, (DI)(DX*4)
+	ADDQ $16, DX
+	JMP  q4_loop
+q4_done:
+	VZEROUPPER
+	RET
+''')
+with open(OUT, 'a') as f:
+    f.write(''.join(QK))

@@ -1,0 +1,171 @@
+package kernels
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// qconvRef is the definition: for each output channel m and pixel,
+// v = (Σ w·(x_q - zx) + bias[m]) · mult[m], ReLU, quantize; x_q =
+// round(x/sx) + zx with padding at zx (i.e. contributing nothing).
+func qconvRef(prm ConvParams, batch int, x []float32, sx float32, zx int32, w []int8, o *QOutput) []float32 {
+	oh, ow := prm.OutH(), prm.OutW()
+	cin := prm.InC / prm.Group
+	mg := prm.OutC / prm.Group
+	out := make([]float32, batch*prm.OutC*oh*ow)
+	for b := range batch {
+		for m := range prm.OutC {
+			g := m / mg
+			for y := range oh {
+				for xo := range ow {
+					var acc int32
+					for c := range cin {
+						for kh := range prm.KH {
+							for kw := range prm.KW {
+								iy := y*prm.StrideH - prm.PadTop + kh*prm.DilationH
+								ix := xo*prm.StrideW - prm.PadLeft + kw*prm.DilationW
+								if iy < 0 || iy >= prm.InH || ix < 0 || ix >= prm.InW {
+									continue
+								}
+								xv := x[((b*prm.InC+g*cin+c)*prm.InH+iy)*prm.InW+ix]
+								xq := int32(roundEven32(xv/sx)) + zx
+								xq = min(max(xq, 0), 255)
+								acc += (xq - zx) * int32(w[((m*cin+c)*prm.KH+kh)*prm.KW+kw])
+							}
+						}
+					}
+					if o.Bias != nil {
+						acc += o.Bias[m]
+					}
+					v := float32(acc) * o.Mult[m]
+					if o.ReLU {
+						v = max(v, 0)
+					}
+					if o.Quantize {
+						v = min(max(roundEven32(v), o.Lo), o.Hi) * o.S
+					}
+					out[((b*prm.OutC+m)*oh+y)*ow+xo] = v
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestQConv compares QConv (VNNI where the CPU has it; the Go path with
+// the generic kernels)
+// with the definition, exactly: integer accumulation, the same float
+// epilogue.
+func TestQConv(t *testing.T) { forEachPath(t, testQConv) }
+
+func testQConv(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, tc := range []struct {
+		name string
+		prm  ConvParams
+		b    int
+	}{
+		{"3x3 s1 p1 16->16 8x8", ConvParams{InC: 16, InH: 8, InW: 8, OutC: 16, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, DilationH: 1, DilationW: 1, Group: 1}, 2},
+		{"3x3 s2 p1 16->32 9x7", ConvParams{InC: 16, InH: 9, InW: 7, OutC: 32, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, DilationH: 1, DilationW: 1, Group: 1}, 1},
+		{"1x1 s1 12->20 7x7", ConvParams{InC: 12, InH: 7, InW: 7, OutC: 20, KH: 1, KW: 1, StrideH: 1, StrideW: 1, DilationH: 1, DilationW: 1, Group: 1}, 3},
+		{"7x7 s2 p3 3->8 stem", ConvParams{InC: 3, InH: 20, InW: 18, OutC: 8, KH: 7, KW: 7, StrideH: 2, StrideW: 2, PadTop: 3, PadLeft: 3, PadBottom: 3, PadRight: 3, DilationH: 1, DilationW: 1, Group: 1}, 1},
+		{"3x3 dil2 groups 2", ConvParams{InC: 8, InH: 10, InW: 10, OutC: 6, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 2, PadLeft: 2, PadBottom: 2, PadRight: 2, DilationH: 2, DilationW: 2, Group: 2}, 1},
+		{"1x1 s2 16->8 32x32", ConvParams{InC: 16, InH: 32, InW: 32, OutC: 8, KH: 1, KW: 1, StrideH: 2, StrideW: 2, DilationH: 1, DilationW: 1, Group: 1}, 1},
+	} {
+		prm := tc.prm
+		cin := prm.InC / prm.Group
+		w := make([]int8, prm.OutC*cin*prm.KH*prm.KW)
+		for i := range w {
+			w[i] = int8(r.IntN(255) - 127)
+		}
+		sx, zx := float32(0.05), int32(r.IntN(40))
+		x := make([]float32, tc.b*prm.InC*prm.InH*prm.InW)
+		for i := range x {
+			x[i] = float32(int32(r.IntN(256))-zx) * sx
+		}
+		for _, o := range []*QOutput{
+			{Mult: make([]float32, prm.OutC)},
+			{Mult: make([]float32, prm.OutC), Bias: make([]int32, prm.OutC), ReLU: true, Quantize: true, S: 0.1, Lo: -3, Hi: 252},
+		} {
+			for m := range o.Mult {
+				o.Mult[m] = 0.001 * float32(1+m%5)
+				if o.Bias != nil {
+					o.Bias[m] = int32(r.IntN(2001) - 1000)
+				}
+			}
+			want := qconvRef(prm, tc.b, x, sx, zx, w, o)
+			q, err := NewQConv(prm, w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, threads := range []int{1, 2} {
+				pool := NewPool(threads)
+				got := make([]float32, len(want))
+				q.Forward(pool, tc.b, x, sx, zx, o, got, make([]byte, q.WorkspaceBytes(threads)))
+				pool.Close()
+				for i := range want {
+					if got[i] != want[i] {
+						t.Fatalf("%s, %d threads, quantize %v: element %d is %g, want %g (VNNI: %v)", tc.name, threads, o.Quantize, i, got[i], want[i], QConvSupported())
+					}
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkQConv times QConv against the float32 convolution on layers of
+// ResNet-20 (batch 128) and ResNet-50 (batch 1), two threads.
+func BenchmarkQConv(b *testing.B) {
+	sq := func(c, hw, m, k, s int) ConvParams {
+		p := k / 2
+		return ConvParams{InC: c, InH: hw, InW: hw, OutC: m, KH: k, KW: k, StrideH: s, StrideW: s, PadTop: p, PadLeft: p, PadBottom: p, PadRight: p, DilationH: 1, DilationW: 1, Group: 1}
+	}
+	for _, tc := range []struct {
+		name  string
+		prm   ConvParams
+		batch int
+	}{
+		{"r20-16x32x32-b128", sq(16, 32, 16, 3, 1), 128},
+		{"r20-32x16x16-b128", sq(32, 16, 32, 3, 1), 128},
+		{"r20-64x8x8-b128", sq(64, 8, 64, 3, 1), 128},
+		{"r50-64x56x56-3x3-b1", sq(64, 56, 64, 3, 1), 1},
+		{"r50-256x14x14-3x3-b1", sq(256, 14, 256, 3, 1), 1},
+		{"r50-1024x14x14-1x1-b1", sq(1024, 14, 256, 1, 1), 1},
+		{"r50-512x7x7-3x3-b1", sq(512, 7, 512, 3, 1), 1},
+		{"r50-128x56x56-3x3s2-b1", sq(128, 56, 128, 3, 2), 1},
+	} {
+		prm := tc.prm
+		r := rand.New(rand.NewPCG(1, 1))
+		x := make([]float32, tc.batch*prm.InC*prm.InH*prm.InW)
+		for i := range x {
+			x[i] = float32(r.IntN(256)) * 0.02
+		}
+		w8 := make([]int8, prm.OutC*prm.InC*prm.KH*prm.KW)
+		wf := make([]float32, len(w8))
+		for i := range w8 {
+			w8[i] = int8(r.IntN(255) - 127)
+			wf[i] = float32(w8[i]) * 0.01
+		}
+		out := make([]float32, tc.batch*prm.OutC*prm.OutH()*prm.OutW())
+		pool := NewPool(2)
+		macs := float64(tc.batch) * float64(prm.OutC*prm.OutH()*prm.OutW()) * float64(prm.InC*prm.KH*prm.KW)
+		b.Run(tc.name+"/int8", func(b *testing.B) {
+			q, _ := NewQConv(prm, w8)
+			o := &QOutput{Mult: make([]float32, prm.OutC), Quantize: true, S: 0.1, Lo: 0, Hi: 255}
+			ws := make([]byte, q.WorkspaceBytes(2))
+			for b.Loop() {
+				q.Forward(pool, tc.batch, x, 0.02, 0, o, out, ws)
+			}
+			b.ReportMetric(macs*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
+		})
+		b.Run(tc.name+"/float32", func(b *testing.B) {
+			c, _ := NewConv(prm, wf, nil)
+			ws := make([]float32, c.WorkspaceSize(tc.batch, 2))
+			for b.Loop() {
+				c.Forward(pool, tc.batch, x, nil, true, out, ws)
+			}
+			b.ReportMetric(macs*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
+		})
+		pool.Close()
+	}
+}
