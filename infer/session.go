@@ -186,6 +186,7 @@ func newNative(mp *onnxpb.ModelProto, opts Options) (*native, error) {
 	collectLoadGarbage(m.weightBytes())
 	nonFinite := nonFiniteWeights(m) // before folding renames and merges weights
 	fuse(m)
+	fuseQConv(m)
 	collectLoadGarbage(m.weightBytes())
 	threads := opts.Threads
 	if threads <= 0 {

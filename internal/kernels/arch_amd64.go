@@ -318,3 +318,15 @@ func quant4(dst []byte, s0, s1, s2, s3 []float32, n int, inv float32, z int32) {
 	}
 	quant4Go(dst, s0, s1, s2, s3, n, inv, z)
 }
+
+//go:noescape
+func qResidualAVX512(dst, src, res *float32, n int, p *qResidual)
+
+func qResidualSeg(dst, src, res []float32, p *qResidual) {
+	if n := len(dst); n > 0 && hasQConv() {
+		_, _ = src[n-1], res[n-1]
+		qResidualAVX512(&dst[0], &src[0], &res[0], n, p)
+		return
+	}
+	qResidualGo(dst, src, res, p)
+}

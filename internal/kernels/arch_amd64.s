@@ -6443,3 +6443,52 @@ q4_body:
 q4_done:
 	VZEROUPPER
 	RET
+
+// func qResidualAVX512(dst, src, res *float32, n int, p *qResidual)
+TEXT ·qResidualAVX512(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ res+16(FP), BX
+	MOVQ n+24(FP), CX
+	MOVQ p+32(FP), R8
+	MOVL 0(R8), R9
+	VBROADCASTSS 4(R8), Z20
+	VBROADCASTSS 8(R8), Z21
+	VBROADCASTSS 12(R8), Z22
+	VPXORD Z23, Z23, Z23
+	XORQ DX, DX
+qr_loop:
+	MOVQ CX, AX
+	SUBQ DX, AX
+	JLE  qr_done
+	CMPQ AX, $16
+	JGE  qr_full
+	MOVL $1, R10
+	SHLXL AX, R10, R10
+	DECL R10
+	KMOVW R10, K1
+	JMP  qr_body
+qr_full:
+	KXNORW K1, K1, K1
+qr_body:
+	VMOVUPS.Z (SI)(DX*4), K1, Z0
+	VMOVUPS.Z (BX)(DX*4), K1, Z1
+	VADDPS Z1, Z0, Z0
+	TESTL $1, R9
+	JZ   qr_norelu
+	VMAXPS Z23, Z0, Z0
+qr_norelu:
+	TESTL $2, R9
+	JZ   qr_noq
+	VDIVPS Z20, Z0, Z0
+	VRNDSCALEPS $0, Z0, Z0
+	VMAXPS Z21, Z0, Z0
+	VMINPS Z22, Z0, Z0
+	VMULPS Z20, Z0, Z0
+qr_noq:
+	VMOVUPS Z0, K1, (DI)(DX*4)
+	ADDQ $16, DX
+	JMP  qr_loop
+qr_done:
+	VZEROUPPER
+	RET

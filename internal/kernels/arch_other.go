@@ -41,3 +41,5 @@ func qgemmTile(kg int, a []int8, b []byte, offs []int32, tile []float32, ep *qEp
 func quant4(dst []byte, s0, s1, s2, s3 []float32, n int, inv float32, z int32) {
 	quant4Go(dst, s0, s1, s2, s3, n, inv, z)
 }
+
+func qResidualSeg(dst, src, res []float32, p *qResidual) { qResidualGo(dst, src, res, p) }

@@ -32,6 +32,35 @@ type QOutput struct {
 	Quantize bool
 	S        float32
 	Lo, Hi   float32
+
+	// Residual, when set, is then added (a tensor shaped like the
+	// output), followed by ReLU if ReLU2 and quantization to S2, [Lo2,
+	// Hi2] (rounding v/S2) if Quantize2: a residual block's Add → Relu →
+	// QuantizeLinear → DequantizeLinear.
+	Residual  []float32
+	ReLU2     bool
+	Quantize2 bool
+	S2        float32
+	Lo2, Hi2  float32
+}
+
+// qResidual is qResidualAVX512's parameter block (layout fixed).
+type qResidual struct {
+	flags     int32
+	s, lo, hi float32
+}
+
+func qResidualGo(dst, src, res []float32, p *qResidual) {
+	for i := range dst {
+		v := src[i] + res[i]
+		if p.flags&1 != 0 {
+			v = max(v, 0)
+		}
+		if p.flags&2 != 0 {
+			v = min(max(roundEven32Wide(v/p.s), p.lo), p.hi) * p.s
+		}
+		dst[i] = v
+	}
 }
 
 // QConv is a 2-D convolution of uint8 inputs (with a zero point) and
@@ -144,6 +173,7 @@ func (q *QConv) WorkspaceBytes(threads int) int {
 // qconvTask is one thread's scratch: a quantized input and a panel.
 type qconvTask struct {
 	xq, panel []byte
+	img       int // the image being computed (for the residual)
 	tile      [256]float32
 	ep        qEpilogue
 }
@@ -173,6 +203,7 @@ func (q *QConv) Forward(pool *Pool, batch int, x []float32, sx float32, zx int32
 				t := task(part)
 				i0, i1 := splitRange(batch, parts, part)
 				for img := i0; img < i1; img++ {
+					t.img = img
 					q.quantizeInput(nil, x[img*inPlane:], sx, zx, t.xq)
 					q.run(t, 0, tiles, o, zx, out[img*outPlane:])
 				}
@@ -192,7 +223,7 @@ func (q *QConv) Forward(pool *Pool, batch int, x []float32, sx float32, zx int32
 		pool.Parallel(parts, func(lo, hi int) {
 			for part := lo; part < hi; part++ {
 				t := task(part)
-				t.xq = t0.xq
+				t.xq, t.img = t0.xq, img
 				a, b := splitRange(tiles, parts, part)
 				q.run(t, a, b, o, zx, out[img*outPlane:])
 			}
@@ -237,6 +268,18 @@ func (q *QConv) run(t *qconvTask, t0, t1 int, o *QOutput, zx int32, out []float3
 	if o.Quantize {
 		ep.flags |= 2
 		ep.s, ep.lo, ep.hi = o.S, o.Lo, o.Hi
+	}
+	var rp qResidual
+	if o.ReLU2 {
+		rp.flags |= 1
+	}
+	if o.Quantize2 {
+		rp.flags |= 2
+		rp.s, rp.lo, rp.hi = o.S2, o.Lo2, o.Hi2
+	}
+	var res []float32
+	if o.Residual != nil {
+		res = o.Residual[t.img*prm.OutC*outPlane:]
 	}
 	type seg struct{ j, dst, n int }
 	var segs [8]seg
@@ -286,6 +329,13 @@ func (q *QConv) run(t *qconvTask, t0, t1 int, o *QOutput, zx int32, out []float3
 			for r := range rows {
 				row := t.tile[r*32 : r*32+32]
 				d := dst[r*outPlane : (r+1)*outPlane]
+				if res != nil {
+					rr := res[(base+r)*outPlane:]
+					for _, sg := range segs[:ns] {
+						qResidualSeg(d[sg.dst:sg.dst+sg.n], row[sg.j:sg.j+sg.n], rr[sg.dst:sg.dst+sg.n], &rp)
+					}
+					continue
+				}
 				for _, sg := range segs[:ns] {
 					copy(d[sg.dst:sg.dst+sg.n], row[sg.j:sg.j+sg.n])
 				}

@@ -44,7 +44,17 @@ func qconvRef(prm ConvParams, batch int, x []float32, sx float32, zx int32, w []
 					if o.Quantize {
 						v = min(max(roundEven32(v), o.Lo), o.Hi) * o.S
 					}
-					out[((b*prm.OutC+m)*oh+y)*ow+xo] = v
+					i := ((b*prm.OutC+m)*oh+y)*ow + xo
+					if o.Residual != nil {
+						v += o.Residual[i]
+						if o.ReLU2 {
+							v = max(v, 0)
+						}
+						if o.Quantize2 {
+							v = min(max(roundEven32(v/o.S2), o.Lo2), o.Hi2) * o.S2
+						}
+					}
+					out[i] = v
 				}
 			}
 		}
@@ -83,9 +93,16 @@ func testQConv(t *testing.T) {
 		for i := range x {
 			x[i] = float32(int32(r.IntN(256))-zx) * sx
 		}
+		res := make([]float32, tc.b*prm.OutC*prm.OutH()*prm.OutW())
+		for i := range res {
+			res[i] = float32(r.IntN(200)-100) * 0.07
+		}
 		for _, o := range []*QOutput{
 			{Mult: make([]float32, prm.OutC)},
 			{Mult: make([]float32, prm.OutC), Bias: make([]int32, prm.OutC), ReLU: true, Quantize: true, S: 0.1, Lo: -3, Hi: 252},
+			{Mult: make([]float32, prm.OutC), Bias: make([]int32, prm.OutC), Quantize: true, S: 0.1, Lo: -128, Hi: 127,
+				Residual: res, ReLU2: true, Quantize2: true, S2: 0.05, Lo2: 0, Hi2: 255},
+			{Mult: make([]float32, prm.OutC), Residual: res},
 		} {
 			for m := range o.Mult {
 				o.Mult[m] = 0.001 * float32(1+m%5)
