@@ -76,6 +76,7 @@ func (o *qconvOp) plan(pc *planCtx, n *pnode) error {
 	ri := -1
 	var resBC *bcast
 	if o.residual {
+		out.Residual = true
 		res := n.in[1]
 		ri = res.id
 		bs, err := broadcastShapes(outShape, res.shape)
@@ -87,22 +88,30 @@ func (o *qconvOp) plan(pc *planCtx, n *pnode) error {
 		}
 		out.ReLU2, out.Quantize2, out.S2, out.Lo2, out.Hi2 = o.relu2, o.outQ2, o.sy2, o.lo2, o.hi2
 	}
+	post := *out // a broadcast residual: added after, as Add, Relu, quantize-dequantize
+	if resBC != nil {
+		out.Residual = false
+	}
+	prep, err := q.Prepare(out, zx)
+	if err != nil {
+		return errShape("%v", err)
+	}
 	n.kernel = func(rc *runCtx) func() error {
 		ws := make([]byte, wsBytes)
-		o2 := *out
 		return func() error {
 			y := rc.f32[yi]
+			var res []float32
 			if ri >= 0 && resBC == nil {
-				o2.Residual = rc.f32[ri]
+				res = rc.f32[ri]
 			}
-			q.Forward(rc.pool, batch, rc.f32[xi], sx, zx, &o2, y, ws)
-			if resBC != nil { // a broadcast residual: added after
+			q.Forward(rc.pool, batch, rc.f32[xi], sx, zx, prep, res, y, ws)
+			if resBC != nil {
 				bcastRun(binAdd, resBC, y, rc.f32[ri], y)
-				if o2.ReLU2 {
+				if post.ReLU2 {
 					reluSlice(y, y)
 				}
-				if o2.Quantize2 {
-					kernels.FakeQuant(y, y, o2.S2, o2.Lo2, o2.Hi2)
+				if post.Quantize2 {
+					kernels.FakeQuant(y, y, post.S2, post.Lo2, post.Hi2)
 				}
 			}
 			return nil

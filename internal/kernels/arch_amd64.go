@@ -289,7 +289,10 @@ func fakeQuant(dst, src []float32, s, lo, hi float32) {
 }
 
 //go:noescape
-func qgemm8x32VNNI(kg int, a *int8, b *uint8, offs *int32, tile *float32, ep *qEpilogue)
+func qgemm8x32VNNI(kg int, a *int8, b *uint8, offs *int32, ep *qEpilogue)
+
+//go:noescape
+func qpack32AVX512(panel, src *uint8, offs *int32, kg int, pix *int32)
 
 //go:noescape
 func quant4VNNI(dst *uint8, s0, s1, s2, s3 *float32, n int, inv float32, z int32)
@@ -300,13 +303,14 @@ var hasVNNI512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512V
 
 func hasQConv() bool { return hasVNNI512 && cpu.X86.HasBMI2 && useAsmVec() }
 
-// qgemmTile computes one 8x32 tile (see qgemm8x32VNNI).
-func qgemmTile(kg int, a []int8, b []byte, offs []int32, tile []float32, ep *qEpilogue) {
+// qgemmTile computes and stores one 8x32 tile (see qgemm8x32VNNI); out
+// and res start at the tile's first row (for the Go path).
+func qgemmTile(kg int, a []int8, b []byte, offs []int32, ep *qEpilogue, out, res []float32) {
 	if hasQConv() {
-		qgemm8x32VNNI(kg, &a[0], &b[0], &offs[0], &tile[0], ep)
+		qgemm8x32VNNI(kg, &a[0], &b[0], &offs[0], ep)
 		return
 	}
-	qgemmTileGo(kg, a, b, offs, tile, ep)
+	qgemmTileGo(kg, a, b, offs, ep, out, res)
 }
 
 func quant4(dst []byte, s0, s1, s2, s3 []float32, n int, inv float32, z int32) {
@@ -319,14 +323,13 @@ func quant4(dst []byte, s0, s1, s2, s3 []float32, n int, inv float32, z int32) {
 	quant4Go(dst, s0, s1, s2, s3, n, inv, z)
 }
 
-//go:noescape
-func qResidualAVX512(dst, src, res *float32, n int, p *qResidual)
 
-func qResidualSeg(dst, src, res []float32, p *qResidual) {
-	if n := len(dst); n > 0 && hasQConv() {
-		_, _ = src[n-1], res[n-1]
-		qResidualAVX512(&dst[0], &src[0], &res[0], n, p)
-		return
+// qpack32 gathers a tile's panel with qpack32AVX512 when the CPU has it.
+func qpack32(panel, src []byte, offs []int32, pix *[32]int32) bool {
+	if !hasQConv() {
+		return false
 	}
-	qResidualGo(dst, src, res, p)
+	_ = panel[len(offs)*128-1]
+	qpack32AVX512(&panel[0], &src[0], &offs[0], len(offs), &pix[0])
+	return true
 }

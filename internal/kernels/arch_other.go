@@ -34,12 +34,12 @@ func fakeQuant(dst, src []float32, s, lo, hi float32) { fakeQuantGo(dst, src, s,
 
 func hasQConv() bool { return false }
 
-func qgemmTile(kg int, a []int8, b []byte, offs []int32, tile []float32, ep *qEpilogue) {
-	qgemmTileGo(kg, a, b, offs, tile, ep)
+func qgemmTile(kg int, a []int8, b []byte, offs []int32, ep *qEpilogue, out, res []float32) {
+	qgemmTileGo(kg, a, b, offs, ep, out, res)
 }
+
+func qpack32(panel, src []byte, offs []int32, pix *[32]int32) bool { return false }
 
 func quant4(dst []byte, s0, s1, s2, s3 []float32, n int, inv float32, z int32) {
 	quant4Go(dst, s0, s1, s2, s3, n, inv, z)
 }
-
-func qResidualSeg(dst, src, res []float32, p *qResidual) { qResidualGo(dst, src, res, p) }

@@ -1725,19 +1725,21 @@ with open(OUT, 'a') as f:
 # reduction steps (4 input channels at one kernel offset), 32 pixels x 4
 # uint8 values are loaded from b + offs[g] (two ZMM), and each row's 4 int8
 # weights are broadcast; VPDPBUSD adds the four u8*s8 products into the
-# int32 lanes. The epilogue adds corr[r] (bias minus the input zero point
-# times the row's weight sum), converts to float, multiplies by mult[r];
-# flags bit 0: ReLU; bit 1: quantize to [lo, hi] steps (round half to
-# even) and multiply by s. The tile is stored as floats, row stride 32.
+# int32 lanes. The epilogue (qEpilogue, see qconv.go) adds corr[r],
+# converts to float, multiplies by mult[r]; flags 1: ReLU; 2: quantize
+# (round half to even, clamp to [lo, hi], times s). Each of the rows < rows
+# is stored with masked stores, one per segment (mask of the 32 columns,
+# byte offset from the row's start dst + r*ldd); flags 4: a residual is
+# loaded the same way, added, then 8: ReLU, 16: quantize with s2, lo2,
+# hi2 (dividing by s2).
 QK = ['''
-// func qgemm8x32VNNI(kg int, a *int8, b *uint8, offs *int32, tile *float32, ep *qEpilogue)
-TEXT ·qgemm8x32VNNI(SB), NOSPLIT, $0-48
+// func qgemm8x32VNNI(kg int, a *int8, b *uint8, offs *int32, ep *qEpilogue)
+TEXT ·qgemm8x32VNNI(SB), NOSPLIT, $0-40
 	MOVQ kg+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ b+16(FP), BX
 	MOVQ offs+24(FP), SI
-	MOVQ tile+32(FP), DI
-	MOVQ ep+40(FP), R8
+	MOVQ ep+32(FP), R8
 ''']
 for i in range(16):
     QK.append(f'\tVPXORD Z{i}, Z{i}, Z{i}\n')
@@ -1758,42 +1760,131 @@ QK.append('''	ADDQ $32, AX
 	DECQ CX
 	JNZ  qk_loop
 qk_epi:
-	MOVL 64(R8), R9
-	VBROADCASTSS 68(R8), Z20
-	VBROADCASTSS 72(R8), Z21
-	VBROADCASTSS 76(R8), Z22
+	MOVQ 0(R8), SI
+	MOVQ 8(R8), BX
+	MOVL 16(R8), R9
+	VBROADCASTSS 20(R8), Z20
+	VBROADCASTSS 24(R8), Z21
+	VBROADCASTSS 28(R8), Z22
 	VPXORD Z23, Z23, Z23
+	VBROADCASTSS 32(R8), Z26
+	VBROADCASTSS 36(R8), Z27
+	VBROADCASTSS 40(R8), Z28
+	MOVL 44(R8), R10
+	MOVQ 48(R8), R11
+	MOVQ 56(R8), R12
+	MOVQ 64(R8), R14
+	MOVL 136(R8), R15
 ''')
 for r in range(8):
-    a, b = 2*r, 2*r+1
-    QK.append(f'''	VPBROADCASTD {4*r}(R8), Z18
-	VPADDD Z18, Z{a}, Z{a}
-	VPADDD Z18, Z{b}, Z{b}
-	VCVTDQ2PS Z{a}, Z{a}
-	VCVTDQ2PS Z{b}, Z{b}
-	VBROADCASTSS {32+4*r}(R8), Z19
-	VMULPS Z19, Z{a}, Z{a}
-	VMULPS Z19, Z{b}, Z{b}
+    a_, b_ = 2*r, 2*r+1
+    QK.append(f'''	CMPL R15, ${r}
+	JLE  qk_ret
+	VPBROADCASTD {4*r}(SI), Z18
+	VPADDD Z18, Z{a_}, Z{a_}
+	VPADDD Z18, Z{b_}, Z{b_}
+	VCVTDQ2PS Z{a_}, Z{a_}
+	VCVTDQ2PS Z{b_}, Z{b_}
+	VBROADCASTSS {4*r}(BX), Z19
+	VMULPS Z19, Z{a_}, Z{a_}
+	VMULPS Z19, Z{b_}, Z{b_}
 	TESTL $1, R9
 	JZ   qk_norelu{r}
-	VMAXPS Z23, Z{a}, Z{a}
-	VMAXPS Z23, Z{b}, Z{b}
+	VMAXPS Z23, Z{a_}, Z{a_}
+	VMAXPS Z23, Z{b_}, Z{b_}
 qk_norelu{r}:
 	TESTL $2, R9
 	JZ   qk_noq{r}
-	VRNDSCALEPS $0, Z{a}, Z{a}
-	VRNDSCALEPS $0, Z{b}, Z{b}
-	VMAXPS Z21, Z{a}, Z{a}
-	VMAXPS Z21, Z{b}, Z{b}
-	VMINPS Z22, Z{a}, Z{a}
-	VMINPS Z22, Z{b}, Z{b}
-	VMULPS Z20, Z{a}, Z{a}
-	VMULPS Z20, Z{b}, Z{b}
+	VRNDSCALEPS $0, Z{a_}, Z{a_}
+	VRNDSCALEPS $0, Z{b_}, Z{b_}
+	VMAXPS Z21, Z{a_}, Z{a_}
+	VMAXPS Z21, Z{b_}, Z{b_}
+	VMINPS Z22, Z{a_}, Z{a_}
+	VMINPS Z22, Z{b_}, Z{b_}
+	VMULPS Z20, Z{a_}, Z{a_}
+	VMULPS Z20, Z{b_}, Z{b_}
 qk_noq{r}:
-	VMOVUPS Z{a}, {128*r}(DI)
-	VMOVUPS Z{b}, {128*r+64}(DI)
+	XORQ R13, R13
+qk_seg{r}:
+	CMPQ R13, R10
+	JGE  qk_segdone{r}
+	MOVL 72(R8)(R13*8), AX
+	KMOVW AX, K1
+	SHRL $16, AX
+	KMOVW AX, K2
+	MOVLQSX 76(R8)(R13*8), DX
+	TESTL $4, R9
+	JNZ  qk_res{r}
+	VMOVUPS Z{a_}, K1, (R11)(DX*1)
+	VMOVUPS Z{b_}, K2, 64(R11)(DX*1)
+	INCQ R13
+	JMP  qk_seg{r}
+qk_res{r}:
+	VMOVUPS.Z (R12)(DX*1), K1, Z24
+	VMOVUPS.Z 64(R12)(DX*1), K2, Z25
+	VADDPS Z{a_}, Z24, Z24
+	VADDPS Z{b_}, Z25, Z25
+	TESTL $8, R9
+	JZ   qk_norelu2{r}
+	VMAXPS Z23, Z24, Z24
+	VMAXPS Z23, Z25, Z25
+qk_norelu2{r}:
+	TESTL $16, R9
+	JZ   qk_noq2{r}
+	VDIVPS Z26, Z24, Z24
+	VDIVPS Z26, Z25, Z25
+	VRNDSCALEPS $0, Z24, Z24
+	VRNDSCALEPS $0, Z25, Z25
+	VMAXPS Z27, Z24, Z24
+	VMAXPS Z27, Z25, Z25
+	VMINPS Z28, Z24, Z24
+	VMINPS Z28, Z25, Z25
+	VMULPS Z26, Z24, Z24
+	VMULPS Z26, Z25, Z25
+qk_noq2{r}:
+	VMOVUPS Z24, K1, (R11)(DX*1)
+	VMOVUPS Z25, K2, 64(R11)(DX*1)
+	INCQ R13
+	JMP  qk_seg{r}
+qk_segdone{r}:
+	ADDQ R14, R11
+	ADDQ R14, R12
 ''')
-QK.append('''	VZEROUPPER
+QK.append('''qk_ret:
+	VZEROUPPER
+	RET
+''')
+
+# Packs the inputs of 32 pixels for each reduction step g: 4 bytes
+# (channels) at src + offs[g] + pix[j], j < 32, to panel + g*128, by
+# two 16-lane gathers.
+QK.append('''
+// func qpack32AVX512(panel, src *uint8, offs *int32, kg int, pix *int32)
+TEXT ·qpack32AVX512(SB), NOSPLIT, $0-40
+	MOVQ panel+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ offs+16(FP), R8
+	MOVQ kg+24(FP), CX
+	MOVQ pix+32(FP), AX
+	VMOVDQU32 (AX), Z0
+	VMOVDQU32 64(AX), Z1
+	TESTQ CX, CX
+	JZ   qp_done
+qp_loop:
+	MOVLQSX (R8), DX
+	LEAQ (SI)(DX*1), BX
+	KXNORW K1, K1, K1
+	KXNORW K2, K2, K2
+	VPGATHERDD (BX)(Z0*1), K1, Z2
+	VPGATHERDD (BX)(Z1*1), K2, Z3
+	VMOVDQU32 Z2, (DI)
+	VMOVDQU32 Z3, 64(DI)
+	ADDQ $128, DI
+	ADDQ $4, R8
+	DECQ CX
+	JNZ  qp_loop
+qp_done:
+	VZEROUPPER
 	RET
 ''')
 
@@ -1861,58 +1952,3 @@ q4_done:
 with open(OUT, 'a') as f:
     f.write(''.join(QK))
 
-# Residual epilogue of the int8 convolution: dst[i] = q(relu?(src[i] +
-# res[i])) over n floats (masked tail); p: flags (1: ReLU, 2: quantize),
-# s, lo, hi as in qEpilogue's last fields.
-QR = ['''
-// func qResidualAVX512(dst, src, res *float32, n int, p *qResidual)
-TEXT ·qResidualAVX512(SB), NOSPLIT, $0-40
-	MOVQ dst+0(FP), DI
-	MOVQ src+8(FP), SI
-	MOVQ res+16(FP), BX
-	MOVQ n+24(FP), CX
-	MOVQ p+32(FP), R8
-	MOVL 0(R8), R9
-	VBROADCASTSS 4(R8), Z20
-	VBROADCASTSS 8(R8), Z21
-	VBROADCASTSS 12(R8), Z22
-	VPXORD Z23, Z23, Z23
-	XORQ DX, DX
-qr_loop:
-	MOVQ CX, AX
-	SUBQ DX, AX
-	JLE  qr_done
-	CMPQ AX, $16
-	JGE  qr_full
-	MOVL $1, R10
-	SHLXL AX, R10, R10
-	DECL R10
-	KMOVW R10, K1
-	JMP  qr_body
-qr_full:
-	KXNORW K1, K1, K1
-qr_body:
-	VMOVUPS.Z (SI)(DX*4), K1, Z0
-	VMOVUPS.Z (BX)(DX*4), K1, Z1
-	VADDPS Z1, Z0, Z0
-	TESTL $1, R9
-	JZ   qr_norelu
-	VMAXPS Z23, Z0, Z0
-qr_norelu:
-	TESTL $2, R9
-	JZ   qr_noq
-	VDIVPS Z20, Z0, Z0
-	VRNDSCALEPS $0, Z0, Z0
-	VMAXPS Z21, Z0, Z0
-	VMINPS Z22, Z0, Z0
-	VMULPS Z20, Z0, Z0
-qr_noq:
-	VMOVUPS Z0, K1, (DI)(DX*4)
-	ADDQ $16, DX
-	JMP  qr_loop
-qr_done:
-	VZEROUPPER
-	RET
-''']
-with open(OUT, 'a') as f:
-    f.write(''.join(QR))

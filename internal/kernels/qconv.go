@@ -4,19 +4,39 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"unsafe"
 )
 
-// qEpilogue is what qgemm8x32VNNI applies to a tile (layout fixed by the
-// assembly): per row r, v = float32(acc + corr[r]) * mult[r]; then with
+// qEpilogue is qgemm8x32VNNI's parameter block (layout fixed by the
+// assembly): per row r < rows, v = float32(acc + corr[r]) * mult[r]; with
 // flags&1 v = max(v, 0); with flags&2 v = clamp(round(v), lo, hi) * s.
+// Row r is stored at dst + r*ldd bytes, segment by segment (a mask of the
+// tile's 32 columns and a byte offset from the row's start); with flags&4
+// the residual at res + r*ldd (same offsets) is added, then flags&8 ReLU,
+// flags&16 v = clamp(round(v/s2), lo2, hi2) * s2.
 type qEpilogue struct {
-	corr  [8]int32
-	mult  [8]float32
-	flags int32
-	s     float32
-	lo    float32
-	hi    float32
+	corr         *int32
+	mult         *float32
+	flags        int32
+	s, lo, hi    float32
+	s2, lo2, hi2 float32
+	nseg         int32
+	dst, res     *float32
+	ldd          int64
+	segs         [qMaxSegs]qSeg
+	rows         int32
+	_            int32
 }
+
+// qSeg is a run of a tile's columns stored contiguously: mask bit j set
+// for column j; off is the byte offset of column 0's address from the
+// row's start (the run's first column lands at its output pixel).
+type qSeg struct {
+	mask uint32
+	off  int32
+}
+
+const qMaxSegs = 8
 
 // QOutput says what a quantized convolution does with its accumulators.
 // The result for output channel m is (acc + Bias[m]) · Mult[m], where acc
@@ -25,6 +45,11 @@ type qEpilogue struct {
 // S: with Mult = x_scale·w_scale/y_scale, Lo = qmin - y_zero_point and
 // Hi = qmax - y_zero_point, that is QuantizeLinear then DequantizeLinear
 // of the output, as ONNX Runtime's QLinearConv requantizes.
+//
+// With Residual, a tensor shaped like the output (given to Forward) is
+// then added, followed by ReLU if ReLU2 and, if Quantize2, quantization
+// to steps of S2 in [Lo2, Hi2] (rounding v/S2): a residual block's Add →
+// Relu → QuantizeLinear → DequantizeLinear.
 type QOutput struct {
 	Bias     []int32   // per output channel; nil: none
 	Mult     []float32 // per output channel
@@ -33,64 +58,55 @@ type QOutput struct {
 	S        float32
 	Lo, Hi   float32
 
-	// Residual, when set, is then added (a tensor shaped like the
-	// output), followed by ReLU if ReLU2 and quantization to S2, [Lo2,
-	// Hi2] (rounding v/S2) if Quantize2: a residual block's Add → Relu →
-	// QuantizeLinear → DequantizeLinear.
-	Residual  []float32
+	Residual  bool
 	ReLU2     bool
 	Quantize2 bool
 	S2        float32
 	Lo2, Hi2  float32
 }
 
-// qResidual is qResidualAVX512's parameter block (layout fixed).
-type qResidual struct {
-	flags     int32
-	s, lo, hi float32
-}
-
-func qResidualGo(dst, src, res []float32, p *qResidual) {
-	for i := range dst {
-		v := src[i] + res[i]
-		if p.flags&1 != 0 {
-			v = max(v, 0)
-		}
-		if p.flags&2 != 0 {
-			v = min(max(roundEven32Wide(v/p.s), p.lo), p.hi) * p.s
-		}
-		dst[i] = v
-	}
-}
-
 // QConv is a 2-D convolution of uint8 inputs (with a zero point) and
 // int8 weights (symmetric, zero point 0), accumulating in int32: AVX-512
-// VNNI's VPDPBUSD, 8 output channels x 32 pixels a tile. Inputs arrive as
-// float32 values that are exact multiples of the input scale (the
-// dequantized form), and are quantized back on the way in; outputs leave
-// as float32 (see QOutput).
+// VNNI's VPDPBUSD, 8 output channels x 32 pixels a tile, the epilogue and
+// the stores to the output in the same kernel. Inputs arrive as float32
+// values that are exact multiples of the input scale (the dequantized
+// form) and are quantized back on the way in; outputs leave as float32
+// (see QOutput).
 //
-// Stride-1 convolutions read the quantized, padded input in place (an
+// Stride-1 convolutions read the quantized, padded input in place: an
 // implicit GEMM over a grid as wide as the padded input, whose extra
-// columns are computed and dropped); others pack each tile's inputs.
+// columns are computed and not stored. Others gather each tile's inputs
+// into a panel first.
 type QConv struct {
-	prm    ConvParams
-	cg     int // input channel groups of 4 per convolution group
-	kg     int // reduction steps of 4 per convolution group
-	mg     int // output channels per group
-	mt     int // tiles of 8 output channels per group
-	a      []int8
-	rowSum []int32 // per output channel: Σ w
-	hp, wp int     // padded input size
+	prm      ConvParams
+	cg       int // input channel groups of 4 per convolution group
+	kg       int // reduction steps of 4 per convolution group
+	mg       int // output channels per group
+	mt       int // tiles of 8 output channels per group
+	a        []int8
+	rowSum   []int32 // per output channel: Σ w
+	hp, wp   int     // padded input size
+	implicit bool    // stride 1 with few enough segments a tile
 	// offs[g] is the byte offset of reduction step g's inputs in the
-	// padded input of one convolution group (stride 1) or in a packed
-	// panel (others).
-	offs []int32
-	// packed panel offsets (stride ≠ 1): step g at g*128.
-	panelOffs []int32
+	// padded input of one convolution group (from a pixel's position).
+	offs      []int32
+	panelOffs []int32 // step g of a panel: g*128
+	segs      [][qMaxSegs]qSeg
+	nsegs     []int32
+	pix       [][32]int32 // gathered path: each tile's pixel offsets
 }
 
-// QConvSupported reports whether the CPU runs QConv (AVX-512 VNNI).
+// QPrepared is a QOutput turned into what the kernels read, for one
+// input zero point.
+type QPrepared struct {
+	corr  []int32 // per output channel, padded to whole tiles per group
+	mult  []float32
+	flags int32
+	o     QOutput
+}
+
+// QConvSupported reports whether the CPU runs QConv's fast path (AVX-512
+// VNNI); elsewhere it runs in Go, correct but slow.
 func QConvSupported() bool { return hasQConv() }
 
 // ErrQConvShape is returned for convolutions QConv does not take (group
@@ -116,6 +132,9 @@ func NewQConv(prm ConvParams, w []int8) (*QConv, error) {
 	q.mt = (q.mg + 7) / 8
 	q.hp = prm.InH + prm.PadTop + prm.PadBottom
 	q.wp = prm.InW + prm.PadLeft + prm.PadRight
+	if int64(g*q.cg)*int64(q.hp)*int64(q.wp)*4 > math.MaxInt32/2 {
+		return nil, fmt.Errorf("%w: input too large", ErrQConvShape)
+	}
 	// Reduction step order: channel group, then kernel row and column.
 	q.offs = make([]int32, q.kg)
 	q.panelOffs = make([]int32, q.kg)
@@ -123,11 +142,7 @@ func NewQConv(prm ConvParams, w []int8) (*QConv, error) {
 	for c4 := range q.cg {
 		for kh := range prm.KH {
 			for kw := range prm.KW {
-				off := ((c4*q.hp+kh*prm.DilationH)*q.wp + kw*prm.DilationW) * 4
-				if off > math.MaxInt32 {
-					return nil, fmt.Errorf("%w: input too large", ErrQConvShape)
-				}
-				q.offs[step] = int32(off)
+				q.offs[step] = int32(((c4*q.hp+kh*prm.DilationH)*q.wp + kw*prm.DilationW) * 4)
 				q.panelOffs[step] = int32(step * 128)
 				step++
 			}
@@ -152,17 +167,97 @@ func NewQConv(prm ConvParams, w []int8) (*QConv, error) {
 			}
 		}
 	}
+	q.planTiles()
 	return q, nil
 }
 
-// stride1 reports whether the implicit (in-place) path applies.
-func (q *QConv) stride1() bool { return q.prm.StrideH == 1 && q.prm.StrideW == 1 }
+// planTiles works out each tile's stores (segments) and, for the gathered
+// path, its pixels.
+func (q *QConv) planTiles() {
+	prm := q.prm
+	oh, ow := prm.OutH(), prm.OutW()
+	q.implicit = false
+	if prm.StrideH == 1 && prm.StrideW == 1 {
+		grid := oh * q.wp
+		pt := (grid + 31) / 32
+		segs := make([][qMaxSegs]qSeg, pt)
+		nsegs := make([]int32, pt)
+		ok := true
+		for p := range pt {
+			v := p * 32
+			for j := 0; j < 32 && v+j < grid && ok; {
+				y, xc := (v+j)/q.wp, (v+j)%q.wp
+				if xc >= ow {
+					j += q.wp - xc
+					continue
+				}
+				n := min(ow-xc, 32-j)
+				if nsegs[p] == qMaxSegs {
+					ok = false
+					break
+				}
+				segs[p][nsegs[p]] = qSeg{mask: uint32((uint64(1)<<n - 1) << j), off: int32((y*ow + xc - j) * 4)}
+				nsegs[p]++
+				j += n
+			}
+		}
+		if ok {
+			q.implicit, q.segs, q.nsegs = true, segs, nsegs
+			return
+		}
+	}
+	n := oh * ow
+	pt := (n + 31) / 32
+	q.segs = make([][qMaxSegs]qSeg, pt)
+	q.nsegs = make([]int32, pt)
+	q.pix = make([][32]int32, pt)
+	for p := range pt {
+		cnt := min(32, n-p*32)
+		q.segs[p][0] = qSeg{mask: uint32(uint64(1)<<cnt - 1), off: int32(p * 32 * 4)}
+		q.nsegs[p] = 1
+		for j := range 32 {
+			px := min(p*32+j, n-1)
+			y, xc := px/ow, px%ow
+			q.pix[p][j] = int32(((y*prm.StrideH)*q.wp + xc*prm.StrideW) * 4)
+		}
+	}
+}
+
+// Prepare turns o into what Forward reads, for input zero point zx.
+func (q *QConv) Prepare(o *QOutput, zx int32) (*QPrepared, error) {
+	prm := q.prm
+	if len(o.Mult) != prm.OutC || o.Bias != nil && len(o.Bias) != prm.OutC {
+		return nil, fmt.Errorf("kernels: %d multipliers and %d biases for %d output channels", len(o.Mult), len(o.Bias), prm.OutC)
+	}
+	g := prm.Group
+	p := &QPrepared{corr: make([]int32, g*q.mt*8), mult: make([]float32, g*q.mt*8), o: *o}
+	for gi := range g {
+		for m := range q.mg {
+			oc := gi*q.mg + m
+			i := gi*q.mt*8 + m
+			p.corr[i] = -zx * q.rowSum[oc]
+			if o.Bias != nil {
+				p.corr[i] += o.Bias[oc]
+			}
+			p.mult[i] = o.Mult[oc]
+		}
+	}
+	for _, f := range []struct {
+		on  bool
+		bit int32
+	}{{o.ReLU, 1}, {o.Quantize, 2}, {o.Residual, 4}, {o.Residual && o.ReLU2, 8}, {o.Residual && o.Quantize2, 16}} {
+		if f.on {
+			p.flags |= f.bit
+		}
+	}
+	return p, nil
+}
 
 // inputBytes is the size of one image's quantized, padded input, with
 // slack for the last tile's reads past the end.
 func (q *QConv) inputBytes() int {
-	dh := (q.prm.KH - 1) * q.prm.DilationH
-	return q.prm.Group*q.cg*q.hp*q.wp*4 + (32+dh*q.wp+q.prm.KW*q.prm.DilationW+32)*4
+	prm := q.prm
+	return prm.Group*q.cg*q.hp*q.wp*4 + (64+(prm.KH*prm.DilationH+1)*q.wp+prm.KW*prm.DilationW)*4
 }
 
 // WorkspaceBytes is the workspace Forward needs.
@@ -170,22 +265,25 @@ func (q *QConv) WorkspaceBytes(threads int) int {
 	return threads * (q.inputBytes() + q.kg*128 + 64)
 }
 
-// qconvTask is one thread's scratch: a quantized input and a panel.
+// qconvTask is one thread's scratch.
 type qconvTask struct {
 	xq, panel []byte
-	img       int // the image being computed (for the residual)
-	tile      [256]float32
 	ep        qEpilogue
 }
 
 // Forward computes batch images: x holds [batch, InC, InH, InW] values
 // that are multiples of sx (zero point zx, uint8); out receives [batch,
-// OutC, OutH, OutW]. With at least as many images as threads, each thread
+// OutC, OutH, OutW]; res is the residual (shaped like out) when p's
+// output has one. With at least as many images as threads, each thread
 // takes whole images; otherwise each image's tiles are shared.
-func (q *QConv) Forward(pool *Pool, batch int, x []float32, sx float32, zx int32, o *QOutput, out []float32, ws []byte) {
+func (q *QConv) Forward(pool *Pool, batch int, x []float32, sx float32, zx int32, p *QPrepared, res, out []float32, ws []byte) {
 	prm := q.prm
 	inPlane := prm.InC * prm.InH * prm.InW
 	outPlane := prm.OutC * prm.OutH() * prm.OutW()
+	_ = out[batch*outPlane-1]
+	if p.o.Residual {
+		_ = res[batch*outPlane-1]
+	}
 	threads := 1
 	if pool != nil {
 		threads = pool.Threads()
@@ -195,7 +293,7 @@ func (q *QConv) Forward(pool *Pool, batch int, x []float32, sx float32, zx int32
 		b := ws[w*per : (w+1)*per]
 		return &qconvTask{xq: b[:q.inputBytes()], panel: b[q.inputBytes():][:q.kg*128]}
 	}
-	tiles := q.tiles()
+	items := q.items()
 	if batch >= threads || threads < 2 {
 		parts := min(threads, batch)
 		run := func(lo, hi int) {
@@ -203,9 +301,8 @@ func (q *QConv) Forward(pool *Pool, batch int, x []float32, sx float32, zx int32
 				t := task(part)
 				i0, i1 := splitRange(batch, parts, part)
 				for img := i0; img < i1; img++ {
-					t.img = img
 					q.quantizeInput(nil, x[img*inPlane:], sx, zx, t.xq)
-					q.run(t, 0, tiles, o, zx, out[img*outPlane:])
+					q.run(t, 0, items, p, out[img*outPlane:], resAt(res, img*outPlane, p))
 				}
 			}
 		}
@@ -219,127 +316,76 @@ func (q *QConv) Forward(pool *Pool, batch int, x []float32, sx float32, zx int32
 	t0 := task(0)
 	for img := range batch {
 		q.quantizeInput(pool, x[img*inPlane:], sx, zx, t0.xq)
-		parts := min(threads, tiles)
+		parts := min(threads, items)
+		o, r := out[img*outPlane:], resAt(res, img*outPlane, p)
 		pool.Parallel(parts, func(lo, hi int) {
 			for part := lo; part < hi; part++ {
 				t := task(part)
-				t.xq, t.img = t0.xq, img
-				a, b := splitRange(tiles, parts, part)
-				q.run(t, a, b, o, zx, out[img*outPlane:])
+				t.xq = t0.xq
+				a, b := splitRange(items, parts, part)
+				q.run(t, a, b, p, o, r)
 			}
 		})
 	}
 }
 
-// tiles is the number of work items of one image: p tiles x groups x
-// chunks of m tiles (chunks so that there are enough items to share).
-func (q *QConv) tiles() int {
-	return q.ptiles() * q.prm.Group * q.chunks()
-}
-
-func (q *QConv) grid() int {
-	if q.stride1() {
-		return q.prm.OutH() * q.wp
+func resAt(res []float32, off int, p *QPrepared) []float32 {
+	if !p.o.Residual {
+		return nil
 	}
-	return q.prm.OutH() * q.prm.OutW()
+	return res[off:]
 }
 
-func (q *QConv) ptiles() int { return (q.grid() + 31) / 32 }
+// items is the number of work items of one image: p tiles x groups x
+// chunks of m tiles (chunks so that there are enough items to share).
+func (q *QConv) items() int { return len(q.segs) * q.prm.Group * q.chunks() }
 
 func (q *QConv) chunks() int {
-	if t := q.ptiles() * q.prm.Group; t < 8 {
+	if t := len(q.segs) * q.prm.Group; t < 8 {
 		return min(q.mt, (8+t-1)/t)
 	}
 	return 1
 }
 
 // run computes work items [t0, t1) of one image whose quantized input is
-// in t.xq, into out (the image's output).
-func (q *QConv) run(t *qconvTask, t0, t1 int, o *QOutput, zx int32, out []float32) {
+// in t.xq, into out (and with res) — the image's tensors.
+func (q *QConv) run(t *qconvTask, t0, t1 int, p *QPrepared, out, res []float32) {
 	prm := q.prm
-	ow := prm.OutW()
-	outPlane := prm.OutH() * ow
-	grid, pt, g, chunks := q.grid(), q.ptiles(), prm.Group, q.chunks()
+	outPlane := prm.OutH() * prm.OutW()
+	pt, g, chunks := len(q.segs), prm.Group, q.chunks()
 	ep := &t.ep
-	ep.flags = 0
-	if o.ReLU {
-		ep.flags |= 1
-	}
-	if o.Quantize {
-		ep.flags |= 2
-		ep.s, ep.lo, ep.hi = o.S, o.Lo, o.Hi
-	}
-	var rp qResidual
-	if o.ReLU2 {
-		rp.flags |= 1
-	}
-	if o.Quantize2 {
-		rp.flags |= 2
-		rp.s, rp.lo, rp.hi = o.S2, o.Lo2, o.Hi2
-	}
-	var res []float32
-	if o.Residual != nil {
-		res = o.Residual[t.img*prm.OutC*outPlane:]
-	}
-	type seg struct{ j, dst, n int }
-	var segs [8]seg
+	ep.flags = p.flags
+	ep.s, ep.lo, ep.hi = p.o.S, p.o.Lo, p.o.Hi
+	ep.s2, ep.lo2, ep.hi2 = p.o.S2, p.o.Lo2, p.o.Hi2
+	ep.ldd = int64(outPlane * 4)
 	for it := t0; it < t1; it++ {
-		p := it % pt
+		pi := it % pt
 		rest := it / pt
 		gi, chunk := rest%g, rest/g
 		m0, m1 := chunk*q.mt/chunks, (chunk+1)*q.mt/chunks
 		src := t.xq[gi*q.cg*q.hp*q.wp*4:]
 		var b []byte
 		var offs []int32
-		// The tile's columns as runs of output pixels.
-		ns := 0
-		if q.stride1() {
-			b, offs = src[p*32*4:], q.offs
-			v := p * 32
-			for j := 0; j < 32 && v+j < grid; {
-				y, xc := (v+j)/q.wp, (v+j)%q.wp
-				if xc >= ow {
-					j += q.wp - xc
-					continue
-				}
-				n := min(ow-xc, 32-j)
-				segs[ns] = seg{j, y*ow + xc, n}
-				ns++
-				j += n
-			}
+		if q.implicit {
+			b, offs = src[pi*32*4:], q.offs
 		} else {
-			q.packPanel(t.panel, src, p*32, outPlane, ow)
+			q.packPanel(t.panel, src, &q.pix[pi])
 			b, offs = t.panel, q.panelOffs
-			segs[0] = seg{0, p * 32, min(32, outPlane-p*32)}
-			ns = 1
 		}
+		ep.segs, ep.nseg = q.segs[pi], q.nsegs[pi]
 		for mt := m0; mt < m1; mt++ {
-			rows := min(8, q.mg-mt*8)
 			base := gi*q.mg + mt*8
-			for r := range 8 {
-				oc := base + min(r, rows-1)
-				ep.corr[r] = -zx * q.rowSum[oc]
-				if o.Bias != nil {
-					ep.corr[r] += o.Bias[oc]
-				}
-				ep.mult[r] = o.Mult[oc]
+			ep.rows = int32(min(8, q.mg-mt*8))
+			ci := (gi*q.mt + mt) * 8
+			ep.corr, ep.mult = &p.corr[ci], &p.mult[ci]
+			// The rows' starts: valid channels only (rows < 8 are not
+			// stored).
+			o, r := out[base*outPlane:], out[base*outPlane:]
+			if res != nil {
+				r = res[base*outPlane:]
 			}
-			qgemmTile(q.kg, q.a[((gi*q.mt+mt)*q.kg)*32:], b, offs, t.tile[:], ep)
-			dst := out[base*outPlane:]
-			for r := range rows {
-				row := t.tile[r*32 : r*32+32]
-				d := dst[r*outPlane : (r+1)*outPlane]
-				if res != nil {
-					rr := res[(base+r)*outPlane:]
-					for _, sg := range segs[:ns] {
-						qResidualSeg(d[sg.dst:sg.dst+sg.n], row[sg.j:sg.j+sg.n], rr[sg.dst:sg.dst+sg.n], &rp)
-					}
-					continue
-				}
-				for _, sg := range segs[:ns] {
-					copy(d[sg.dst:sg.dst+sg.n], row[sg.j:sg.j+sg.n])
-				}
-			}
+			ep.dst, ep.res = &o[0], &r[0]
+			qgemmTile(q.kg, q.a[((gi*q.mt+mt)*q.kg)*32:], b, offs, ep, o, r)
 		}
 	}
 }
@@ -350,13 +396,12 @@ func (q *QConv) run(t *qconvTask, t0, t1 int, o *QOutput, zx int32, out []float3
 func (q *QConv) quantizeInput(pool *Pool, x []float32, sx float32, zx int32, xq []byte) {
 	prm := q.prm
 	fill := byte(min(max(zx, 0), 255))
-	for i := range xq {
-		xq[i] = fill
-	}
 	inv := 1 / sx
 	cin := prm.InC / prm.Group
 	plane := prm.InH * prm.InW
 	groups4 := prm.Group * q.cg
+	rowBytes := q.wp * 4
+	fillBytes(xq[groups4*q.hp*rowBytes:], fill) // the slack
 	work := func(lo, hi int) {
 		for c4g := lo; c4g < hi; c4g++ {
 			gi, c4 := c4g/q.cg, c4g%q.cg
@@ -365,9 +410,14 @@ func (q *QConv) quantizeInput(pool *Pool, x []float32, sx float32, zx int32, xq 
 				c := min(c4*4+t, cin-1) // missing channels: any values (their weights are 0)
 				src[t] = x[(gi*cin+c)*plane:][:plane]
 			}
+			pl := xq[c4g*q.hp*rowBytes : (c4g+1)*q.hp*rowBytes]
+			fillBytes(pl[:prm.PadTop*rowBytes], fill)
+			fillBytes(pl[(prm.PadTop+prm.InH)*rowBytes:], fill)
 			for y := range prm.InH {
-				d := xq[((c4g*q.hp+y+prm.PadTop)*q.wp+prm.PadLeft)*4:]
-				quant4(d, src[0][y*prm.InW:], src[1][y*prm.InW:], src[2][y*prm.InW:], src[3][y*prm.InW:], prm.InW, inv, zx)
+				row := pl[(y+prm.PadTop)*rowBytes : (y+prm.PadTop+1)*rowBytes]
+				fillBytes(row[:prm.PadLeft*4], fill)
+				fillBytes(row[(prm.PadLeft+prm.InW)*4:], fill)
+				quant4(row[prm.PadLeft*4:], src[0][y*prm.InW:], src[1][y*prm.InW:], src[2][y*prm.InW:], src[3][y*prm.InW:], prm.InW, inv, zx)
 			}
 		}
 	}
@@ -378,29 +428,33 @@ func (q *QConv) quantizeInput(pool *Pool, x []float32, sx float32, zx int32, xq 
 	pool.Parallel(groups4, work)
 }
 
-// packPanel copies the inputs of output pixels p0..p0+31 (of n) into
-// panel: step g's 32 pixels x 4 channels at g*128.
-func (q *QConv) packPanel(panel, src []byte, p0, n, ow int) {
-	prm := q.prm
-	step := 0
-	for c4 := range q.cg {
-		for kh := range prm.KH {
-			for kw := range prm.KW {
-				d := panel[step*128 : step*128+128]
-				for j := range 32 {
-					p := min(p0+j, n-1)
-					y, xc := p/ow, p%ow
-					iy, ix := y*prm.StrideH+kh*prm.DilationH, xc*prm.StrideW+kw*prm.DilationW
-					s := ((c4*q.hp+iy)*q.wp + ix) * 4
-					copy(d[j*4:j*4+4], src[s:s+4])
-				}
-				step++
-			}
+// fillBytes sets every byte of b to v.
+func fillBytes(b []byte, v byte) {
+	if len(b) == 0 {
+		return
+	}
+	b[0] = v
+	for n := 1; n < len(b); n *= 2 {
+		copy(b[n:], b[:n])
+	}
+}
+
+// packPanel gathers the inputs of a tile's 32 pixels (byte offsets pix)
+// for every reduction step into panel: step g at g*128.
+func (q *QConv) packPanel(panel, src []byte, pix *[32]int32) {
+	if qpack32(panel, src, q.offs, pix) {
+		return
+	}
+	for g, off := range q.offs {
+		d := panel[g*128 : g*128+128]
+		for j, px := range pix {
+			s := int(off) + int(px)
+			copy(d[j*4:j*4+4], src[s:s+4])
 		}
 	}
 }
 
-// quant4 is quant4VNNI's contract in Go (the reference, and the path on
+// quant4Go is quant4VNNI's contract in Go (the reference, and the path on
 // other CPUs).
 func quant4Go(dst []byte, s0, s1, s2, s3 []float32, n int, inv float32, z int32) {
 	for i := range n {
@@ -416,19 +470,17 @@ func quant4Go(dst []byte, s0, s1, s2, s3 []float32, n int, inv float32, z int32)
 }
 
 // roundEven32Wide rounds half to even without a range limit (values
-// beyond ±2^22 are already integers or saturate anyway).
+// beyond ±2^22 are already integers).
 func roundEven32Wide(v float32) float32 {
 	if v > 1<<22 || v < -(1<<22) || v != v {
-		if v != v {
-			return 0
-		}
 		return v
 	}
 	return roundEven32(v)
 }
 
-// qgemmTileGo is qgemm8x32VNNI's contract in Go.
-func qgemmTileGo(kg int, a []int8, b []byte, offs []int32, tile []float32, ep *qEpilogue) {
+// qgemmTileGo is qgemm8x32VNNI's contract in Go, writing through out and
+// res (slices starting at the tile's first row) instead of pointers.
+func qgemmTileGo(kg int, a []int8, b []byte, offs []int32, ep *qEpilogue, out, res []float32) {
 	var acc [8][32]int32
 	for g := range kg {
 		bb := b[offs[g]:]
@@ -440,16 +492,34 @@ func qgemmTileGo(kg int, a []int8, b []byte, offs []int32, tile []float32, ep *q
 			}
 		}
 	}
-	for r := range 8 {
-		for j := range 32 {
-			v := float32(acc[r][j]+ep.corr[r]) * ep.mult[r]
-			if ep.flags&1 != 0 {
-				v = max(v, 0)
+	corr := unsafe.Slice(ep.corr, 8)
+	mult := unsafe.Slice(ep.mult, 8)
+	ld := int(ep.ldd / 4)
+	for r := range int(ep.rows) {
+		for _, sg := range ep.segs[:ep.nseg] {
+			for j := range 32 {
+				if sg.mask&(1<<j) == 0 {
+					continue
+				}
+				v := float32(acc[r][j]+corr[r]) * mult[r]
+				if ep.flags&1 != 0 {
+					v = max(v, 0)
+				}
+				if ep.flags&2 != 0 {
+					v = min(max(roundEven32Wide(v), ep.lo), ep.hi) * ep.s
+				}
+				i := r*ld + int(sg.off)/4 + j
+				if ep.flags&4 != 0 {
+					v += res[i]
+					if ep.flags&8 != 0 {
+						v = max(v, 0)
+					}
+					if ep.flags&16 != 0 {
+						v = min(max(roundEven32Wide(v/ep.s2), ep.lo2), ep.hi2) * ep.s2
+					}
+				}
+				out[i] = v
 			}
-			if ep.flags&2 != 0 {
-				v = min(max(roundEven32Wide(v), ep.lo), ep.hi) * ep.s
-			}
-			tile[r*32+j] = v
 		}
 	}
 }

@@ -8,7 +8,7 @@ import (
 // qconvRef is the definition: for each output channel m and pixel,
 // v = (Σ w·(x_q - zx) + bias[m]) · mult[m], ReLU, quantize; x_q =
 // round(x/sx) + zx with padding at zx (i.e. contributing nothing).
-func qconvRef(prm ConvParams, batch int, x []float32, sx float32, zx int32, w []int8, o *QOutput) []float32 {
+func qconvRef(prm ConvParams, batch int, x []float32, sx float32, zx int32, w []int8, o *QOutput, res []float32) []float32 {
 	oh, ow := prm.OutH(), prm.OutW()
 	cin := prm.InC / prm.Group
 	mg := prm.OutC / prm.Group
@@ -45,8 +45,8 @@ func qconvRef(prm ConvParams, batch int, x []float32, sx float32, zx int32, w []
 						v = min(max(roundEven32(v), o.Lo), o.Hi) * o.S
 					}
 					i := ((b*prm.OutC+m)*oh+y)*ow + xo
-					if o.Residual != nil {
-						v += o.Residual[i]
+					if o.Residual {
+						v += res[i]
 						if o.ReLU2 {
 							v = max(v, 0)
 						}
@@ -101,8 +101,8 @@ func testQConv(t *testing.T) {
 			{Mult: make([]float32, prm.OutC)},
 			{Mult: make([]float32, prm.OutC), Bias: make([]int32, prm.OutC), ReLU: true, Quantize: true, S: 0.1, Lo: -3, Hi: 252},
 			{Mult: make([]float32, prm.OutC), Bias: make([]int32, prm.OutC), Quantize: true, S: 0.1, Lo: -128, Hi: 127,
-				Residual: res, ReLU2: true, Quantize2: true, S2: 0.05, Lo2: 0, Hi2: 255},
-			{Mult: make([]float32, prm.OutC), Residual: res},
+				Residual: true, ReLU2: true, Quantize2: true, S2: 0.05, Lo2: 0, Hi2: 255},
+			{Mult: make([]float32, prm.OutC), Residual: true},
 		} {
 			for m := range o.Mult {
 				o.Mult[m] = 0.001 * float32(1+m%5)
@@ -110,7 +110,7 @@ func testQConv(t *testing.T) {
 					o.Bias[m] = int32(r.IntN(2001) - 1000)
 				}
 			}
-			want := qconvRef(prm, tc.b, x, sx, zx, w, o)
+			want := qconvRef(prm, tc.b, x, sx, zx, w, o, res)
 			q, err := NewQConv(prm, w)
 			if err != nil {
 				t.Fatal(err)
@@ -118,7 +118,11 @@ func testQConv(t *testing.T) {
 			for _, threads := range []int{1, 2} {
 				pool := NewPool(threads)
 				got := make([]float32, len(want))
-				q.Forward(pool, tc.b, x, sx, zx, o, got, make([]byte, q.WorkspaceBytes(threads)))
+				p, err := q.Prepare(o, zx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				q.Forward(pool, tc.b, x, sx, zx, p, res, got, make([]byte, q.WorkspaceBytes(threads)))
 				pool.Close()
 				for i := range want {
 					if got[i] != want[i] {
@@ -169,9 +173,10 @@ func BenchmarkQConv(b *testing.B) {
 		b.Run(tc.name+"/int8", func(b *testing.B) {
 			q, _ := NewQConv(prm, w8)
 			o := &QOutput{Mult: make([]float32, prm.OutC), Quantize: true, S: 0.1, Lo: 0, Hi: 255}
+			p, _ := q.Prepare(o, 0)
 			ws := make([]byte, q.WorkspaceBytes(2))
 			for b.Loop() {
-				q.Forward(pool, tc.batch, x, 0.02, 0, o, out, ws)
+				q.Forward(pool, tc.batch, x, 0.02, 0, p, nil, out, ws)
 			}
 			b.ReportMetric(macs*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
 		})
