@@ -323,7 +323,6 @@ func quant4(dst []byte, s0, s1, s2, s3 []float32, n int, inv float32, z int32) {
 	quant4Go(dst, s0, s1, s2, s3, n, inv, z)
 }
 
-
 // qpack32 gathers a tile's panel with qpack32AVX512 when the CPU has it.
 func qpack32(panel, src []byte, offs []int32, pix *[32]int32) bool {
 	if !hasQConv() {
