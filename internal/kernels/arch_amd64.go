@@ -2,7 +2,12 @@
 
 package kernels
 
-import "golang.org/x/sys/cpu"
+import (
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/cpu"
+)
 
 //go:generate python3 gen_amd64.py
 
@@ -332,3 +337,35 @@ func qpack32(panel, src []byte, offs []int32, pix *[32]int32) bool {
 	qpack32AVX512(&panel[0], &src[0], &offs[0], len(offs), &pix[0])
 	return true
 }
+
+//go:noescape
+func qepi8AVX512(acc *int32, ep *qEpilogue)
+
+//go:noescape
+func qamx32x32(n int, a *int8, b *uint8, boffs *int32, bstride int, acc *int32, cfg *byte)
+
+// hasAMX reports whether QConv may use AMX tiles (AMX-INT8 and the
+// kernel's permission for the tile data, asked once).
+func hasAMX() bool {
+	if !cpu.X86.HasAMXTile || !cpu.X86.HasAMXInt8 || !hasQConv() {
+		return false
+	}
+	amxOnce.Do(func() {
+		// arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA): Linux keeps
+		// AMX state off until a process asks.
+		_, _, errno := syscall.RawSyscall(syscall.SYS_ARCH_PRCTL, 0x1023, 18, 0)
+		amxOK = errno == 0
+	})
+	return amxOK
+}
+
+var (
+	amxOnce sync.Once
+	amxOK   bool
+)
+
+func qamxTile(n int, a []int8, b []byte, boffs []int32, bstride int, acc []int32, cfg *[64]byte) {
+	qamx32x32(n, &a[0], &b[0], &boffs[0], bstride, &acc[0], &cfg[0])
+}
+
+func qepi8(acc []int32, ep *qEpilogue) { qepi8AVX512(&acc[0], ep) }

@@ -43,3 +43,9 @@ func qpack32(panel, src []byte, offs []int32, pix *[32]int32) bool { return fals
 func quant4(dst []byte, s0, s1, s2, s3 []float32, n int, inv float32, z int32) {
 	quant4Go(dst, s0, s1, s2, s3, n, inv, z)
 }
+
+func hasAMX() bool { return false }
+
+func qamxTile(n int, a []int8, b []byte, boffs []int32, bstride int, acc []int32, cfg *[64]byte) {}
+
+func qepi8(acc []int32, ep *qEpilogue) {}

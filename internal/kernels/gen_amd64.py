@@ -1720,6 +1720,106 @@ fq_done:
 with open(OUT, 'a') as f:
     f.write(''.join(Q_))
 
+def qepi(P):
+    """The int8 tile epilogue (see qgemm8x32VNNI): accumulators in Z0-Z15
+    (row r in Z(2r), Z(2r+1)), the qEpilogue pointer in R8; returns."""
+    E = [f'''	MOVQ 0(R8), SI
+	MOVQ 8(R8), BX
+	MOVL 16(R8), R9
+	VBROADCASTSS 20(R8), Z20
+	VBROADCASTSS 24(R8), Z21
+	VBROADCASTSS 28(R8), Z22
+	VPXORD Z23, Z23, Z23
+	VBROADCASTSS 32(R8), Z26
+	VBROADCASTSS 36(R8), Z27
+	VBROADCASTSS 40(R8), Z28
+	MOVL 44(R8), R10
+	MOVQ 48(R8), R11
+	MOVQ 56(R8), R12
+	MOVQ 64(R8), R14
+	MOVL 136(R8), R15
+''']
+    for r in range(8):
+        a_, b_ = 2*r, 2*r+1
+        E.append(f'''	CMPL R15, ${r}
+	JLE  {P}_ret
+	VPBROADCASTD {4*r}(SI), Z18
+	VPADDD Z18, Z{a_}, Z{a_}
+	VPADDD Z18, Z{b_}, Z{b_}
+	VCVTDQ2PS Z{a_}, Z{a_}
+	VCVTDQ2PS Z{b_}, Z{b_}
+	VBROADCASTSS {4*r}(BX), Z19
+	VMULPS Z19, Z{a_}, Z{a_}
+	VMULPS Z19, Z{b_}, Z{b_}
+	TESTL $1, R9
+	JZ   {P}_norelu{r}
+	VMAXPS Z23, Z{a_}, Z{a_}
+	VMAXPS Z23, Z{b_}, Z{b_}
+{P}_norelu{r}:
+	TESTL $2, R9
+	JZ   {P}_noq{r}
+	VRNDSCALEPS $0, Z{a_}, Z{a_}
+	VRNDSCALEPS $0, Z{b_}, Z{b_}
+	VMAXPS Z21, Z{a_}, Z{a_}
+	VMAXPS Z21, Z{b_}, Z{b_}
+	VMINPS Z22, Z{a_}, Z{a_}
+	VMINPS Z22, Z{b_}, Z{b_}
+	VMULPS Z20, Z{a_}, Z{a_}
+	VMULPS Z20, Z{b_}, Z{b_}
+{P}_noq{r}:
+	XORQ R13, R13
+{P}_seg{r}:
+	CMPQ R13, R10
+	JGE  {P}_segdone{r}
+	MOVL 72(R8)(R13*8), AX
+	KMOVW AX, K1
+	SHRL $16, AX
+	KMOVW AX, K2
+	MOVLQSX 76(R8)(R13*8), DX
+	TESTL $4, R9
+	JNZ  {P}_res{r}
+	VMOVUPS Z{a_}, K1, (R11)(DX*1)
+	VMOVUPS Z{b_}, K2, 64(R11)(DX*1)
+	INCQ R13
+	JMP  {P}_seg{r}
+{P}_res{r}:
+	VMOVUPS.Z (R12)(DX*1), K1, Z24
+	VMOVUPS.Z 64(R12)(DX*1), K2, Z25
+	VADDPS Z{a_}, Z24, Z24
+	VADDPS Z{b_}, Z25, Z25
+	TESTL $8, R9
+	JZ   {P}_norelu2{r}
+	VMAXPS Z23, Z24, Z24
+	VMAXPS Z23, Z25, Z25
+{P}_norelu2{r}:
+	TESTL $16, R9
+	JZ   {P}_noq2{r}
+	VDIVPS Z26, Z24, Z24
+	VDIVPS Z26, Z25, Z25
+	VRNDSCALEPS $0, Z24, Z24
+	VRNDSCALEPS $0, Z25, Z25
+	VMAXPS Z27, Z24, Z24
+	VMAXPS Z27, Z25, Z25
+	VMINPS Z28, Z24, Z24
+	VMINPS Z28, Z25, Z25
+	VMULPS Z26, Z24, Z24
+	VMULPS Z26, Z25, Z25
+{P}_noq2{r}:
+	VMOVUPS Z24, K1, (R11)(DX*1)
+	VMOVUPS Z25, K2, 64(R11)(DX*1)
+	INCQ R13
+	JMP  {P}_seg{r}
+{P}_segdone{r}:
+	ADDQ R14, R11
+	ADDQ R14, R12
+''')
+    E.append(f'''{P}_ret:
+	VZEROUPPER
+	RET
+''')
+    return ''.join(E)
+
+
 # ---------------- int8 convolution (AVX-512 VNNI) ----------------
 # An 8 x 32 tile of output channels x pixels: for each group of four
 # reduction steps (4 input channels at one kernel offset), 32 pixels x 4
@@ -1760,100 +1860,80 @@ QK.append('''	ADDQ $32, AX
 	DECQ CX
 	JNZ  qk_loop
 qk_epi:
-	MOVQ 0(R8), SI
-	MOVQ 8(R8), BX
-	MOVL 16(R8), R9
-	VBROADCASTSS 20(R8), Z20
-	VBROADCASTSS 24(R8), Z21
-	VBROADCASTSS 28(R8), Z22
-	VPXORD Z23, Z23, Z23
-	VBROADCASTSS 32(R8), Z26
-	VBROADCASTSS 36(R8), Z27
-	VBROADCASTSS 40(R8), Z28
-	MOVL 44(R8), R10
-	MOVQ 48(R8), R11
-	MOVQ 56(R8), R12
-	MOVQ 64(R8), R14
-	MOVL 136(R8), R15
+''')
+QK.append(qepi('qk'))
+
+# The epilogue alone, for accumulators in memory (the AMX path): 8 rows of
+# 32 int32 at acc + r*128.
+QK.append('''
+// func qepi8AVX512(acc *int32, ep *qEpilogue)
+TEXT ·qepi8AVX512(SB), NOSPLIT, $0-16
+	MOVQ acc+0(FP), AX
+	MOVQ ep+8(FP), R8
 ''')
 for r in range(8):
-    a_, b_ = 2*r, 2*r+1
-    QK.append(f'''	CMPL R15, ${r}
-	JLE  qk_ret
-	VPBROADCASTD {4*r}(SI), Z18
-	VPADDD Z18, Z{a_}, Z{a_}
-	VPADDD Z18, Z{b_}, Z{b_}
-	VCVTDQ2PS Z{a_}, Z{a_}
-	VCVTDQ2PS Z{b_}, Z{b_}
-	VBROADCASTSS {4*r}(BX), Z19
-	VMULPS Z19, Z{a_}, Z{a_}
-	VMULPS Z19, Z{b_}, Z{b_}
-	TESTL $1, R9
-	JZ   qk_norelu{r}
-	VMAXPS Z23, Z{a_}, Z{a_}
-	VMAXPS Z23, Z{b_}, Z{b_}
-qk_norelu{r}:
-	TESTL $2, R9
-	JZ   qk_noq{r}
-	VRNDSCALEPS $0, Z{a_}, Z{a_}
-	VRNDSCALEPS $0, Z{b_}, Z{b_}
-	VMAXPS Z21, Z{a_}, Z{a_}
-	VMAXPS Z21, Z{b_}, Z{b_}
-	VMINPS Z22, Z{a_}, Z{a_}
-	VMINPS Z22, Z{b_}, Z{b_}
-	VMULPS Z20, Z{a_}, Z{a_}
-	VMULPS Z20, Z{b_}, Z{b_}
-qk_noq{r}:
-	XORQ R13, R13
-qk_seg{r}:
-	CMPQ R13, R10
-	JGE  qk_segdone{r}
-	MOVL 72(R8)(R13*8), AX
-	KMOVW AX, K1
-	SHRL $16, AX
-	KMOVW AX, K2
-	MOVLQSX 76(R8)(R13*8), DX
-	TESTL $4, R9
-	JNZ  qk_res{r}
-	VMOVUPS Z{a_}, K1, (R11)(DX*1)
-	VMOVUPS Z{b_}, K2, 64(R11)(DX*1)
-	INCQ R13
-	JMP  qk_seg{r}
-qk_res{r}:
-	VMOVUPS.Z (R12)(DX*1), K1, Z24
-	VMOVUPS.Z 64(R12)(DX*1), K2, Z25
-	VADDPS Z{a_}, Z24, Z24
-	VADDPS Z{b_}, Z25, Z25
-	TESTL $8, R9
-	JZ   qk_norelu2{r}
-	VMAXPS Z23, Z24, Z24
-	VMAXPS Z23, Z25, Z25
-qk_norelu2{r}:
-	TESTL $16, R9
-	JZ   qk_noq2{r}
-	VDIVPS Z26, Z24, Z24
-	VDIVPS Z26, Z25, Z25
-	VRNDSCALEPS $0, Z24, Z24
-	VRNDSCALEPS $0, Z25, Z25
-	VMAXPS Z27, Z24, Z24
-	VMAXPS Z27, Z25, Z25
-	VMINPS Z28, Z24, Z24
-	VMINPS Z28, Z25, Z25
-	VMULPS Z26, Z24, Z24
-	VMULPS Z26, Z25, Z25
-qk_noq2{r}:
-	VMOVUPS Z24, K1, (R11)(DX*1)
-	VMOVUPS Z25, K2, 64(R11)(DX*1)
-	INCQ R13
-	JMP  qk_seg{r}
-qk_segdone{r}:
-	ADDQ R14, R11
-	ADDQ R14, R12
+    QK.append(f'''	VMOVDQU32 {128*r}(AX), Z{2*r}
+	VMOVDQU32 {128*r+64}(AX), Z{2*r+1}
 ''')
-QK.append('''qk_ret:
-	VZEROUPPER
-	RET
+QK.append(qepi('qe'))
+
+# ---------------- int8 convolution (AMX) ----------------
+# Go's assembler has no AMX mnemonics: the instructions are written as
+# bytes (VEX-encoded, Intel SDM vol. 2). Tiles: tmm0-3 accumulators (2 x 2
+# blocks of 16 output channels x 16 pixels, int32), tmm4-5 weights (16
+# channels x 4R int8: R groups of 4 input channels), tmm6-7 inputs (R rows
+# of 16 pixels x 4 uint8 channels). TDPBSUD: signed weights times unsigned
+# inputs, accumulated in int32.
+def tdpbsud(c, a, b):  # tmm c += tmm a (s8) . tmm b (u8)
+    return f'\tBYTE $0xC4; BYTE $0xE2; BYTE ${((15 - b) << 3) | 2:#04x}; BYTE $0x5E; BYTE ${0xC0 | (c << 3) | a:#04x}\n'
+
+REG = {'AX': 0, 'CX': 1, 'DX': 2, 'BX': 3, 'SI': 6, 'DI': 7}
+
+def tileloadd(t, base, index):  # tmm t <- [base + index*1], rows index bytes apart
+    return f'\tBYTE $0xC4; BYTE $0xE2; BYTE $0x7B; BYTE $0x4B; BYTE ${(t << 3) | 4:#04x}; BYTE ${(REG[index] << 3) | REG[base]:#04x}\n'
+
+def tilestored(t, base, index):
+    return f'\tBYTE $0xC4; BYTE $0xE2; BYTE $0x7A; BYTE $0x4B; BYTE ${(t << 3) | 4:#04x}; BYTE ${(REG[index] << 3) | REG[base]:#04x}\n'
+
+def tilezero(t):
+    return f'\tBYTE $0xC4; BYTE $0xE2; BYTE $0x7B; BYTE $0x49; BYTE ${0xC0 | (t << 3):#04x}\n'
+
+LDTILECFG_AX = '\tBYTE $0xC4; BYTE $0xE2; BYTE $0x78; BYTE $0x49; BYTE $0x00\n'
+TILERELEASE = '\tBYTE $0xC4; BYTE $0xE2; BYTE $0x78; BYTE $0x49; BYTE $0xC0\n'
+
+QK.append('''
+// func qamx32x32(n int, a *int8, b *uint8, boffs *int32, bstride int, acc *int32, cfg *byte)
+// acc[32][32] (row stride 128 bytes) = sum over n chunks of the 32 x 64
+// weight block at a (two 16 x 64 tiles, rows 64 bytes apart, 2048 bytes a
+// chunk) times the input tiles at b + boffs[i] and +64 (rows bstride apart).
+TEXT ·qamx32x32(SB), NOSPLIT, $0-56
+	MOVQ cfg+48(FP), AX
+''' + LDTILECFG_AX + tilezero(0) + tilezero(1) + tilezero(2) + tilezero(3) + '''	MOVQ n+0(FP), R8
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), R9
+	MOVQ boffs+24(FP), R10
+	MOVQ bstride+32(FP), DX
+	MOVQ $64, CX
+	TESTQ R8, R8
+	JZ   qa_store
+qa_loop:
+	MOVLQSX (R10), BX
+	ADDQ R9, BX
+''' + tileloadd(4, 'SI', 'CX') + '''	LEAQ 1024(SI), DI
+''' + tileloadd(5, 'DI', 'CX') + tileloadd(6, 'BX', 'DX') + '''	ADDQ $64, BX
+''' + tileloadd(7, 'BX', 'DX') + tdpbsud(0, 4, 6) + tdpbsud(1, 4, 7) + tdpbsud(2, 5, 6) + tdpbsud(3, 5, 7) + '''	ADDQ $2048, SI
+	ADDQ $4, R10
+	DECQ R8
+	JNZ  qa_loop
+qa_store:
+	MOVQ acc+40(FP), AX
+	MOVQ $128, CX
+''' + tilestored(0, 'AX', 'CX') + '''	LEAQ 64(AX), BX
+''' + tilestored(1, 'BX', 'CX') + '''	LEAQ 2048(AX), BX
+''' + tilestored(2, 'BX', 'CX') + '''	LEAQ 2112(AX), BX
+''' + tilestored(3, 'BX', 'CX') + TILERELEASE + '''	RET
 ''')
+
 
 # Packs the inputs of 32 pixels for each reduction step g: 4 bytes
 # (channels) at src + offs[g] + pix[j], j < 32, to panel + g*128, by

@@ -94,6 +94,17 @@ type QConv struct {
 	segs      [][qMaxSegs]qSeg
 	nsegs     []int32
 	pix       [][32]int32 // gathered path: each tile's pixel offsets
+
+	// The AMX path: chunks of r channel groups at one kernel offset,
+	// weights in 32-channel blocks (two 16 x 64-byte tiles a chunk).
+	amx     bool
+	r, nch  int
+	m32     int
+	a32     []int8
+	boffs   []int32 // per chunk: the input tile's byte offset (implicit)
+	boffsP  []int32 // per chunk: in a gathered panel
+	bstride int     // bytes between an input tile's rows (implicit)
+	cfg     [64]byte
 }
 
 // QPrepared is a QOutput turned into what the kernels read, for one
@@ -114,7 +125,14 @@ func QConvSupported() bool { return hasQConv() }
 var ErrQConvShape = errors.New("kernels: convolution shape not supported by the int8 kernels")
 
 // NewQConv packs int8 weights w ([OutC, InC/Group, KH, KW]) for prm.
-func NewQConv(prm ConvParams, w []int8) (*QConv, error) {
+// It uses AMX tiles where the CPU and the OS allow them (AMX-INT8), else
+// AVX-512 VNNI, else Go.
+func NewQConv(prm ConvParams, w []int8) (*QConv, error) { return newQConv(prm, w, hasAMX()) }
+
+// QConvAMX reports whether QConv uses AMX tiles on this machine.
+func QConvAMX() bool { return hasAMX() }
+
+func newQConv(prm ConvParams, w []int8, amx bool) (*QConv, error) {
 	if err := prm.Validate(); err != nil {
 		return nil, err
 	}
@@ -127,7 +145,12 @@ func NewQConv(prm ConvParams, w []int8) (*QConv, error) {
 	if len(w) != prm.OutC*cin*khw {
 		return nil, fmt.Errorf("kernels: %d weights for %d output channels of %dx%dx%d", len(w), prm.OutC, cin, prm.KH, prm.KW)
 	}
-	q := &QConv{prm: prm, cg: (cin + 3) / 4, mg: prm.OutC / g}
+	q := &QConv{prm: prm, cg: (cin + 3) / 4, mg: prm.OutC / g, amx: amx && hasAMX()}
+	if q.amx {
+		// Channel groups padded to whole chunks (zero weights).
+		q.r = min(16, q.cg)
+		q.cg = (q.cg + q.r - 1) / q.r * q.r
+	}
 	q.kg = q.cg * khw
 	q.mt = (q.mg + 7) / 8
 	q.hp = prm.InH + prm.PadTop + prm.PadBottom
@@ -168,7 +191,66 @@ func NewQConv(prm ConvParams, w []int8) (*QConv, error) {
 		}
 	}
 	q.planTiles()
+	if q.amx {
+		q.packAMX(w)
+	}
 	return q, nil
+}
+
+// packAMX lays out the weights for qamx32x32: per group, per block of 32
+// output channels, per chunk (channel groups c4b·r.., kernel row, column):
+// two tiles of 16 channels x 64 bytes, byte 4i+t of a row holding input
+// channel 4(c4b·r+i)+t. It also sets the chunk offsets and the tile
+// configuration.
+func (q *QConv) packAMX(w []int8) {
+	prm := q.prm
+	g, cin := prm.Group, prm.InC/prm.Group
+	khw := prm.KH * prm.KW
+	q.nch = q.cg / q.r * khw
+	q.m32 = (q.mg + 31) / 32
+	q.a32 = make([]int8, g*q.m32*q.nch*2048)
+	for gi := range g {
+		for m := range q.mg {
+			oc := gi*q.mg + m
+			blk, row := m/32, m%32
+			for c := range cin {
+				c4 := c / 4
+				cb, i := c4/q.r, c4%q.r
+				for kh := range prm.KH {
+					for kw := range prm.KW {
+						ch := (cb*prm.KH+kh)*prm.KW + kw
+						q.a32[((gi*q.m32+blk)*q.nch+ch)*2048+row*64+4*i+c%4] = w[((oc*cin+c)*prm.KH+kh)*prm.KW+kw]
+					}
+				}
+			}
+		}
+	}
+	plane := q.hp * q.wp
+	q.boffs = make([]int32, q.nch)
+	q.boffsP = make([]int32, q.nch)
+	for cb := range q.cg / q.r {
+		for kh := range prm.KH {
+			for kw := range prm.KW {
+				ch := (cb*prm.KH+kh)*prm.KW + kw
+				q.boffs[ch] = int32((cb*q.r*plane + kh*prm.DilationH*q.wp + kw*prm.DilationW) * 4)
+				q.boffsP[ch] = int32(((cb*q.r)*khw + kh*prm.KW + kw) * 128)
+			}
+		}
+	}
+	q.bstride = plane * 4
+	c := &q.cfg
+	c[0] = 1 // palette 1
+	for t := range 8 {
+		rows, colsb := 16, 64
+		switch {
+		case t == 4 || t == 5:
+			colsb = 4 * q.r
+		case t >= 6:
+			rows = q.r
+		}
+		c[16+2*t] = byte(colsb)
+		c[48+t] = byte(rows)
+	}
 }
 
 // planTiles works out each tile's stores (segments) and, for the gathered
@@ -230,11 +312,12 @@ func (q *QConv) Prepare(o *QOutput, zx int32) (*QPrepared, error) {
 		return nil, fmt.Errorf("kernels: %d multipliers and %d biases for %d output channels", len(o.Mult), len(o.Bias), prm.OutC)
 	}
 	g := prm.Group
-	p := &QPrepared{corr: make([]int32, g*q.mt*8), mult: make([]float32, g*q.mt*8), o: *o}
+	per := q.padRows()
+	p := &QPrepared{corr: make([]int32, g*per), mult: make([]float32, g*per), o: *o}
 	for gi := range g {
 		for m := range q.mg {
 			oc := gi*q.mg + m
-			i := gi*q.mt*8 + m
+			i := gi*per + m
 			p.corr[i] = -zx * q.rowSum[oc]
 			if o.Bias != nil {
 				p.corr[i] += o.Bias[oc]
@@ -253,6 +336,10 @@ func (q *QConv) Prepare(o *QOutput, zx int32) (*QPrepared, error) {
 	return p, nil
 }
 
+// padRows is the output channels of a group rounded up to whole tiles
+// of 32 (the AMX blocks; whole tiles of 8 too).
+func (q *QConv) padRows() int { return (q.mg + 31) / 32 * 32 }
+
 // inputBytes is the size of one image's quantized, padded input, with
 // slack for the last tile's reads past the end.
 func (q *QConv) inputBytes() int {
@@ -269,6 +356,7 @@ func (q *QConv) WorkspaceBytes(threads int) int {
 type qconvTask struct {
 	xq, panel []byte
 	ep        qEpilogue
+	acc       [32 * 32]int32 // the AMX path's accumulators
 }
 
 // Forward computes batch images: x holds [batch, InC, InH, InW] values
@@ -341,8 +429,12 @@ func resAt(res []float32, off int, p *QPrepared) []float32 {
 func (q *QConv) items() int { return len(q.segs) * q.prm.Group * q.chunks() }
 
 func (q *QConv) chunks() int {
+	mt := q.mt
+	if q.amx {
+		mt = q.m32
+	}
 	if t := len(q.segs) * q.prm.Group; t < 8 {
-		return min(q.mt, (8+t-1)/t)
+		return min(mt, (8+t-1)/t)
 	}
 	return 1
 }
@@ -373,10 +465,14 @@ func (q *QConv) run(t *qconvTask, t0, t1 int, p *QPrepared, out, res []float32) 
 			b, offs = t.panel, q.panelOffs
 		}
 		ep.segs, ep.nseg = q.segs[pi], q.nsegs[pi]
+		if q.amx {
+			q.runAMX(t, b, gi, chunk, chunks, p, out, res)
+			continue
+		}
 		for mt := m0; mt < m1; mt++ {
 			base := gi*q.mg + mt*8
 			ep.rows = int32(min(8, q.mg-mt*8))
-			ci := (gi*q.mt + mt) * 8
+			ci := gi*q.padRows() + mt*8
 			ep.corr, ep.mult = &p.corr[ci], &p.mult[ci]
 			// The rows' starts: valid channels only (rows < 8 are not
 			// stored).
@@ -386,6 +482,39 @@ func (q *QConv) run(t *qconvTask, t0, t1 int, p *QPrepared, out, res []float32) 
 			}
 			ep.dst, ep.res = &o[0], &r[0]
 			qgemmTile(q.kg, q.a[((gi*q.mt+mt)*q.kg)*32:], b, offs, ep, o, r)
+		}
+	}
+}
+
+// runAMX computes one pixel tile's blocks of 32 output channels (chunk
+// of chunks) with AMX tiles, then the epilogue 8 rows at a time. b is the
+// input at the tile's first pixel (implicit) or its gathered panel.
+func (q *QConv) runAMX(t *qconvTask, b []byte, gi, chunk, chunks int, p *QPrepared, out, res []float32) {
+	outPlane := q.prm.OutH() * q.prm.OutW()
+	boffs, bstride := q.boffs, q.bstride
+	if !q.implicit {
+		boffs, bstride = q.boffsP, q.prm.KH*q.prm.KW*128
+	}
+	ep := &t.ep
+	m0, m1 := chunk*q.m32/chunks, (chunk+1)*q.m32/chunks
+	for blk := m0; blk < m1; blk++ {
+		qamxTile(q.nch, q.a32[(gi*q.m32+blk)*q.nch*2048:], b, boffs, bstride, t.acc[:], &q.cfg)
+		for rb := range 4 {
+			first := blk*32 + rb*8
+			if first >= q.mg {
+				break
+			}
+			base := gi*q.mg + first
+			ep.rows = int32(min(8, q.mg-first))
+			ci := gi*q.padRows() + first
+			ep.corr, ep.mult = &p.corr[ci], &p.mult[ci]
+			o := out[base*outPlane:]
+			r := o
+			if res != nil {
+				r = res[base*outPlane:]
+			}
+			ep.dst, ep.res = &o[0], &r[0]
+			qepi8(t.acc[rb*8*32:], ep)
 		}
 	}
 }

@@ -111,22 +111,27 @@ func testQConv(t *testing.T) {
 				}
 			}
 			want := qconvRef(prm, tc.b, x, sx, zx, w, o, res)
-			q, err := NewQConv(prm, w)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, threads := range []int{1, 2} {
-				pool := NewPool(threads)
-				got := make([]float32, len(want))
-				p, err := q.Prepare(o, zx)
+			for _, amx := range []bool{false, true} {
+				if amx && !hasAMX() {
+					continue
+				}
+				q, err := newQConv(prm, w, amx)
 				if err != nil {
 					t.Fatal(err)
 				}
-				q.Forward(pool, tc.b, x, sx, zx, p, res, got, make([]byte, q.WorkspaceBytes(threads)))
-				pool.Close()
-				for i := range want {
-					if got[i] != want[i] {
-						t.Fatalf("%s, %d threads, quantize %v: element %d is %g, want %g (VNNI: %v)", tc.name, threads, o.Quantize, i, got[i], want[i], QConvSupported())
+				for _, threads := range []int{1, 2} {
+					pool := NewPool(threads)
+					got := make([]float32, len(want))
+					p, err := q.Prepare(o, zx)
+					if err != nil {
+						t.Fatal(err)
+					}
+					q.Forward(pool, tc.b, x, sx, zx, p, res, got, make([]byte, q.WorkspaceBytes(threads)))
+					pool.Close()
+					for i := range want {
+						if got[i] != want[i] {
+							t.Fatalf("%s, %d threads, quantize %v, AMX %v: element %d is %g, want %g (VNNI: %v)", tc.name, threads, o.Quantize, q.amx, i, got[i], want[i], QConvSupported())
+						}
 					}
 				}
 			}
@@ -170,6 +175,16 @@ func BenchmarkQConv(b *testing.B) {
 		out := make([]float32, tc.batch*prm.OutC*prm.OutH()*prm.OutW())
 		pool := NewPool(2)
 		macs := float64(tc.batch) * float64(prm.OutC*prm.OutH()*prm.OutW()) * float64(prm.InC*prm.KH*prm.KW)
+		b.Run(tc.name+"/int8-vnni", func(b *testing.B) {
+			q, _ := newQConv(prm, w8, false)
+			o := &QOutput{Mult: make([]float32, prm.OutC), Quantize: true, S: 0.1, Lo: 0, Hi: 255}
+			p, _ := q.Prepare(o, 0)
+			ws := make([]byte, q.WorkspaceBytes(2))
+			for b.Loop() {
+				q.Forward(pool, tc.batch, x, 0.02, 0, p, nil, out, ws)
+			}
+			b.ReportMetric(macs*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
+		})
 		b.Run(tc.name+"/int8", func(b *testing.B) {
 			q, _ := NewQConv(prm, w8)
 			o := &QOutput{Mult: make([]float32, prm.OutC), Quantize: true, S: 0.1, Lo: 0, Hi: 255}
