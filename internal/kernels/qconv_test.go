@@ -80,6 +80,10 @@ func testQConv(t *testing.T) {
 		{"1x1 s1 12->20 7x7", ConvParams{InC: 12, InH: 7, InW: 7, OutC: 20, KH: 1, KW: 1, StrideH: 1, StrideW: 1, DilationH: 1, DilationW: 1, Group: 1}, 3},
 		{"7x7 s2 p3 3->8 stem", ConvParams{InC: 3, InH: 20, InW: 18, OutC: 8, KH: 7, KW: 7, StrideH: 2, StrideW: 2, PadTop: 3, PadLeft: 3, PadBottom: 3, PadRight: 3, DilationH: 1, DilationW: 1, Group: 1}, 1},
 		{"3x3 dil2 groups 2", ConvParams{InC: 8, InH: 10, InW: 10, OutC: 6, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 2, PadLeft: 2, PadBottom: 2, PadRight: 2, DilationH: 2, DilationW: 2, Group: 2}, 1},
+		{"3x3 s1 p1 96->40 6x9 (AMX: chunks of 16 and 8 groups)", ConvParams{InC: 96, InH: 6, InW: 9, OutC: 40, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, DilationH: 1, DilationW: 1, Group: 1}, 2},
+		{"3x3 s2 p1 64->32 11x11", ConvParams{InC: 64, InH: 11, InW: 11, OutC: 32, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, DilationH: 1, DilationW: 1, Group: 1}, 1},
+		{"1x1 s1 256->64 4x4", ConvParams{InC: 256, InH: 4, InW: 4, OutC: 64, KH: 1, KW: 1, StrideH: 1, StrideW: 1, DilationH: 1, DilationW: 1, Group: 1}, 1},
+		{"3x3 groups 2, 64->64 5x5", ConvParams{InC: 64, InH: 5, InW: 5, OutC: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, DilationH: 1, DilationW: 1, Group: 2}, 1},
 		{"1x1 s2 16->8 32x32", ConvParams{InC: 16, InH: 32, InW: 32, OutC: 8, KH: 1, KW: 1, StrideH: 2, StrideW: 2, DilationH: 1, DilationW: 1, Group: 1}, 1},
 	} {
 		prm := tc.prm
