@@ -18,6 +18,7 @@ import (
 // QLinearConv does (int32 accumulation, one float multiplier per output
 // channel, rounding half to even).
 type qconvOp struct {
+	kernel string // kernels.QConvKernel's name
 	conv   *convOp
 	wShape []int
 	w      []int8
@@ -191,7 +192,7 @@ func fuseQConv(m *model) {
 		for i, v := range w.Int32 {
 			w8[i] = int8(v)
 		}
-		op := &qconvOp{conv: co, wShape: w.Shape, w: w8, wScale: ws, sx: sx, zx: zx, relu: co.relu}
+		op := &qconvOp{kernel: kernels.QConvKernel(cin), conv: co, wShape: w.Shape, w: w8, wScale: ws, sx: sx, zx: zx, relu: co.relu}
 		// The bias: int32 at x_scale·w_scale (exact) or rounded to it.
 		var bdq *node
 		if len(n.in) > 2 && n.in[2] >= 0 {

@@ -59,6 +59,11 @@ type Options struct {
 	// memory and the process's rlimits and cgroup limit); < 0 turns the
 	// check off. The native engine only (gorgonnx is for cross-checking).
 	MaxMemory int64
+	// NoInt8Kernels runs the convolutions of quantized (QDQ) models in
+	// float32 on the dequantized values, as the graph is written, instead
+	// of with the int8 kernels (AMX or AVX-512 VNNI) where the CPU has
+	// them: for comparison and debugging.
+	NoInt8Kernels bool
 }
 
 // MaxThreads is the most worker threads Options.Threads may ask for:
@@ -130,6 +135,44 @@ func LoadBytes(b []byte, opts Options) (s *Session, err error) {
 	return openRegistered(opts.Engine, b, opts)
 }
 
+// Int8Info says how a quantized model runs.
+type Int8Info struct {
+	// Convolutions is the number of convolutions running on int8
+	// kernels.
+	Convolutions int
+	// Kernel names them: "amx" (AMX tiles), "avx512-vnni", or "" when
+	// none runs.
+	Kernel string
+	// FloatQDQ is the number of quantize-dequantize pairs computed in
+	// float32 (on activations the int8 kernels do not absorb).
+	FloatQDQ int
+}
+
+// Int8 reports how the model's quantized parts run (zero for float
+// models and for engines other than native).
+func (s *Session) Int8() Int8Info {
+	e, ok := s.engine.(*native)
+	if !ok {
+		return Int8Info{}
+	}
+	var info Int8Info
+	for _, n := range e.m.nodes {
+		switch o := n.op.(type) {
+		case *qconvOp:
+			info.Convolutions++
+			switch {
+			case info.Kernel == "":
+				info.Kernel = o.kernel
+			case info.Kernel != o.kernel:
+				info.Kernel = "amx+avx512-vnni" // AMX for the layers deep enough
+			}
+		case *fakeQuantOp:
+			info.FloatQDQ++
+		}
+	}
+	return info
+}
+
 // Engine returns the name of the engine running the model.
 func (s *Session) Engine() string { return s.name }
 
@@ -186,7 +229,9 @@ func newNative(mp *onnxpb.ModelProto, opts Options) (*native, error) {
 	collectLoadGarbage(m.weightBytes())
 	nonFinite := nonFiniteWeights(m) // before folding renames and merges weights
 	fuse(m)
-	fuseQConv(m)
+	if !opts.NoInt8Kernels {
+		fuseQConv(m)
+	}
 	collectLoadGarbage(m.weightBytes())
 	threads := opts.Threads
 	if threads <= 0 {

@@ -45,6 +45,10 @@ type Options struct {
 	// Calibration describes the calibration data, recorded in the
 	// model's metadata (e.g. {"data": "cifar10", "images": 500}).
 	Calibration map[string]any
+	// Metadata are metadata_props to add where the model has none under
+	// that key (e.g. the preprocessing the calibration used, for a file
+	// that did not say).
+	Metadata map[string]string
 }
 
 // MetaKey is the metadata_props key Quantize records its choices under (a
@@ -670,6 +674,11 @@ func (m *Model) recordMetadata(opts Options) error {
 		props[p.GetKey()] = p.GetValue()
 	}
 	props[MetaKey] = string(b)
+	for k, v := range opts.Metadata {
+		if _, ok := props[k]; !ok {
+			props[k] = v
+		}
+	}
 	if _, ok := props["folded_batchnorm"]; ok {
 		props["folded_batchnorm"] = "true"
 	}

@@ -198,6 +198,15 @@ type benchResult struct {
 	// peak resident memory of the whole process, loading the model
 	// included (0 where unavailable), as bench --train reports it.
 	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	// Int8 says how a quantized model ran: its convolutions on int8
+	// kernels and which, the quantize-dequantize pairs left in float.
+	Int8 *benchInt8 `json:"int8,omitempty"`
+}
+
+type benchInt8 struct {
+	Convolutions int    `json:"convolutions"`
+	Kernel       string `json:"kernel"`
+	FloatQDQ     int    `json:"float_qdq"`
 }
 
 // timingStats summarizes timed runs, in milliseconds (its fields are
@@ -392,6 +401,9 @@ func benchRun(c *cobra.Command, opts *BenchOptions) error {
 		ImagesPerS:  float64(opts.Batch) / (st.MedianMS / 1000), // padding not counted
 		PeakRSSMiB:  float64(peakRSSBytes()) / (1 << 20),
 	}
+	if i8 := sess.Int8(); i8 != (infer.Int8Info{}) {
+		res.Int8 = &benchInt8{Convolutions: i8.Convolutions, Kernel: i8.Kernel, FloatQDQ: i8.FloatQDQ}
+	}
 	w := opts.Streams.Out
 	if opts.JSON {
 		return json.NewEncoder(w).Encode(res)
@@ -408,6 +420,13 @@ func benchRun(c *cobra.Command, opts *BenchOptions) error {
 	fmt.Fprintf(w, "throughput: %.1f images/s\n", res.ImagesPerS)
 	if res.PeakRSSMiB > 0 {
 		fmt.Fprintf(w, "peak resident memory: %.1f MiB (VmHWM, whole process)\n", res.PeakRSSMiB)
+	}
+	if i8 := res.Int8; i8 != nil {
+		kernel := i8.Kernel
+		if kernel == "" {
+			kernel = "none: this CPU lacks AVX-512 VNNI, the QDQ graph runs in float32"
+		}
+		fmt.Fprintf(w, "int8: %d convolutions on int8 kernels (%s), %d quantize-dequantize pairs in float32\n", i8.Convolutions, kernel, i8.FloatQDQ)
 	}
 	return nil
 }

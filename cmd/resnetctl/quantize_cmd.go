@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
@@ -10,10 +11,12 @@ import (
 	"time"
 
 	"github.com/resnetctl/resnetctl/cifar"
+	"github.com/resnetctl/resnetctl/classify"
 	"github.com/resnetctl/resnetctl/imgproc"
 	"github.com/resnetctl/resnetctl/infer"
 	"github.com/resnetctl/resnetctl/internal/atomicfile"
 	"github.com/resnetctl/resnetctl/internal/printable"
+	"github.com/resnetctl/resnetctl/modelmeta"
 	"github.com/resnetctl/resnetctl/quantize"
 	"github.com/spf13/cobra"
 )
@@ -240,7 +243,7 @@ func quantizeRun(c *cobra.Command, opts *QuantizeOptions) error {
 		calib["split"] = opts.Split
 	}
 	qopts := quantize.Options{Method: opts.Method, Percentile: opts.Percentile, PerTensor: !opts.PerChannel,
-		SignedActivations: opts.Activation == "int8", Calibration: calib}
+		SignedActivations: opts.Activation == "int8", Calibration: calib, Metadata: preprocessMetadata(opts, setup)}
 	out, rep, err := qm.Quantize(stats, qopts)
 	if err != nil {
 		return fmt.Errorf("%s: %w", printable.Name(opts.Model), err)
@@ -277,4 +280,24 @@ func sizeText(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// preprocessMetadata records, for a model that did not say, the
+// preprocessing and labels given by flags for calibration, so that the
+// quantized file is evaluated and served the same way without them.
+func preprocessMetadata(opts *QuantizeOptions, setup *classify.Setup) map[string]string {
+	md := map[string]string{}
+	f := opts.Input
+	if f.Mean != nil && f.Std != nil && (f.Preprocess == "" || f.Preprocess == "torch") {
+		p := modelmeta.Preprocessing{Scale: 1.0 / 255, Mean: f.Mean, Std: f.Std, Layout: setup.Layout, Color: "RGB", InputSize: []int{setup.C, setup.H, setup.W}}
+		if b, err := json.Marshal(p); err == nil {
+			md[modelmeta.MetaPreprocess] = string(b)
+		}
+	}
+	if f.Labels != "" && setup.Classes != nil {
+		if b, err := json.Marshal(setup.Classes); err == nil {
+			md[modelmeta.MetaClasses] = string(b)
+		}
+	}
+	return md
 }

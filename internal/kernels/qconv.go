@@ -129,8 +129,17 @@ var ErrQConvShape = errors.New("kernels: convolution shape not supported by the 
 // AVX-512 VNNI, else Go.
 func NewQConv(prm ConvParams, w []int8) (*QConv, error) { return newQConv(prm, w, hasAMX()) }
 
-// QConvAMX reports whether QConv uses AMX tiles on this machine.
-func QConvAMX() bool { return hasAMX() }
+// QConvKernel names the kernel QConv runs for cin input channels per
+// group on this machine: "amx", "avx512-vnni" or "go".
+func QConvKernel(cin int) string {
+	switch {
+	case hasAMX() && cin >= 32:
+		return "amx"
+	case hasQConv():
+		return "avx512-vnni"
+	}
+	return "go"
+}
 
 func newQConv(prm ConvParams, w []int8, amx bool) (*QConv, error) {
 	if err := prm.Validate(); err != nil {
