@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run test setup fmt-check vet unit race fuzz build reference-check bench bench-train bench-serve
+.PHONY: run test setup fmt-check vet unit race fuzz build reference-check bench bench-quant bench-train bench-serve
 
 # The other people's software our tests compare against: the ONNX checker
 # (onnx 1.12), PyTorch 1.13 + torchvision 0.14 from Debian, and ONNX Runtime
@@ -68,6 +68,11 @@ reference-check:
 ## median latency and peak resident memory (VmHWM) of each, and the ratios
 bench: build tools/ort/node_modules/.package-lock.json
 	tools/bench.sh
+
+## bench-quant: int8 files (resnetctl quantize) against float32, ours and
+## ONNX Runtime's side by side (not part of test; THREADS, ROUNDS, OUT override)
+bench-quant: build tools/ort/node_modules/.package-lock.json
+	tools/bench_quant.sh
 
 ## bench-train: our training steps against PyTorch 1.13's, side by side (not
 ## part of test; needs Debian's python3-torch; THREADS, STEPS, OUT override)

@@ -679,3 +679,12 @@ func hidden(rel string) bool {
 	}
 	return false
 }
+
+// FromDataset streams a data set already in memory (the embedded sample,
+// say) as Open's sources do; name stands for its path in sample names
+// and errors.
+func FromDataset(ds *Dataset, name string, opts Options) *Source {
+	s := &Source{Path: name, Split: opts.Split, opts: opts, data: ds}
+	s.Format, s.Classes, s.Len = s.dataFormat(), ds.Classes, ds.Len()
+	return s
+}

@@ -102,7 +102,7 @@ report accuracy on: --split defaults to train.`,
 		},
 	}
 	fs := c.Flags()
-	fs.StringVar(&opts.Data, "calibrate", "", "calibration data: anything evaluate --data reads")
+	fs.StringVar(&opts.Data, "calibrate", "", `calibration data: anything evaluate --data reads, or "sample" (the embedded CIFAR-10 sample)`)
 	fs.StringVar(&opts.Split, "split", "train", `split of --calibrate to draw images from ("" for class folders directly under it)`)
 	fs.IntVar(&opts.Images, "images", 500, "calibration images: a class-balanced random subset drawn from --seed")
 	fs.Uint64Var(&opts.Seed, "seed", 1, "seed of the calibration subset")
@@ -155,7 +155,20 @@ func quantizeRun(c *cobra.Command, opts *QuantizeOptions) error {
 		return imgproc.Resize(img, setup.W, setup.H), nil
 	}
 	copts := cifar.Options{Split: opts.Split, Transform: transform}
-	src, err := cifar.Open(ctx, opts.Data, copts)
+	var src *cifar.Source
+	if opts.Data == "sample" { // the embedded CIFAR-10 sample, as train --data sample
+		split := opts.Split
+		if split == "" {
+			split = "train"
+		}
+		ds, serr := cifar.EmbeddedSample(split)
+		if serr != nil {
+			return serr
+		}
+		src = cifar.FromDataset(ds, "sample", copts)
+	} else {
+		src, err = cifar.Open(ctx, opts.Data, copts)
+	}
 	if err != nil && opts.AutoSplit {
 		copts.Split = ""
 		if s2, err2 := cifar.Open(ctx, opts.Data, copts); err2 == nil {
