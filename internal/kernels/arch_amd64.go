@@ -308,14 +308,13 @@ var hasVNNI512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512V
 
 func hasQConv() bool { return hasVNNI512 && cpu.X86.HasBMI2 && useAsmVec() }
 
-// qgemmTile computes and stores one 8x32 tile (see qgemm8x32VNNI); out
-// and res start at the tile's first row (for the Go path).
-func qgemmTile(kg int, a []int8, b []byte, offs []int32, ep *qEpilogue, out, res []float32) {
+// qgemmTile computes and stores one 8x32 tile (see qgemm8x32VNNI).
+func qgemmTile(kg int, a []int8, b []byte, offs []int32, ep *qEpilogue) {
 	if hasQConv() {
 		qgemm8x32VNNI(kg, &a[0], &b[0], &offs[0], ep)
 		return
 	}
-	qgemmTileGo(kg, a, b, offs, ep, out, res)
+	qgemmTileGo(kg, a, b, offs, ep)
 }
 
 func quant4(dst []byte, s0, s1, s2, s3 []float32, n int, inv float32, z int32) {

@@ -34,8 +34,8 @@ func fakeQuant(dst, src []float32, s, lo, hi float32) { fakeQuantGo(dst, src, s,
 
 func hasQConv() bool { return false }
 
-func qgemmTile(kg int, a []int8, b []byte, offs []int32, ep *qEpilogue, out, res []float32) {
-	qgemmTileGo(kg, a, b, offs, ep, out, res)
+func qgemmTile(kg int, a []int8, b []byte, offs []int32, ep *qEpilogue) {
+	qgemmTileGo(kg, a, b, offs, ep)
 }
 
 func qpack32(panel, src []byte, offs []int32, pix *[32]int32) bool { return false }

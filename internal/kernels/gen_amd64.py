@@ -1721,8 +1721,11 @@ with open(OUT, 'a') as f:
     f.write(''.join(Q_))
 
 def qepi(P):
-    """The int8 tile epilogue (see qgemm8x32VNNI): accumulators in Z0-Z15
-    (row r in Z(2r), Z(2r+1)), the qEpilogue pointer in R8; returns."""
+    """The int8 tile epilogue (see qEpilogue in qconv.go): accumulators in
+    Z0-Z15 (row r in Z(2r), Z(2r+1)), the qEpilogue pointer in R8; returns.
+    Phase A computes each valid row's values (in registers), phase B
+    stores them: floats row by row, or (flags&32) uint8 steps, four rows
+    (channels) interleaved per 32-bit lane, a group of four rows at a time."""
     E = [f'''	MOVQ 0(R8), SI
 	MOVQ 8(R8), BX
 	MOVL 16(R8), R9
@@ -1733,6 +1736,10 @@ def qepi(P):
 	VBROADCASTSS 32(R8), Z26
 	VBROADCASTSS 36(R8), Z27
 	VBROADCASTSS 40(R8), Z28
+	VBROADCASTSS 140(R8), Z29
+	VBROADCASTSS 144(R8), Z30
+	MOVL $255, AX
+	VPBROADCASTD AX, Z31
 	MOVL 44(R8), R10
 	MOVQ 48(R8), R11
 	MOVQ 56(R8), R12
@@ -1742,7 +1749,7 @@ def qepi(P):
     for r in range(8):
         a_, b_ = 2*r, 2*r+1
         E.append(f'''	CMPL R15, ${r}
-	JLE  {P}_ret
+	JLE  {P}_store
 	VPBROADCASTD {4*r}(SI), Z18
 	VPADDD Z18, Z{a_}, Z{a_}
 	VPADDD Z18, Z{b_}, Z{b_}
@@ -1764,9 +1771,79 @@ def qepi(P):
 	VMAXPS Z21, Z{b_}, Z{b_}
 	VMINPS Z22, Z{a_}, Z{a_}
 	VMINPS Z22, Z{b_}, Z{b_}
+	MOVL R9, AX
+	ANDL $36, AX
+	CMPL AX, $32
+	JE   {P}_noq{r}
 	VMULPS Z20, Z{a_}, Z{a_}
 	VMULPS Z20, Z{b_}, Z{b_}
 {P}_noq{r}:
+	TESTL $4, R9
+	JZ   {P}_rowdone{r}
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+	XORQ R13, R13
+{P}_rseg{r}:
+	CMPQ R13, R10
+	JGE  {P}_rsegdone{r}
+	MOVL 72(R8)(R13*8), AX
+	KMOVW AX, K1
+	SHRL $16, AX
+	KMOVW AX, K2
+	MOVLQSX 76(R8)(R13*8), DX
+	VMOVDQU32 (R12)(DX*1), K1, Z24
+	VMOVDQU32 64(R12)(DX*1), K2, Z25
+	INCQ R13
+	JMP  {P}_rseg{r}
+{P}_rsegdone{r}:
+	TESTL $64, R9
+	JZ   {P}_resf{r}
+	VPSRLD ${8*(r % 4)}, Z24, Z24
+	VPSRLD ${8*(r % 4)}, Z25, Z25
+	VPANDD Z31, Z24, Z24
+	VPANDD Z31, Z25, Z25
+	VCVTDQ2PS Z24, Z24
+	VCVTDQ2PS Z25, Z25
+	VSUBPS Z30, Z24, Z24
+	VSUBPS Z30, Z25, Z25
+	VMULPS Z29, Z24, Z24
+	VMULPS Z29, Z25, Z25
+''' + ('''	ADDQ R14, R12
+''' if r % 4 == 3 else '') + f'''	JMP  {P}_resadd{r}
+{P}_resf{r}:
+	ADDQ R14, R12
+{P}_resadd{r}:
+	VADDPS Z24, Z{a_}, Z{a_}
+	VADDPS Z25, Z{b_}, Z{b_}
+	TESTL $8, R9
+	JZ   {P}_norelu2{r}
+	VMAXPS Z23, Z{a_}, Z{a_}
+	VMAXPS Z23, Z{b_}, Z{b_}
+{P}_norelu2{r}:
+	TESTL $16, R9
+	JZ   {P}_rowdone{r}
+	VDIVPS Z26, Z{a_}, Z{a_}
+	VDIVPS Z26, Z{b_}, Z{b_}
+	VRNDSCALEPS $0, Z{a_}, Z{a_}
+	VRNDSCALEPS $0, Z{b_}, Z{b_}
+	VMAXPS Z27, Z{a_}, Z{a_}
+	VMAXPS Z27, Z{b_}, Z{b_}
+	VMINPS Z28, Z{a_}, Z{a_}
+	VMINPS Z28, Z{b_}, Z{b_}
+	TESTL $32, R9
+	JNZ  {P}_rowdone{r}
+	VMULPS Z26, Z{a_}, Z{a_}
+	VMULPS Z26, Z{b_}, Z{b_}
+{P}_rowdone{r}:
+''')
+    E.append(f'''{P}_store:
+	TESTL $32, R9
+	JNZ  {P}_u8
+''')
+    for r in range(8):
+        a_, b_ = 2*r, 2*r+1
+        E.append(f'''	CMPL R15, ${r}
+	JLE  {P}_ret
 	XORQ R13, R13
 {P}_seg{r}:
 	CMPQ R13, R10
@@ -1776,42 +1853,56 @@ def qepi(P):
 	SHRL $16, AX
 	KMOVW AX, K2
 	MOVLQSX 76(R8)(R13*8), DX
-	TESTL $4, R9
-	JNZ  {P}_res{r}
 	VMOVUPS Z{a_}, K1, (R11)(DX*1)
 	VMOVUPS Z{b_}, K2, 64(R11)(DX*1)
 	INCQ R13
 	JMP  {P}_seg{r}
-{P}_res{r}:
-	VMOVUPS.Z (R12)(DX*1), K1, Z24
-	VMOVUPS.Z 64(R12)(DX*1), K2, Z25
-	VADDPS Z{a_}, Z24, Z24
-	VADDPS Z{b_}, Z25, Z25
-	TESTL $8, R9
-	JZ   {P}_norelu2{r}
-	VMAXPS Z23, Z24, Z24
-	VMAXPS Z23, Z25, Z25
-{P}_norelu2{r}:
-	TESTL $16, R9
-	JZ   {P}_noq2{r}
-	VDIVPS Z26, Z24, Z24
-	VDIVPS Z26, Z25, Z25
-	VRNDSCALEPS $0, Z24, Z24
-	VRNDSCALEPS $0, Z25, Z25
-	VMAXPS Z27, Z24, Z24
-	VMAXPS Z27, Z25, Z25
-	VMINPS Z28, Z24, Z24
-	VMINPS Z28, Z25, Z25
-	VMULPS Z26, Z24, Z24
-	VMULPS Z26, Z25, Z25
-{P}_noq2{r}:
-	VMOVUPS Z24, K1, (R11)(DX*1)
-	VMOVUPS Z25, K2, 64(R11)(DX*1)
-	INCQ R13
-	JMP  {P}_seg{r}
 {P}_segdone{r}:
 	ADDQ R14, R11
-	ADDQ R14, R12
+''')
+    E.append(f'''	JMP  {P}_ret
+{P}_u8:
+	VMOVAPS Z21, Z24
+	TESTL $4, R9
+	JZ   {P}_u8lo
+	VMOVAPS Z27, Z24
+{P}_u8lo:
+''')
+    for g in range(2):
+        rows = range(4*g, 4*g+4)
+        E.append(f'''	CMPL R15, ${4*g}
+	JLE  {P}_ret
+''')
+        for r in rows:
+            a_, b_ = 2*r, 2*r+1
+            E.append(f'''	VSUBPS Z24, Z{a_}, Z{a_}
+	VSUBPS Z24, Z{b_}, Z{b_}
+	VCVTPS2DQ Z{a_}, Z{a_}
+	VCVTPS2DQ Z{b_}, Z{b_}
+	VPANDD Z31, Z{a_}, Z{a_}
+	VPANDD Z31, Z{b_}, Z{b_}
+''')
+            if r % 4:
+                E.append(f'''	VPSLLD ${8*(r % 4)}, Z{a_}, Z{a_}
+	VPSLLD ${8*(r % 4)}, Z{b_}, Z{b_}
+	VPORD Z{a_}, Z{8*g}, Z{8*g}
+	VPORD Z{b_}, Z{8*g+1}, Z{8*g+1}
+''')
+        E.append(f'''	XORQ R13, R13
+{P}_useg{g}:
+	CMPQ R13, R10
+	JGE  {P}_usegdone{g}
+	MOVL 72(R8)(R13*8), AX
+	KMOVW AX, K1
+	SHRL $16, AX
+	KMOVW AX, K2
+	MOVLQSX 76(R8)(R13*8), DX
+	VMOVDQU32 Z{8*g}, K1, (R11)(DX*1)
+	VMOVDQU32 Z{8*g+1}, K2, 64(R11)(DX*1)
+	INCQ R13
+	JMP  {P}_useg{g}
+{P}_usegdone{g}:
+	ADDQ R14, R11
 ''')
     E.append(f'''{P}_ret:
 	VZEROUPPER

@@ -7,13 +7,17 @@ import (
 	"unsafe"
 )
 
-// qEpilogue is qgemm8x32VNNI's parameter block (layout fixed by the
-// assembly): per row r < rows, v = float32(acc + corr[r]) * mult[r]; with
-// flags&1 v = max(v, 0); with flags&2 v = clamp(round(v), lo, hi) * s.
-// Row r is stored at dst + r*ldd bytes, segment by segment (a mask of the
-// tile's 32 columns and a byte offset from the row's start); with flags&4
-// the residual at res + r*ldd (same offsets) is added, then flags&8 ReLU,
-// flags&16 v = clamp(round(v/s2), lo2, hi2) * s2.
+// qEpilogue is the int8 kernels' epilogue parameter block (layout fixed
+// by the assembly, see qepi in gen_amd64.py): per row r < rows, v =
+// float32(acc + corr[r]) * mult[r]; flags&1: v = max(v, 0); flags&2: k =
+// clamp(round(v), lo, hi), v = k*s. With flags&4 the residual (at res,
+// same segments) is added — floats a row apart by ldd, or with flags&64
+// uint8 values interleaved by four channels, groups ldd apart, read as
+// (byte - rz)*rs — then flags&8 ReLU, flags&16 k = clamp(round(v/s2),
+// lo2, hi2), v = k*s2. Stores go to dst segment by segment (a mask of the
+// tile's 32 columns and a byte offset from the row's start): floats a
+// row apart by ldd, or with flags&32 the last k minus its lo as uint8,
+// four rows (channels) interleaved per 32-bit lane, groups ldd apart.
 type qEpilogue struct {
 	corr         *int32
 	mult         *float32
@@ -25,6 +29,7 @@ type qEpilogue struct {
 	ldd          int64
 	segs         [qMaxSegs]qSeg
 	rows         int32
+	rs, rz       float32
 	_            int32
 }
 
@@ -63,7 +68,26 @@ type QOutput struct {
 	Quantize2 bool
 	S2        float32
 	Lo2, Hi2  float32
+
+	// PackedIn: the input arrives as uint8 values (with the zero point
+	// zx given to Forward), four channels interleaved — byte
+	// ((n·⌈C/4⌉ + c/4)·H·W + y·W + x)·4 + c%4 of the float32 slice's
+	// memory — as another QConv writes with PackedOut. No quantization on
+	// the way in.
+	PackedIn bool
+	// PackedOut writes the output in that layout: the last quantization's
+	// steps minus its Lo (the uint8 value). It needs Quantize (or, with a
+	// residual, Quantize2).
+	PackedOut bool
+	// PackedRes reads the residual in that layout, as (byte - ResZ)·ResS.
+	PackedRes  bool
+	ResS, ResZ float32
 }
+
+// PackedSlots is the number of float32 slots a packed tensor of n images
+// of c channels and hw pixels takes (a quarter of the float tensor's,
+// rounded up by channels).
+func PackedSlots(n, c, hw int) int { return n * (c + 3) / 4 * hw }
 
 // QConv is a 2-D convolution of uint8 inputs (with a zero point) and
 // int8 weights (symmetric, zero point 0), accumulating in int32: AVX-512
@@ -340,10 +364,16 @@ func (q *QConv) Prepare(o *QOutput, zx int32) (*QPrepared, error) {
 	for _, f := range []struct {
 		on  bool
 		bit int32
-	}{{o.ReLU, 1}, {o.Quantize, 2}, {o.Residual, 4}, {o.Residual && o.ReLU2, 8}, {o.Residual && o.Quantize2, 16}} {
+	}{{o.ReLU, 1}, {o.Quantize, 2}, {o.Residual, 4}, {o.Residual && o.ReLU2, 8}, {o.Residual && o.Quantize2, 16}, {o.PackedOut, 32}, {o.Residual && o.PackedRes, 64}} {
 		if f.on {
 			p.flags |= f.bit
 		}
+	}
+	if (o.PackedOut || o.Residual && o.PackedRes) && q.mg%4 != 0 && g > 1 {
+		return nil, fmt.Errorf("%w: packed outputs of %d channels per group", ErrQConvShape, q.mg)
+	}
+	if o.PackedOut && !(o.Residual && o.Quantize2 || !o.Residual && o.Quantize) {
+		return nil, fmt.Errorf("kernels: a packed output needs the output's quantization")
 	}
 	return p, nil
 }
@@ -372,17 +402,30 @@ type qconvTask struct {
 }
 
 // Forward computes batch images: x holds [batch, InC, InH, InW] values
-// that are multiples of sx (zero point zx, uint8); out receives [batch,
-// OutC, OutH, OutW]; res is the residual (shaped like out) when p's
+// that are multiples of sx (zero point zx, uint8), or the packed uint8
+// layout (QOutput.PackedIn); out receives [batch, OutC, OutH, OutW] (or
+// the packed layout); res is the residual, shaped like out, when p's
 // output has one. With at least as many images as threads, each thread
 // takes whole images; otherwise each image's tiles are shared.
 func (q *QConv) Forward(pool *Pool, batch int, x []float32, sx float32, zx int32, p *QPrepared, res, out []float32, ws []byte) {
 	prm := q.prm
-	inPlane := prm.InC * prm.InH * prm.InW
-	outPlane := prm.OutC * prm.OutH() * prm.OutW()
-	_ = out[batch*outPlane-1]
+	oP := prm.OutH() * prm.OutW()
+	inPer := prm.InC * prm.InH * prm.InW
+	if p.o.PackedIn {
+		inPer = PackedSlots(1, prm.InC, prm.InH*prm.InW)
+	}
+	outPer := prm.OutC * oP
+	if p.o.PackedOut {
+		outPer = PackedSlots(1, prm.OutC, oP)
+	}
+	resPer := prm.OutC * oP
+	if p.o.PackedRes {
+		resPer = PackedSlots(1, prm.OutC, oP)
+	}
+	_ = x[batch*inPer-1]
+	_ = out[batch*outPer-1]
 	if p.o.Residual {
-		_ = res[batch*outPlane-1]
+		_ = res[batch*resPer-1]
 	}
 	threads := 1
 	if pool != nil {
@@ -393,6 +436,19 @@ func (q *QConv) Forward(pool *Pool, batch int, x []float32, sx float32, zx int32
 		b := ws[w*per : (w+1)*per]
 		return &qconvTask{xq: b[:q.inputBytes()], panel: b[q.inputBytes():][:q.kg*128]}
 	}
+	prep := func(pool *Pool, img int, xq []byte) {
+		if p.o.PackedIn {
+			q.copyPackedInput(pool, x[img*inPer:(img+1)*inPer], zx, xq)
+		} else {
+			q.quantizeInput(pool, x[img*inPer:], sx, zx, xq)
+		}
+	}
+	resOf := func(img int) []float32 {
+		if !p.o.Residual {
+			return nil
+		}
+		return res[img*resPer : (img+1)*resPer]
+	}
 	items := q.items()
 	if batch >= threads || threads < 2 {
 		parts := min(threads, batch)
@@ -401,8 +457,8 @@ func (q *QConv) Forward(pool *Pool, batch int, x []float32, sx float32, zx int32
 				t := task(part)
 				i0, i1 := splitRange(batch, parts, part)
 				for img := i0; img < i1; img++ {
-					q.quantizeInput(nil, x[img*inPlane:], sx, zx, t.xq)
-					q.run(t, 0, items, p, out[img*outPlane:], resAt(res, img*outPlane, p))
+					prep(nil, img, t.xq)
+					q.run(t, 0, items, p, out[img*outPer:(img+1)*outPer], resOf(img))
 				}
 			}
 		}
@@ -415,9 +471,9 @@ func (q *QConv) Forward(pool *Pool, batch int, x []float32, sx float32, zx int32
 	}
 	t0 := task(0)
 	for img := range batch {
-		q.quantizeInput(pool, x[img*inPlane:], sx, zx, t0.xq)
+		prep(pool, img, t0.xq)
 		parts := min(threads, items)
-		o, r := out[img*outPlane:], resAt(res, img*outPlane, p)
+		o, r := out[img*outPer:(img+1)*outPer], resOf(img)
 		pool.Parallel(parts, func(lo, hi int) {
 			for part := lo; part < hi; part++ {
 				t := task(part)
@@ -429,11 +485,40 @@ func (q *QConv) Forward(pool *Pool, batch int, x []float32, sx float32, zx int32
 	}
 }
 
-func resAt(res []float32, off int, p *QPrepared) []float32 {
-	if !p.o.Residual {
-		return nil
+// copyPackedInput lays one image's packed input (see QOutput.PackedIn)
+// out padded with zx, as quantizeInput does from floats.
+func (q *QConv) copyPackedInput(pool *Pool, x []float32, zx int32, xq []byte) {
+	prm := q.prm
+	src := unsafe.Slice((*byte)(unsafe.Pointer(&x[0])), len(x)*4)
+	fill := byte(min(max(zx, 0), 255))
+	cin := prm.InC / prm.Group
+	groups4 := prm.Group * q.cg
+	rowBytes := q.wp * 4
+	inRow := prm.InW * 4
+	fillBytes(xq[groups4*q.hp*rowBytes:], fill)
+	work := func(lo, hi int) {
+		for c4g := lo; c4g < hi; c4g++ {
+			gi, c4 := c4g/q.cg, c4g%q.cg
+			pl := xq[c4g*q.hp*rowBytes : (c4g+1)*q.hp*rowBytes]
+			real := c4*4 < cin // padded channel groups: weights 0, any bytes
+			fillBytes(pl[:prm.PadTop*rowBytes], fill)
+			fillBytes(pl[(prm.PadTop+prm.InH)*rowBytes:], fill)
+			g := gi*cin/4 + c4 // the producer's group
+			for y := range prm.InH {
+				row := pl[(y+prm.PadTop)*rowBytes : (y+prm.PadTop+1)*rowBytes]
+				fillBytes(row[:prm.PadLeft*4], fill)
+				fillBytes(row[(prm.PadLeft+prm.InW)*4:], fill)
+				if real {
+					copy(row[prm.PadLeft*4:], src[(g*prm.InH+y)*inRow:(g*prm.InH+y+1)*inRow])
+				}
+			}
+		}
 	}
-	return res[off:]
+	if pool == nil || groups4 < 2 {
+		work(0, groups4)
+		return
+	}
+	pool.Parallel(groups4, work)
 }
 
 // items is the number of work items of one image: p tiles x groups x
@@ -461,7 +546,8 @@ func (q *QConv) run(t *qconvTask, t0, t1 int, p *QPrepared, out, res []float32) 
 	ep.flags = p.flags
 	ep.s, ep.lo, ep.hi = p.o.S, p.o.Lo, p.o.Hi
 	ep.s2, ep.lo2, ep.hi2 = p.o.S2, p.o.Lo2, p.o.Hi2
-	ep.ldd = int64(outPlane * 4)
+	ep.ldd = int64(outPlane * 4) // a float row, or a packed group of four
+	ep.rs, ep.rz = p.o.ResS, p.o.ResZ
 	for it := t0; it < t1; it++ {
 		pi := it % pt
 		rest := it / pt
@@ -488,13 +574,26 @@ func (q *QConv) run(t *qconvTask, t0, t1 int, p *QPrepared, out, res []float32) 
 			ep.corr, ep.mult = &p.corr[ci], &p.mult[ci]
 			// The rows' starts: valid channels only (rows < 8 are not
 			// stored).
-			o, r := out[base*outPlane:], out[base*outPlane:]
-			if res != nil {
-				r = res[base*outPlane:]
-			}
-			ep.dst, ep.res = &o[0], &r[0]
-			qgemmTile(q.kg, q.a[((gi*q.mt+mt)*q.kg)*32:], b, offs, ep, o, r)
+			q.rowPointers(ep, p, out, res, base)
+			qgemmTile(q.kg, q.a[((gi*q.mt+mt)*q.kg)*32:], b, offs, ep)
 		}
+	}
+}
+
+// rowPointers points ep at output channel base's row (or, packed, its
+// group of four) of the image's out and res.
+func (q *QConv) rowPointers(ep *qEpilogue, p *QPrepared, out, res []float32, base int) {
+	plane := q.prm.OutH() * q.prm.OutW()
+	at := func(s []float32, packed bool) *float32 {
+		if packed {
+			return &s[base/4*plane]
+		}
+		return &s[base*plane]
+	}
+	ep.dst = at(out, p.o.PackedOut)
+	ep.res = ep.dst
+	if res != nil {
+		ep.res = at(res, p.o.PackedRes)
 	}
 }
 
@@ -502,7 +601,6 @@ func (q *QConv) run(t *qconvTask, t0, t1 int, p *QPrepared, out, res []float32) 
 // of chunks) with AMX tiles, then the epilogue 8 rows at a time. b is the
 // input at the tile's first pixel (implicit) or its gathered panel.
 func (q *QConv) runAMX(t *qconvTask, b []byte, gi, chunk, chunks int, p *QPrepared, out, res []float32) {
-	outPlane := q.prm.OutH() * q.prm.OutW()
 	boffs, bstride := q.boffs, q.bstride
 	if !q.implicit {
 		boffs, bstride = q.boffsP, q.prm.KH*q.prm.KW*128
@@ -520,12 +618,7 @@ func (q *QConv) runAMX(t *qconvTask, b []byte, gi, chunk, chunks int, p *QPrepar
 			ep.rows = int32(min(8, q.mg-first))
 			ci := gi*q.padRows() + first
 			ep.corr, ep.mult = &p.corr[ci], &p.mult[ci]
-			o := out[base*outPlane:]
-			r := o
-			if res != nil {
-				r = res[base*outPlane:]
-			}
-			ep.dst, ep.res = &o[0], &r[0]
+			q.rowPointers(ep, p, out, res, base)
 			qepi8(t.acc[rb*8*32:], ep)
 		}
 	}
@@ -619,9 +712,9 @@ func roundEven32Wide(v float32) float32 {
 	return roundEven32(v)
 }
 
-// qgemmTileGo is qgemm8x32VNNI's contract in Go, writing through out and
-// res (slices starting at the tile's first row) instead of pointers.
-func qgemmTileGo(kg int, a []int8, b []byte, offs []int32, ep *qEpilogue, out, res []float32) {
+// qgemmTileGo is qgemm8x32VNNI's contract in Go, through the same raw
+// pointers (ep.dst, ep.res and the segments' offsets from them).
+func qgemmTileGo(kg int, a []int8, b []byte, offs []int32, ep *qEpilogue) {
 	var acc [8][32]int32
 	for g := range kg {
 		bb := b[offs[g]:]
@@ -633,33 +726,79 @@ func qgemmTileGo(kg int, a []int8, b []byte, offs []int32, ep *qEpilogue, out, r
 			}
 		}
 	}
+	qepiGo(&acc, ep)
+}
+
+// qepiGo is the epilogue (qepi in gen_amd64.py) in Go.
+func qepiGo(acc *[8][32]int32, ep *qEpilogue) {
 	corr := unsafe.Slice(ep.corr, 8)
 	mult := unsafe.Slice(ep.mult, 8)
-	ld := int(ep.ldd / 4)
+	var v [8][32]float32
+	f := ep.flags
+	u8 := f&32 != 0
+	lo := ep.lo
+	if f&4 != 0 {
+		lo = ep.lo2
+	}
+	at := func(base *float32, row, off, j int) unsafe.Pointer {
+		return unsafe.Add(unsafe.Pointer(base), int64(row)*ep.ldd+int64(off)+int64(j)*4)
+	}
 	for r := range int(ep.rows) {
 		for _, sg := range ep.segs[:ep.nseg] {
 			for j := range 32 {
 				if sg.mask&(1<<j) == 0 {
 					continue
 				}
-				v := float32(acc[r][j]+corr[r]) * mult[r]
-				if ep.flags&1 != 0 {
-					v = max(v, 0)
+				x := float32(acc[r][j]+corr[r]) * mult[r]
+				if f&1 != 0 {
+					x = max(x, 0)
 				}
-				if ep.flags&2 != 0 {
-					v = min(max(roundEven32Wide(v), ep.lo), ep.hi) * ep.s
-				}
-				i := r*ld + int(sg.off)/4 + j
-				if ep.flags&4 != 0 {
-					v += res[i]
-					if ep.flags&8 != 0 {
-						v = max(v, 0)
-					}
-					if ep.flags&16 != 0 {
-						v = min(max(roundEven32Wide(v/ep.s2), ep.lo2), ep.hi2) * ep.s2
+				if f&2 != 0 {
+					x = min(max(roundEven32Wide(x), ep.lo), ep.hi)
+					if !(u8 && f&4 == 0) {
+						x *= ep.s
 					}
 				}
-				out[i] = v
+				if f&4 != 0 {
+					var rv float32
+					if f&64 != 0 {
+						w := *(*uint32)(at(ep.res, r/4, int(sg.off), j))
+						rv = (float32(w>>(8*(r%4))&0xFF) - ep.rz) * ep.rs
+					} else {
+						rv = *(*float32)(at(ep.res, r, int(sg.off), j))
+					}
+					x += rv
+					if f&8 != 0 {
+						x = max(x, 0)
+					}
+					if f&16 != 0 {
+						x = min(max(roundEven32Wide(x/ep.s2), ep.lo2), ep.hi2)
+						if !u8 {
+							x *= ep.s2
+						}
+					}
+				}
+				v[r][j] = x
+				if !u8 {
+					*(*float32)(at(ep.dst, r, int(sg.off), j)) = x
+				}
+			}
+		}
+	}
+	if !u8 {
+		return
+	}
+	for g := 0; g*4 < int(ep.rows); g++ {
+		for _, sg := range ep.segs[:ep.nseg] {
+			for j := range 32 {
+				if sg.mask&(1<<j) == 0 {
+					continue
+				}
+				var w uint32
+				for t := range 4 {
+					w |= uint32(int32(v[4*g+t][j]-lo)&0xFF) << (8 * t)
+				}
+				*(*uint32)(at(ep.dst, g, int(sg.off), j)) = w
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package kernels
 import (
 	"math/rand/v2"
 	"testing"
+	"unsafe"
 )
 
 // qconvRef is the definition: for each output channel m and pixel,
@@ -101,7 +102,16 @@ func testQConv(t *testing.T) {
 		for i := range res {
 			res[i] = float32(r.IntN(200)-100) * 0.07
 		}
+		// Residuals exact on a uint8 grid (for the packed residual cases).
+		const rs, rz = 0.07, 100
+		for i := range res {
+			res[i] = float32(r.IntN(256)-rz) * rs
+		}
 		for _, o := range []*QOutput{
+			{Mult: make([]float32, prm.OutC), Bias: make([]int32, prm.OutC), ReLU: true, Quantize: true, S: 0.1, Lo: 0, Hi: 255, PackedIn: true, PackedOut: true},
+			{Mult: make([]float32, prm.OutC), Bias: make([]int32, prm.OutC), Quantize: true, S: 0.1, Lo: -128, Hi: 127, PackedIn: true,
+				Residual: true, PackedRes: true, ResS: rs, ResZ: rz, ReLU2: true, Quantize2: true, S2: 0.05, Lo2: -20, Hi2: 235, PackedOut: true},
+			{Mult: make([]float32, prm.OutC), Quantize: true, S: 0.1, Lo: -7, Hi: 248, Residual: true, PackedRes: true, ResS: rs, ResZ: rz},
 			{Mult: make([]float32, prm.OutC)},
 			{Mult: make([]float32, prm.OutC), Bias: make([]int32, prm.OutC), ReLU: true, Quantize: true, S: 0.1, Lo: -3, Hi: 252},
 			{Mult: make([]float32, prm.OutC), Bias: make([]int32, prm.OutC), Quantize: true, S: 0.1, Lo: -128, Hi: 127,
@@ -113,6 +123,12 @@ func testQConv(t *testing.T) {
 				if o.Bias != nil {
 					o.Bias[m] = int32(r.IntN(2001) - 1000)
 				}
+			}
+			if (o.PackedOut || o.PackedRes) && prm.Group > 1 && prm.OutC/prm.Group%4 != 0 {
+				if _, err := mustQConv(prm, w).Prepare(o, zx); err == nil {
+					t.Fatalf("%s: packed output of %d channels a group accepted", tc.name, prm.OutC/prm.Group)
+				}
+				continue
 			}
 			want := qconvRef(prm, tc.b, x, sx, zx, w, o, res)
 			for _, amx := range []bool{false, true} {
@@ -130,8 +146,26 @@ func testQConv(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					q.Forward(pool, tc.b, x, sx, zx, p, res, got, make([]byte, q.WorkspaceBytes(threads)))
+					hw, ohw := prm.InH*prm.InW, prm.OutH()*prm.OutW()
+					in, rin, dst := x, res, got
+					if o.PackedIn {
+						in = packU8(x, tc.b, prm.InC, hw, sx, float32(zx))
+					}
+					if o.PackedRes {
+						rin = packU8(res, tc.b, prm.OutC, ohw, rs, rz)
+					}
+					if o.PackedOut {
+						dst = make([]float32, PackedSlots(tc.b, prm.OutC, ohw))
+					}
+					q.Forward(pool, tc.b, in, sx, zx, p, rin, dst, make([]byte, q.WorkspaceBytes(threads)))
 					pool.Close()
+					if o.PackedOut {
+						s, lo := o.S, o.Lo
+						if o.Residual {
+							s, lo = o.S2, o.Lo2
+						}
+						got = unpackU8(dst, tc.b, prm.OutC, ohw, s, -lo)
+					}
 					for i := range want {
 						if got[i] != want[i] {
 							t.Fatalf("%s, %d threads, quantize %v, AMX %v: element %d is %g, want %g (VNNI: %v)", tc.name, threads, o.Quantize, q.amx, i, got[i], want[i], QConvSupported())
@@ -209,4 +243,44 @@ func BenchmarkQConv(b *testing.B) {
 		})
 		pool.Close()
 	}
+}
+
+// packU8 lays out float values v = (q - z)·s as QOutput.PackedIn reads
+// them.
+func packU8(x []float32, n, c, hw int, s, z float32) []float32 {
+	out := make([]float32, PackedSlots(n, c, hw))
+	b := unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), len(out)*4)
+	c4 := (c + 3) / 4
+	for i := range n {
+		for ch := range c {
+			for p := range hw {
+				q := roundEven32Wide(x[(i*c+ch)*hw+p]/s) + z
+				b[((i*c4+ch/4)*hw+p)*4+ch%4] = byte(min(max(q, 0), 255))
+			}
+		}
+	}
+	return out
+}
+
+// unpackU8 reads a packed output back as floats (q - z)·s.
+func unpackU8(x []float32, n, c, hw int, s, z float32) []float32 {
+	b := unsafe.Slice((*byte)(unsafe.Pointer(&x[0])), len(x)*4)
+	c4 := (c + 3) / 4
+	out := make([]float32, n*c*hw)
+	for i := range n {
+		for ch := range c {
+			for p := range hw {
+				out[(i*c+ch)*hw+p] = (float32(b[((i*c4+ch/4)*hw+p)*4+ch%4]) - z) * s
+			}
+		}
+	}
+	return out
+}
+
+func mustQConv(prm ConvParams, w []int8) *QConv {
+	q, err := NewQConv(prm, w)
+	if err != nil {
+		panic(err)
+	}
+	return q
 }
