@@ -37,6 +37,23 @@ type qconvOp struct {
 	outQ2    bool
 	sy2      float32
 	lo2, hi2 float32
+
+	// Packed uint8 tensors between int8 convolutions (see packQConv):
+	// the input, the output, the residual (read as (byte - resZ)·resS).
+	inPacked, outPacked, resPacked bool
+	resS, resZ                     float32
+}
+
+// outParams is the scale and (uint8) zero point of the op's last
+// quantization: what a packed output's bytes mean.
+func (o *qconvOp) outParams() (s float32, z int32, ok bool) {
+	switch {
+	case o.residual && o.outQ2:
+		return o.sy2, int32(-o.lo2), true
+	case !o.residual && o.outQ:
+		return o.sy, int32(-o.lo), true
+	}
+	return 0, 0, false
 }
 
 func (o *qconvOp) plan(pc *planCtx, n *pnode) error {
@@ -76,8 +93,10 @@ func (o *qconvOp) plan(pc *planCtx, n *pnode) error {
 	xi, yi, sx, zx := x.id, n.out[0].id, o.sx, o.zx
 	ri := -1
 	var resBC *bcast
+	out.PackedIn, out.PackedOut = o.inPacked, o.outPacked
 	if o.residual {
 		out.Residual = true
+		out.PackedRes, out.ResS, out.ResZ = o.resPacked, o.resS, o.resZ
 		res := n.in[1]
 		ri = res.id
 		bs, err := broadcastShapes(outShape, res.shape)
@@ -85,6 +104,9 @@ func (o *qconvOp) plan(pc *planCtx, n *pnode) error {
 			return errShape("residual shape %v does not broadcast to the convolution's output %v", res.shape, outShape)
 		}
 		if !slices.Equal(res.shape, outShape) {
+			if o.resPacked {
+				return errShape("residual shape %v differs from the convolution's output %v", res.shape, outShape)
+			}
 			resBC = newBcast(outShape, res.shape, outShape)
 		}
 		out.ReLU2, out.Quantize2, out.S2, out.Lo2, out.Hi2 = o.relu2, o.outQ2, o.sy2, o.lo2, o.hi2
@@ -243,6 +265,7 @@ func fuseQConv(m *model) {
 	if !changed {
 		return
 	}
+	defer packQConv(m)
 	at := map[int]int{} // position → fused node emitted there
 	for i, pos := range moveTo {
 		at[pos] = i
@@ -262,6 +285,58 @@ func fuseQConv(m *model) {
 	}
 	m.nodes = nodes
 	m.setProducers()
+}
+
+// packQConv keeps the tensors between int8 convolutions as packed uint8
+// (a quarter of the float traffic, and no quantization pass): a fused
+// convolution's output whose every reader is a fused convolution, reading
+// it as its input with the same scale and zero point, or as its residual.
+func packQConv(m *model) {
+	readers := map[int][]*node{}
+	for _, n := range m.nodes {
+		for _, id := range n.in {
+			if id >= 0 {
+				readers[id] = append(readers[id], n)
+			}
+		}
+	}
+	packable := func(o *qconvOp) bool { return o.conv.group == 1 || (o.wShape[0]/o.conv.group)%4 == 0 }
+	for _, n := range m.nodes {
+		p, ok := n.op.(*qconvOp)
+		if !ok || !packable(p) {
+			continue
+		}
+		s, z, ok := p.outParams()
+		v := n.out[0]
+		if !ok || m.values[v].output || len(readers[v]) == 0 {
+			continue
+		}
+		for _, c := range readers[v] {
+			cq, isQ := c.op.(*qconvOp)
+			if !isQ || !packable(cq) {
+				ok = false
+				break
+			}
+			for j, id := range c.in {
+				if id == v && (j == 0 && (cq.sx != s || cq.zx != z) || j > 1 || j == 1 && !cq.residual) {
+					ok = false
+				}
+			}
+		}
+		if !ok {
+			continue
+		}
+		p.outPacked = true
+		for _, c := range readers[v] {
+			cq := c.op.(*qconvOp)
+			if c.in[0] == v {
+				cq.inPacked = true
+			}
+			if len(c.in) > 1 && c.in[1] == v {
+				cq.resPacked, cq.resS, cq.resZ = true, s, float32(z)
+			}
+		}
+	}
 }
 
 // absorbResidual makes the fused convolution n also do the Add that

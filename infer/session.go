@@ -146,6 +146,9 @@ type Int8Info struct {
 	// FloatQDQ is the number of quantize-dequantize pairs computed in
 	// float32 (on activations the int8 kernels do not absorb).
 	FloatQDQ int
+	// Packed is the number of tensors passed between int8 convolutions
+	// as packed uint8 rather than float32.
+	Packed int
 }
 
 // Int8 reports how the model's quantized parts run (zero for float
@@ -160,6 +163,9 @@ func (s *Session) Int8() Int8Info {
 		switch o := n.op.(type) {
 		case *qconvOp:
 			info.Convolutions++
+			if o.outPacked {
+				info.Packed++
+			}
 			switch {
 			case info.Kernel == "":
 				info.Kernel = o.kernel

@@ -207,6 +207,7 @@ type benchInt8 struct {
 	Convolutions int    `json:"convolutions"`
 	Kernel       string `json:"kernel"`
 	FloatQDQ     int    `json:"float_qdq"`
+	Packed       int    `json:"packed_tensors"`
 }
 
 // timingStats summarizes timed runs, in milliseconds (its fields are
@@ -402,7 +403,7 @@ func benchRun(c *cobra.Command, opts *BenchOptions) error {
 		PeakRSSMiB:  float64(peakRSSBytes()) / (1 << 20),
 	}
 	if i8 := sess.Int8(); i8 != (infer.Int8Info{}) {
-		res.Int8 = &benchInt8{Convolutions: i8.Convolutions, Kernel: i8.Kernel, FloatQDQ: i8.FloatQDQ}
+		res.Int8 = &benchInt8{Convolutions: i8.Convolutions, Kernel: i8.Kernel, FloatQDQ: i8.FloatQDQ, Packed: i8.Packed}
 	}
 	w := opts.Streams.Out
 	if opts.JSON {
@@ -426,7 +427,7 @@ func benchRun(c *cobra.Command, opts *BenchOptions) error {
 		if kernel == "" {
 			kernel = "none: this CPU lacks AVX-512 VNNI, the QDQ graph runs in float32"
 		}
-		fmt.Fprintf(w, "int8: %d convolutions on int8 kernels (%s), %d quantize-dequantize pairs in float32\n", i8.Convolutions, kernel, i8.FloatQDQ)
+		fmt.Fprintf(w, "int8: %d convolutions on int8 kernels (%s), %d tensors between them as uint8, %d quantize-dequantize pairs in float32\n", i8.Convolutions, kernel, i8.Packed, i8.FloatQDQ)
 	}
 	return nil
 }

@@ -110,6 +110,7 @@ type QConv struct {
 	a        []int8
 	rowSum   []int32 // per output channel: Σ w
 	hp, wp   int     // padded input size
+	oplane   int     // output pixels per channel
 	implicit bool    // stride 1 with few enough segments a tile
 	// offs[g] is the byte offset of reduction step g's inputs in the
 	// padded input of one convolution group (from a pixel's position).
@@ -226,6 +227,7 @@ func newQConv(prm ConvParams, w []int8, amx bool) (*QConv, error) {
 			}
 		}
 	}
+	q.oplane = prm.OutH() * prm.OutW()
 	q.planTiles()
 	if q.amx {
 		q.packAMX(w)
@@ -540,7 +542,7 @@ func (q *QConv) chunks() int {
 // in t.xq, into out (and with res) — the image's tensors.
 func (q *QConv) run(t *qconvTask, t0, t1 int, p *QPrepared, out, res []float32) {
 	prm := q.prm
-	outPlane := prm.OutH() * prm.OutW()
+	outPlane := q.oplane
 	pt, g, chunks := len(q.segs), prm.Group, q.chunks()
 	ep := &t.ep
 	ep.flags = p.flags
@@ -583,17 +585,19 @@ func (q *QConv) run(t *qconvTask, t0, t1 int, p *QPrepared, out, res []float32) 
 // rowPointers points ep at output channel base's row (or, packed, its
 // group of four) of the image's out and res.
 func (q *QConv) rowPointers(ep *qEpilogue, p *QPrepared, out, res []float32, base int) {
-	plane := q.prm.OutH() * q.prm.OutW()
-	at := func(s []float32, packed bool) *float32 {
-		if packed {
-			return &s[base/4*plane]
-		}
-		return &s[base*plane]
+	plane := q.oplane
+	if p.o.PackedOut {
+		ep.dst = &out[base/4*plane]
+	} else {
+		ep.dst = &out[base*plane]
 	}
-	ep.dst = at(out, p.o.PackedOut)
 	ep.res = ep.dst
 	if res != nil {
-		ep.res = at(res, p.o.PackedRes)
+		if p.o.PackedRes {
+			ep.res = &res[base/4*plane]
+		} else {
+			ep.res = &res[base*plane]
+		}
 	}
 }
 
