@@ -120,7 +120,7 @@ func (o *qconvOp) plan(pc *planCtx, n *pnode) error {
 		return errShape("%v", err)
 	}
 	n.kernel = func(rc *runCtx) func() error {
-		ws := make([]byte, wsBytes)
+		ws := q.NewWorkspace(pc.threads, zx)
 		return func() error {
 			y := rc.f32[yi]
 			var res []float32

@@ -341,7 +341,7 @@ func qpack32(panel, src []byte, offs []int32, pix *[32]int32) bool {
 func qepi8AVX512(acc *int32, ep *qEpilogue)
 
 //go:noescape
-func qamx32x32(n int, a *int8, b *uint8, boffs *int32, bstride int, acc *int32, cfg *byte)
+func qamx32x32(n int, a *int8, b *uint8, boffs *int32, bstride int, acc *int32, cfg *byte, nb int)
 
 // hasAMX reports whether QConv may use AMX tiles (AMX-INT8 and the
 // kernel's permission for the tile data, asked once).
@@ -363,8 +363,20 @@ var (
 	amxOK   bool
 )
 
-func qamxTile(n int, a []int8, b []byte, boffs []int32, bstride int, acc []int32, cfg *[64]byte) {
-	qamx32x32(n, &a[0], &b[0], &boffs[0], bstride, &acc[0], &cfg[0])
+// qamxTile runs qamx32x32 over nb consecutive blocks of 32 channels.
+func qamxTile(n int, a []int8, b []byte, boffs []int32, bstride int, acc []int32, cfg *[64]byte, nb int) {
+	_ = a[nb*n*2048-1]
+	_ = acc[nb*1024-1]
+	qamx32x32(n, &a[0], &b[0], &boffs[0], bstride, &acc[0], &cfg[0], nb)
 }
 
 func qepi8(acc []int32, ep *qEpilogue) { qepi8AVX512(&acc[0], ep) }
+
+//go:noescape
+func qamx16x64(n int, a *int8, b *uint8, boffs *int32, bstride int, acc *int32, cfg *byte, nb int)
+
+// qamxTile16 runs qamx16x64 over nb consecutive blocks of 64 pixels.
+func qamxTile16(n int, a []int8, b []byte, boffs []int32, bstride int, acc []int32, cfg *[64]byte, nb int) {
+	_ = acc[nb*1024-1]
+	qamx16x64(n, &a[0], &b[0], &boffs[0], bstride, &acc[0], &cfg[0], nb)
+}

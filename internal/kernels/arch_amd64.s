@@ -8107,23 +8107,28 @@ qe_ret:
 	VZEROUPPER
 	RET
 
-// func qamx32x32(n int, a *int8, b *uint8, boffs *int32, bstride int, acc *int32, cfg *byte)
-// acc[32][32] (row stride 128 bytes) = sum over n chunks of the 32 x 64
-// weight block at a (two 16 x 64 tiles, rows 64 bytes apart, 2048 bytes a
-// chunk) times the input tiles at b + boffs[i] and +64 (rows bstride apart).
-TEXT ·qamx32x32(SB), NOSPLIT, $0-56
+// func qamx32x32(n int, a *int8, b *uint8, boffs *int32, bstride int, acc *int32, cfg *byte, nb int)
+// For each of nb blocks of 32 output channels (weights n*2048 bytes apart,
+// accumulators 4096): acc[32][32] (row stride 128 bytes) = sum over n
+// chunks of the 32 x 64 weight block (two 16 x 64 tiles, rows 64 bytes
+// apart, 2048 bytes a chunk) times the input tiles at b + boffs[i] and +64
+// (rows bstride apart). One tile configuration for all blocks.
+TEXT ·qamx32x32(SB), NOSPLIT, $0-64
 	MOVQ cfg+48(FP), AX
 	BYTE $0xC4; BYTE $0xE2; BYTE $0x78; BYTE $0x49; BYTE $0x00
+	MOVQ a+8(FP), SI
+	MOVQ acc+40(FP), R11
+	MOVQ nb+56(FP), R12
+	MOVQ b+16(FP), R9
+	MOVQ bstride+32(FP), DX
+	MOVQ $64, CX
+qa_block:
 	BYTE $0xC4; BYTE $0xE2; BYTE $0x7B; BYTE $0x49; BYTE $0xc0
 	BYTE $0xC4; BYTE $0xE2; BYTE $0x7B; BYTE $0x49; BYTE $0xc8
 	BYTE $0xC4; BYTE $0xE2; BYTE $0x7B; BYTE $0x49; BYTE $0xd0
 	BYTE $0xC4; BYTE $0xE2; BYTE $0x7B; BYTE $0x49; BYTE $0xd8
 	MOVQ n+0(FP), R8
-	MOVQ a+8(FP), SI
-	MOVQ b+16(FP), R9
 	MOVQ boffs+24(FP), R10
-	MOVQ bstride+32(FP), DX
-	MOVQ $64, CX
 	TESTQ R8, R8
 	JZ   qa_store
 qa_loop:
@@ -8144,7 +8149,7 @@ qa_loop:
 	DECQ R8
 	JNZ  qa_loop
 qa_store:
-	MOVQ acc+40(FP), AX
+	MOVQ R11, AX
 	MOVQ $128, CX
 	BYTE $0xC4; BYTE $0xE2; BYTE $0x7A; BYTE $0x4B; BYTE $0x04; BYTE $0x08
 	LEAQ 64(AX), BX
@@ -8153,6 +8158,70 @@ qa_store:
 	BYTE $0xC4; BYTE $0xE2; BYTE $0x7A; BYTE $0x4B; BYTE $0x14; BYTE $0x0b
 	LEAQ 2112(AX), BX
 	BYTE $0xC4; BYTE $0xE2; BYTE $0x7A; BYTE $0x4B; BYTE $0x1c; BYTE $0x0b
+	MOVQ $64, CX
+	ADDQ $4096, R11
+	DECQ R12
+	JNZ  qa_block
+	BYTE $0xC4; BYTE $0xE2; BYTE $0x78; BYTE $0x49; BYTE $0xC0
+	RET
+
+// func qamx16x64(n int, a *int8, b *uint8, boffs *int32, bstride int, acc *int32, cfg *byte, nb int)
+// For 16 output channels, nb blocks of 64 pixels (inputs 256 bytes apart,
+// accumulators 4096): acc[2][16][32] (halves 2048 bytes apart, rows 128)
+// = sum over n chunks of the 16 x 64 weight tile at a (2048 bytes a chunk,
+// as qamx32x32's first tile) times the input tiles of 64 pixels at b +
+// boffs[i] + 0, 64, 128, 192 (rows bstride apart).
+TEXT ·qamx16x64(SB), NOSPLIT, $0-64
+	MOVQ cfg+48(FP), AX
+	BYTE $0xC4; BYTE $0xE2; BYTE $0x78; BYTE $0x49; BYTE $0x00
+	MOVQ b+16(FP), R9
+	MOVQ acc+40(FP), R11
+	MOVQ nb+56(FP), R12
+	MOVQ bstride+32(FP), DX
+qb_block:
+	BYTE $0xC4; BYTE $0xE2; BYTE $0x7B; BYTE $0x49; BYTE $0xc0
+	BYTE $0xC4; BYTE $0xE2; BYTE $0x7B; BYTE $0x49; BYTE $0xc8
+	BYTE $0xC4; BYTE $0xE2; BYTE $0x7B; BYTE $0x49; BYTE $0xd0
+	BYTE $0xC4; BYTE $0xE2; BYTE $0x7B; BYTE $0x49; BYTE $0xd8
+	MOVQ n+0(FP), R8
+	MOVQ a+8(FP), SI
+	MOVQ boffs+24(FP), R10
+	MOVQ $64, CX
+	TESTQ R8, R8
+	JZ   qb_store
+qb_loop:
+	MOVLQSX (R10), BX
+	ADDQ R9, BX
+	BYTE $0xC4; BYTE $0xE2; BYTE $0x7B; BYTE $0x4B; BYTE $0x24; BYTE $0x0e
+	BYTE $0xC4; BYTE $0xE2; BYTE $0x7B; BYTE $0x4B; BYTE $0x2c; BYTE $0x13
+	LEAQ 64(BX), DI
+	BYTE $0xC4; BYTE $0xE2; BYTE $0x7B; BYTE $0x4B; BYTE $0x34; BYTE $0x17
+	BYTE $0xC4; BYTE $0xE2; BYTE $0x52; BYTE $0x5E; BYTE $0xc4
+	LEAQ 128(BX), DI
+	BYTE $0xC4; BYTE $0xE2; BYTE $0x7B; BYTE $0x4B; BYTE $0x3c; BYTE $0x17
+	BYTE $0xC4; BYTE $0xE2; BYTE $0x4a; BYTE $0x5E; BYTE $0xcc
+	LEAQ 192(BX), DI
+	BYTE $0xC4; BYTE $0xE2; BYTE $0x7B; BYTE $0x4B; BYTE $0x2c; BYTE $0x17
+	BYTE $0xC4; BYTE $0xE2; BYTE $0x42; BYTE $0x5E; BYTE $0xd4
+	BYTE $0xC4; BYTE $0xE2; BYTE $0x52; BYTE $0x5E; BYTE $0xdc
+	ADDQ $2048, SI
+	ADDQ $4, R10
+	DECQ R8
+	JNZ  qb_loop
+qb_store:
+	MOVQ R11, AX
+	MOVQ $128, CX
+	BYTE $0xC4; BYTE $0xE2; BYTE $0x7A; BYTE $0x4B; BYTE $0x04; BYTE $0x08
+	LEAQ 64(AX), BX
+	BYTE $0xC4; BYTE $0xE2; BYTE $0x7A; BYTE $0x4B; BYTE $0x0c; BYTE $0x0b
+	LEAQ 2048(AX), BX
+	BYTE $0xC4; BYTE $0xE2; BYTE $0x7A; BYTE $0x4B; BYTE $0x14; BYTE $0x0b
+	LEAQ 2112(AX), BX
+	BYTE $0xC4; BYTE $0xE2; BYTE $0x7A; BYTE $0x4B; BYTE $0x1c; BYTE $0x0b
+	ADDQ $256, R9
+	ADDQ $4096, R11
+	DECQ R12
+	JNZ  qb_block
 	BYTE $0xC4; BYTE $0xE2; BYTE $0x78; BYTE $0x49; BYTE $0xC0
 	RET
 

@@ -46,6 +46,10 @@ func quant4(dst []byte, s0, s1, s2, s3 []float32, n int, inv float32, z int32) {
 
 func hasAMX() bool { return false }
 
-func qamxTile(n int, a []int8, b []byte, boffs []int32, bstride int, acc []int32, cfg *[64]byte) {}
+func qamxTile(n int, a []int8, b []byte, boffs []int32, bstride int, acc []int32, cfg *[64]byte, nb int) {
+}
 
 func qepi8(acc []int32, ep *qEpilogue) {}
+
+func qamxTile16(n int, a []int8, b []byte, boffs []int32, bstride int, acc []int32, cfg *[64]byte, nb int) {
+}

@@ -1993,18 +1993,23 @@ LDTILECFG_AX = '\tBYTE $0xC4; BYTE $0xE2; BYTE $0x78; BYTE $0x49; BYTE $0x00\n'
 TILERELEASE = '\tBYTE $0xC4; BYTE $0xE2; BYTE $0x78; BYTE $0x49; BYTE $0xC0\n'
 
 QK.append('''
-// func qamx32x32(n int, a *int8, b *uint8, boffs *int32, bstride int, acc *int32, cfg *byte)
-// acc[32][32] (row stride 128 bytes) = sum over n chunks of the 32 x 64
-// weight block at a (two 16 x 64 tiles, rows 64 bytes apart, 2048 bytes a
-// chunk) times the input tiles at b + boffs[i] and +64 (rows bstride apart).
-TEXT ·qamx32x32(SB), NOSPLIT, $0-56
+// func qamx32x32(n int, a *int8, b *uint8, boffs *int32, bstride int, acc *int32, cfg *byte, nb int)
+// For each of nb blocks of 32 output channels (weights n*2048 bytes apart,
+// accumulators 4096): acc[32][32] (row stride 128 bytes) = sum over n
+// chunks of the 32 x 64 weight block (two 16 x 64 tiles, rows 64 bytes
+// apart, 2048 bytes a chunk) times the input tiles at b + boffs[i] and +64
+// (rows bstride apart). One tile configuration for all blocks.
+TEXT ·qamx32x32(SB), NOSPLIT, $0-64
 	MOVQ cfg+48(FP), AX
-''' + LDTILECFG_AX + tilezero(0) + tilezero(1) + tilezero(2) + tilezero(3) + '''	MOVQ n+0(FP), R8
-	MOVQ a+8(FP), SI
+''' + LDTILECFG_AX + '''	MOVQ a+8(FP), SI
+	MOVQ acc+40(FP), R11
+	MOVQ nb+56(FP), R12
 	MOVQ b+16(FP), R9
-	MOVQ boffs+24(FP), R10
 	MOVQ bstride+32(FP), DX
 	MOVQ $64, CX
+qa_block:
+''' + tilezero(0) + tilezero(1) + tilezero(2) + tilezero(3) + '''	MOVQ n+0(FP), R8
+	MOVQ boffs+24(FP), R10
 	TESTQ R8, R8
 	JZ   qa_store
 qa_loop:
@@ -2017,14 +2022,60 @@ qa_loop:
 	DECQ R8
 	JNZ  qa_loop
 qa_store:
-	MOVQ acc+40(FP), AX
+	MOVQ R11, AX
 	MOVQ $128, CX
 ''' + tilestored(0, 'AX', 'CX') + '''	LEAQ 64(AX), BX
 ''' + tilestored(1, 'BX', 'CX') + '''	LEAQ 2048(AX), BX
 ''' + tilestored(2, 'BX', 'CX') + '''	LEAQ 2112(AX), BX
-''' + tilestored(3, 'BX', 'CX') + TILERELEASE + '''	RET
+''' + tilestored(3, 'BX', 'CX') + '''	MOVQ $64, CX
+	ADDQ $4096, R11
+	DECQ R12
+	JNZ  qa_block
+''' + TILERELEASE + '''	RET
 ''')
 
+QK.append('''
+// func qamx16x64(n int, a *int8, b *uint8, boffs *int32, bstride int, acc *int32, cfg *byte, nb int)
+// For 16 output channels, nb blocks of 64 pixels (inputs 256 bytes apart,
+// accumulators 4096): acc[2][16][32] (halves 2048 bytes apart, rows 128)
+// = sum over n chunks of the 16 x 64 weight tile at a (2048 bytes a chunk,
+// as qamx32x32's first tile) times the input tiles of 64 pixels at b +
+// boffs[i] + 0, 64, 128, 192 (rows bstride apart).
+TEXT ·qamx16x64(SB), NOSPLIT, $0-64
+	MOVQ cfg+48(FP), AX
+''' + LDTILECFG_AX + '''	MOVQ b+16(FP), R9
+	MOVQ acc+40(FP), R11
+	MOVQ nb+56(FP), R12
+	MOVQ bstride+32(FP), DX
+qb_block:
+''' + tilezero(0) + tilezero(1) + tilezero(2) + tilezero(3) + '''	MOVQ n+0(FP), R8
+	MOVQ a+8(FP), SI
+	MOVQ boffs+24(FP), R10
+	MOVQ $64, CX
+	TESTQ R8, R8
+	JZ   qb_store
+qb_loop:
+	MOVLQSX (R10), BX
+	ADDQ R9, BX
+''' + tileloadd(4, 'SI', 'CX') + tileloadd(5, 'BX', 'DX') + '''	LEAQ 64(BX), DI
+''' + tileloadd(6, 'DI', 'DX') + tdpbsud(0, 4, 5) + '''	LEAQ 128(BX), DI
+''' + tileloadd(7, 'DI', 'DX') + tdpbsud(1, 4, 6) + '''	LEAQ 192(BX), DI
+''' + tileloadd(5, 'DI', 'DX') + tdpbsud(2, 4, 7) + tdpbsud(3, 4, 5) + '''	ADDQ $2048, SI
+	ADDQ $4, R10
+	DECQ R8
+	JNZ  qb_loop
+qb_store:
+	MOVQ R11, AX
+	MOVQ $128, CX
+''' + tilestored(0, 'AX', 'CX') + '''	LEAQ 64(AX), BX
+''' + tilestored(1, 'BX', 'CX') + '''	LEAQ 2048(AX), BX
+''' + tilestored(2, 'BX', 'CX') + '''	LEAQ 2112(AX), BX
+''' + tilestored(3, 'BX', 'CX') + '''	ADDQ $256, R9
+	ADDQ $4096, R11
+	DECQ R12
+	JNZ  qb_block
+''' + TILERELEASE + '''	RET
+''')
 
 # Packs the inputs of 32 pixels for each reduction step g: 4 bytes
 # (channels) at src + offs[g] + pix[j], j < 32, to panel + g*128, by

@@ -130,6 +130,10 @@ type QConv struct {
 	boffsP  []int32 // per chunk: in a gathered panel
 	bstride int     // bytes between an input tile's rows (implicit)
 	cfg     [64]byte
+	// amx16: 16 output channels or fewer, stride 1: blocks of 16 channels
+	// x 64 pixels (qamx16x64), so that no tile row is wasted.
+	amx16 bool
+	cfg16 [64]byte
 }
 
 // QPrepared is a QOutput turned into what the kernels read, for one
@@ -179,10 +183,7 @@ func newQConv(prm ConvParams, w []int8, amx bool) (*QConv, error) {
 	if len(w) != prm.OutC*cin*khw {
 		return nil, fmt.Errorf("kernels: %d weights for %d output channels of %dx%dx%d", len(w), prm.OutC, cin, prm.KH, prm.KW)
 	}
-	// AMX multiplies 16 rows at a time whatever the depth: with fewer than
-	// 32 input channels a chunk is at most half deep, and VNNI is faster
-	// (BenchmarkQConv: 16 channels at 32x32, 2.4 ms VNNI, 3.8 ms AMX).
-	q := &QConv{prm: prm, cg: (cin + 3) / 4, mg: prm.OutC / g, amx: amx && hasAMX() && cin >= 32}
+	q := &QConv{prm: prm, cg: (cin + 3) / 4, mg: prm.OutC / g, amx: amx && hasAMX() && useAMX(prm)}
 	if q.amx {
 		// Channel groups padded to whole chunks (zero weights).
 		q.r = min(16, q.cg)
@@ -229,10 +230,24 @@ func newQConv(prm ConvParams, w []int8, amx bool) (*QConv, error) {
 	}
 	q.oplane = prm.OutH() * prm.OutW()
 	q.planTiles()
+	if q.amx && !q.implicit && cin < 32 {
+		q.amx = false // a shallow gathered convolution: VNNI (see useAMX)
+	}
 	if q.amx {
+		q.amx16 = q.implicit && q.mg <= 16
 		q.packAMX(w)
 	}
 	return q, nil
+}
+
+// useAMX reports whether AMX tiles pay off for prm: AMX multiplies 16
+// rows at a time whatever the depth, so a chunk of fewer than 64 input
+// channels wastes part of each multiply; with 32 channels or more, or
+// with 16 output channels in blocks of 64 pixels (no wasted rows), it
+// still beats VNNI (BenchmarkQConv).
+func useAMX(prm ConvParams) bool {
+	cin, mg := prm.InC/prm.Group, prm.OutC/prm.Group
+	return cin >= 32 || mg <= 16 && prm.StrideH == 1 && prm.StrideW == 1
 }
 
 // packAMX lays out the weights for qamx32x32: per group, per block of 32
@@ -276,6 +291,19 @@ func (q *QConv) packAMX(w []int8) {
 		}
 	}
 	q.bstride = plane * 4
+	c16 := &q.cfg16
+	c16[0] = 1
+	for t := range 8 {
+		rows, colsb := 16, 64
+		switch {
+		case t == 4:
+			colsb = 4 * q.r
+		case t >= 5:
+			rows = q.r
+		}
+		c16[16+2*t] = byte(colsb)
+		c16[48+t] = byte(rows)
+	}
 	c := &q.cfg
 	c[0] = 1 // palette 1
 	for t := range 8 {
@@ -396,11 +424,25 @@ func (q *QConv) WorkspaceBytes(threads int) int {
 	return threads * (q.inputBytes() + q.kg*128 + 64)
 }
 
+// NewWorkspace returns a workspace for Forward on up to threads threads
+// with input zero point zx. The padding of the quantized input (and the
+// channel groups the kernels pad with) is filled with zx here, once:
+// Forward writes only the interior.
+func (q *QConv) NewWorkspace(threads int, zx int32) []byte {
+	ws := make([]byte, q.WorkspaceBytes(threads))
+	fillBytes(ws, byte(min(max(zx, 0), 255)))
+	return ws
+}
+
+// qAMXBlocks is how many 32x32 accumulator blocks one AMX call fills
+// (one tile configuration for all).
+const qAMXBlocks = 8
+
 // qconvTask is one thread's scratch.
 type qconvTask struct {
 	xq, panel []byte
 	ep        qEpilogue
-	acc       [32 * 32]int32 // the AMX path's accumulators
+	acc       [qAMXBlocks * 32 * 32]int32 // the AMX path's accumulators
 }
 
 // Forward computes batch images: x holds [batch, InC, InH, InW] values
@@ -488,31 +530,29 @@ func (q *QConv) Forward(pool *Pool, batch int, x []float32, sx float32, zx int32
 }
 
 // copyPackedInput lays one image's packed input (see QOutput.PackedIn)
-// out padded with zx, as quantizeInput does from floats.
+// out in the padded buffer, as quantizeInput does from floats (the
+// padding is NewWorkspace's).
 func (q *QConv) copyPackedInput(pool *Pool, x []float32, zx int32, xq []byte) {
 	prm := q.prm
 	src := unsafe.Slice((*byte)(unsafe.Pointer(&x[0])), len(x)*4)
-	fill := byte(min(max(zx, 0), 255))
 	cin := prm.InC / prm.Group
 	groups4 := prm.Group * q.cg
 	rowBytes := q.wp * 4
 	inRow := prm.InW * 4
-	fillBytes(xq[groups4*q.hp*rowBytes:], fill)
 	work := func(lo, hi int) {
 		for c4g := lo; c4g < hi; c4g++ {
 			gi, c4 := c4g/q.cg, c4g%q.cg
+			if c4*4 >= cin { // padded channel groups: weights 0, left at zx
+				continue
+			}
 			pl := xq[c4g*q.hp*rowBytes : (c4g+1)*q.hp*rowBytes]
-			real := c4*4 < cin // padded channel groups: weights 0, any bytes
-			fillBytes(pl[:prm.PadTop*rowBytes], fill)
-			fillBytes(pl[(prm.PadTop+prm.InH)*rowBytes:], fill)
-			g := gi*cin/4 + c4 // the producer's group
+			g := gi*cin/4 + c4                         // the producer's group
+			if prm.PadLeft == 0 && prm.PadRight == 0 { // whole rows at once
+				copy(pl[prm.PadTop*rowBytes:], src[g*prm.InH*inRow:(g+1)*prm.InH*inRow])
+				continue
+			}
 			for y := range prm.InH {
-				row := pl[(y+prm.PadTop)*rowBytes : (y+prm.PadTop+1)*rowBytes]
-				fillBytes(row[:prm.PadLeft*4], fill)
-				fillBytes(row[(prm.PadLeft+prm.InW)*4:], fill)
-				if real {
-					copy(row[prm.PadLeft*4:], src[(g*prm.InH+y)*inRow:(g*prm.InH+y+1)*inRow])
-				}
+				copy(pl[(y+prm.PadTop)*rowBytes+prm.PadLeft*4:], src[(g*prm.InH+y)*inRow:(g*prm.InH+y+1)*inRow])
 			}
 		}
 	}
@@ -525,7 +565,12 @@ func (q *QConv) copyPackedInput(pool *Pool, x []float32, zx int32, xq []byte) {
 
 // items is the number of work items of one image: p tiles x groups x
 // chunks of m tiles (chunks so that there are enough items to share).
-func (q *QConv) items() int { return len(q.segs) * q.prm.Group * q.chunks() }
+func (q *QConv) items() int {
+	if q.amx16 {
+		return (len(q.segs) + 1) / 2 * q.prm.Group
+	}
+	return len(q.segs) * q.prm.Group * q.chunks()
+}
 
 func (q *QConv) chunks() int {
 	mt := q.mt
@@ -550,6 +595,10 @@ func (q *QConv) run(t *qconvTask, t0, t1 int, p *QPrepared, out, res []float32) 
 	ep.s2, ep.lo2, ep.hi2 = p.o.S2, p.o.Lo2, p.o.Hi2
 	ep.ldd = int64(outPlane * 4) // a float row, or a packed group of four
 	ep.rs, ep.rz = p.o.ResS, p.o.ResZ
+	if q.amx16 {
+		q.runAMX16(t, t0, t1, p, out, res)
+		return
+	}
 	for it := t0; it < t1; it++ {
 		pi := it % pt
 		rest := it / pt
@@ -611,35 +660,72 @@ func (q *QConv) runAMX(t *qconvTask, b []byte, gi, chunk, chunks int, p *QPrepar
 	}
 	ep := &t.ep
 	m0, m1 := chunk*q.m32/chunks, (chunk+1)*q.m32/chunks
-	for blk := m0; blk < m1; blk++ {
-		qamxTile(q.nch, q.a32[(gi*q.m32+blk)*q.nch*2048:], b, boffs, bstride, t.acc[:], &q.cfg)
-		for rb := range 4 {
-			first := blk*32 + rb*8
-			if first >= q.mg {
-				break
+	for b0 := m0; b0 < m1; b0 += qAMXBlocks {
+		nb := min(qAMXBlocks, m1-b0)
+		qamxTile(q.nch, q.a32[(gi*q.m32+b0)*q.nch*2048:], b, boffs, bstride, t.acc[:], &q.cfg, nb)
+		for k := range nb {
+			blk := b0 + k
+			for rb := range 4 {
+				first := blk*32 + rb*8
+				if first >= q.mg {
+					break
+				}
+				base := gi*q.mg + first
+				ep.rows = int32(min(8, q.mg-first))
+				ci := gi*q.padRows() + first
+				ep.corr, ep.mult = &p.corr[ci], &p.mult[ci]
+				q.rowPointers(ep, p, out, res, base)
+				qepi8(t.acc[k*1024+rb*8*32:], ep)
 			}
-			base := gi*q.mg + first
-			ep.rows = int32(min(8, q.mg-first))
-			ci := gi*q.padRows() + first
-			ep.corr, ep.mult = &p.corr[ci], &p.mult[ci]
-			q.rowPointers(ep, p, out, res, base)
-			qepi8(t.acc[rb*8*32:], ep)
 		}
 	}
 }
 
+// runAMX16 computes work items [t0, t1) of one image, each a pair of
+// pixel tiles of a group's 16 or fewer output channels, with qamx16x64.
+func (q *QConv) runAMX16(t *qconvTask, t0, t1 int, p *QPrepared, out, res []float32) {
+	pt, pairs := len(q.segs), (len(q.segs)+1)/2
+	ep := &t.ep
+	for it := t0; it < t1; {
+		pair, gi := it%pairs, it/pairs
+		nb := min(qAMXBlocks, pairs-pair, t1-it) // consecutive pairs of one group
+		src := t.xq[gi*q.cg*q.hp*q.wp*4:]
+		qamxTile16(q.nch, q.a32[gi*q.m32*q.nch*2048:], src[pair*64*4:], q.boffs, q.bstride, t.acc[:], &q.cfg16, nb)
+		for k := range nb {
+			for h := range 2 {
+				pi := 2*(pair+k) + h
+				if pi >= pt {
+					break
+				}
+				ep.segs, ep.nseg = q.segs[pi], q.nsegs[pi]
+				for rb := range 2 {
+					first := rb * 8
+					if first >= q.mg {
+						break
+					}
+					base := gi*q.mg + first
+					ep.rows = int32(min(8, q.mg-first))
+					ci := gi*q.padRows() + first
+					ep.corr, ep.mult = &p.corr[ci], &p.mult[ci]
+					q.rowPointers(ep, p, out, res, base)
+					qepi8(t.acc[k*1024+(h*16+rb*8)*32:], ep)
+				}
+			}
+		}
+		it += nb
+	}
+}
+
 // quantizeInput writes one image's input as uint8 (round(x/sx) + zx,
-// saturated), channels interleaved by 4 and padded with zx: byte
-// ((c4·hp + y)·wp + x)·4 + c%4.
+// saturated), channels interleaved by 4, into the padded buffer (padding
+// filled with zx by NewWorkspace): byte ((c4·hp + y)·wp + x)·4 + c%4.
 func (q *QConv) quantizeInput(pool *Pool, x []float32, sx float32, zx int32, xq []byte) {
 	prm := q.prm
-	fill := byte(min(max(zx, 0), 255))
 	inv := 1 / sx
 	cin := prm.InC / prm.Group
 	plane := prm.InH * prm.InW
 	groups4 := prm.Group * q.cg
 	rowBytes := q.wp * 4
-	fillBytes(xq[groups4*q.hp*rowBytes:], fill) // the slack
 	work := func(lo, hi int) {
 		for c4g := lo; c4g < hi; c4g++ {
 			gi, c4 := c4g/q.cg, c4g%q.cg
@@ -649,12 +735,8 @@ func (q *QConv) quantizeInput(pool *Pool, x []float32, sx float32, zx int32, xq 
 				src[t] = x[(gi*cin+c)*plane:][:plane]
 			}
 			pl := xq[c4g*q.hp*rowBytes : (c4g+1)*q.hp*rowBytes]
-			fillBytes(pl[:prm.PadTop*rowBytes], fill)
-			fillBytes(pl[(prm.PadTop+prm.InH)*rowBytes:], fill)
 			for y := range prm.InH {
 				row := pl[(y+prm.PadTop)*rowBytes : (y+prm.PadTop+1)*rowBytes]
-				fillBytes(row[:prm.PadLeft*4], fill)
-				fillBytes(row[(prm.PadLeft+prm.InW)*4:], fill)
 				quant4(row[prm.PadLeft*4:], src[0][y*prm.InW:], src[1][y*prm.InW:], src[2][y*prm.InW:], src[3][y*prm.InW:], prm.InW, inv, zx)
 			}
 		}

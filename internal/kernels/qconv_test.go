@@ -157,7 +157,16 @@ func testQConv(t *testing.T) {
 					if o.PackedOut {
 						dst = make([]float32, PackedSlots(tc.b, prm.OutC, ohw))
 					}
-					q.Forward(pool, tc.b, in, sx, zx, p, rin, dst, make([]byte, q.WorkspaceBytes(threads)))
+					ws := q.NewWorkspace(threads, zx)
+					q.Forward(pool, tc.b, in, sx, zx, p, rin, dst, ws)
+					// Again with the same workspace: the padding NewWorkspace filled is intact.
+					again := make([]float32, len(dst))
+					q.Forward(pool, tc.b, in, sx, zx, p, rin, again, ws)
+					for i := range dst {
+						if again[i] != dst[i] && !(dst[i] != dst[i]) {
+							t.Fatalf("%s: a second Forward differs at %d", tc.name, i)
+						}
+					}
 					pool.Close()
 					if o.PackedOut {
 						s, lo := o.S, o.Lo
@@ -217,7 +226,7 @@ func BenchmarkQConv(b *testing.B) {
 			q, _ := newQConv(prm, w8, false)
 			o := &QOutput{Mult: make([]float32, prm.OutC), Quantize: true, S: 0.1, Lo: 0, Hi: 255}
 			p, _ := q.Prepare(o, 0)
-			ws := make([]byte, q.WorkspaceBytes(2))
+			ws := q.NewWorkspace(2, 0)
 			for b.Loop() {
 				q.Forward(pool, tc.batch, x, 0.02, 0, p, nil, out, ws)
 			}
@@ -227,7 +236,7 @@ func BenchmarkQConv(b *testing.B) {
 			q, _ := NewQConv(prm, w8)
 			o := &QOutput{Mult: make([]float32, prm.OutC), Quantize: true, S: 0.1, Lo: 0, Hi: 255}
 			p, _ := q.Prepare(o, 0)
-			ws := make([]byte, q.WorkspaceBytes(2))
+			ws := q.NewWorkspace(2, 0)
 			for b.Loop() {
 				q.Forward(pool, tc.batch, x, 0.02, 0, p, nil, out, ws)
 			}
