@@ -1822,8 +1822,9 @@ def qepi(P):
 {P}_norelu2{r}:
 	TESTL $16, R9
 	JZ   {P}_rowdone{r}
-	VDIVPS Z26, Z{a_}, Z{a_}
-	VDIVPS Z26, Z{b_}, Z{b_}
+	VBROADCASTSS 148(R8), Z19
+	VMULPS Z19, Z{a_}, Z{a_}
+	VMULPS Z19, Z{b_}, Z{b_}
 	VRNDSCALEPS $0, Z{a_}, Z{a_}
 	VRNDSCALEPS $0, Z{b_}, Z{b_}
 	VMAXPS Z27, Z{a_}, Z{a_}

@@ -13,8 +13,9 @@ import (
 // clamp(round(v), lo, hi), v = k*s. With flags&4 the residual (at res,
 // same segments) is added — floats a row apart by ldd, or with flags&64
 // uint8 values interleaved by four channels, groups ldd apart, read as
-// (byte - rz)*rs — then flags&8 ReLU, flags&16 k = clamp(round(v/s2),
-// lo2, hi2), v = k*s2. Stores go to dst segment by segment (a mask of the
+// (byte - rz)*rs — then flags&8 ReLU, flags&16 k = clamp(round(v·s2inv),
+// lo2, hi2), v = k*s2 (the reciprocal multiplied, as ONNX Runtime's
+// QLinearAdd rescales by a multiplier). Stores go to dst segment by segment (a mask of the
 // tile's 32 columns and a byte offset from the row's start): floats a
 // row apart by ldd, or with flags&32 the last k minus its lo as uint8,
 // four rows (channels) interleaved per 32-bit lane, groups ldd apart.
@@ -30,7 +31,7 @@ type qEpilogue struct {
 	segs         [qMaxSegs]qSeg
 	rows         int32
 	rs, rz       float32
-	_            int32
+	s2inv        float32 // 1/s2
 }
 
 // qSeg is a run of a tile's columns stored contiguously: mask bit j set
@@ -593,6 +594,9 @@ func (q *QConv) run(t *qconvTask, t0, t1 int, p *QPrepared, out, res []float32) 
 	ep.flags = p.flags
 	ep.s, ep.lo, ep.hi = p.o.S, p.o.Lo, p.o.Hi
 	ep.s2, ep.lo2, ep.hi2 = p.o.S2, p.o.Lo2, p.o.Hi2
+	if p.o.S2 != 0 {
+		ep.s2inv = 1 / p.o.S2
+	}
 	ep.ldd = int64(outPlane * 4) // a float row, or a packed group of four
 	ep.rs, ep.rz = p.o.ResS, p.o.ResZ
 	if q.amx16 {
@@ -858,7 +862,7 @@ func qepiGo(acc *[8][32]int32, ep *qEpilogue) {
 						x = max(x, 0)
 					}
 					if f&16 != 0 {
-						x = min(max(roundEven32Wide(x/ep.s2), ep.lo2), ep.hi2)
+						x = min(max(roundEven32Wide(x*ep.s2inv), ep.lo2), ep.hi2)
 						if !u8 {
 							x *= ep.s2
 						}

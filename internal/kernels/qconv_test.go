@@ -52,7 +52,7 @@ func qconvRef(prm ConvParams, batch int, x []float32, sx float32, zx int32, w []
 							v = max(v, 0)
 						}
 						if o.Quantize2 {
-							v = min(max(roundEven32(v/o.S2), o.Lo2), o.Hi2) * o.S2
+							v = min(max(roundEven32(v*(1/o.S2)), o.Lo2), o.Hi2) * o.S2
 						}
 					}
 					out[i] = v
