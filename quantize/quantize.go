@@ -33,7 +33,8 @@ var ErrNothing = errors.New("nothing to quantize")
 
 // Options are the choices of Quantize.
 type Options struct {
-	// Method is the calibration method (MinMax, Percentile, Entropy).
+	// Method is the calibration method (MinMax, Percentile, Entropy);
+	// "" is Percentile, which measured best (README: Quantization).
 	Method string
 	// Percentile of |x| for the Percentile method (default 99.99).
 	Percentile float64
@@ -421,7 +422,7 @@ func actParams(lo, hi float64, signed bool) qparams {
 func (m *Model) Quantize(stats map[string]*Stats, opts Options) ([]byte, Report, error) {
 	rep := Report{Ops: map[string]int{}}
 	if opts.Method == "" {
-		opts.Method = MinMax
+		opts.Method = Percentile
 	}
 	if !slices.Contains(Methods, opts.Method) {
 		return nil, rep, fmt.Errorf("unknown calibration method %q (want %s, %s or %s)", opts.Method, MinMax, Percentile, Entropy)
