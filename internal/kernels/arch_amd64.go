@@ -338,7 +338,7 @@ func qpack32(panel, src []byte, offs []int32, pix *[32]int32) bool {
 }
 
 //go:noescape
-func qepi8AVX512(acc *int32, ep *qEpilogue)
+func qepi8AVX512(acc *int32, ep *qEpilogue, groups int)
 
 //go:noescape
 func qamx32x32(n int, a *int8, b *uint8, boffs *int32, bstride int, acc *int32, cfg *byte, nb int)
@@ -370,7 +370,12 @@ func qamxTile(n int, a []int8, b []byte, boffs []int32, bstride int, acc []int32
 	qamx32x32(n, &a[0], &b[0], &boffs[0], bstride, &acc[0], &cfg[0], nb)
 }
 
-func qepi8(acc []int32, ep *qEpilogue) { qepi8AVX512(&acc[0], ep) }
+// qepi8 runs the epilogue over groups groups of 8 rows of acc (see
+// qepi8AVX512).
+func qepi8(acc []int32, ep *qEpilogue, groups int) {
+	_ = acc[groups*256-1]
+	qepi8AVX512(&acc[0], ep, groups)
+}
 
 //go:noescape
 func qamx16x64(n int, a *int8, b *uint8, boffs *int32, bstride int, acc *int32, cfg *byte, nb int)

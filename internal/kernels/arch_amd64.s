@@ -6878,7 +6878,7 @@ qk_store:
 	TESTL $32, R9
 	JNZ  qk_u8
 	CMPL R15, $0
-	JLE  qk_ret
+	JLE  qk_done
 	XORQ R13, R13
 qk_seg0:
 	CMPQ R13, R10
@@ -6895,7 +6895,7 @@ qk_seg0:
 qk_segdone0:
 	ADDQ R14, R11
 	CMPL R15, $1
-	JLE  qk_ret
+	JLE  qk_done
 	XORQ R13, R13
 qk_seg1:
 	CMPQ R13, R10
@@ -6912,7 +6912,7 @@ qk_seg1:
 qk_segdone1:
 	ADDQ R14, R11
 	CMPL R15, $2
-	JLE  qk_ret
+	JLE  qk_done
 	XORQ R13, R13
 qk_seg2:
 	CMPQ R13, R10
@@ -6929,7 +6929,7 @@ qk_seg2:
 qk_segdone2:
 	ADDQ R14, R11
 	CMPL R15, $3
-	JLE  qk_ret
+	JLE  qk_done
 	XORQ R13, R13
 qk_seg3:
 	CMPQ R13, R10
@@ -6946,7 +6946,7 @@ qk_seg3:
 qk_segdone3:
 	ADDQ R14, R11
 	CMPL R15, $4
-	JLE  qk_ret
+	JLE  qk_done
 	XORQ R13, R13
 qk_seg4:
 	CMPQ R13, R10
@@ -6963,7 +6963,7 @@ qk_seg4:
 qk_segdone4:
 	ADDQ R14, R11
 	CMPL R15, $5
-	JLE  qk_ret
+	JLE  qk_done
 	XORQ R13, R13
 qk_seg5:
 	CMPQ R13, R10
@@ -6980,7 +6980,7 @@ qk_seg5:
 qk_segdone5:
 	ADDQ R14, R11
 	CMPL R15, $6
-	JLE  qk_ret
+	JLE  qk_done
 	XORQ R13, R13
 qk_seg6:
 	CMPQ R13, R10
@@ -6997,7 +6997,7 @@ qk_seg6:
 qk_segdone6:
 	ADDQ R14, R11
 	CMPL R15, $7
-	JLE  qk_ret
+	JLE  qk_done
 	XORQ R13, R13
 qk_seg7:
 	CMPQ R13, R10
@@ -7013,7 +7013,7 @@ qk_seg7:
 	JMP  qk_seg7
 qk_segdone7:
 	ADDQ R14, R11
-	JMP  qk_ret
+	JMP  qk_done
 qk_u8:
 	VMOVAPS Z21, Z24
 	TESTL $4, R9
@@ -7021,7 +7021,7 @@ qk_u8:
 	VMOVAPS Z27, Z24
 qk_u8lo:
 	CMPL R15, $0
-	JLE  qk_ret
+	JLE  qk_done
 	VSUBPS Z24, Z0, Z0
 	VSUBPS Z24, Z1, Z1
 	VCVTPS2DQ Z0, Z0
@@ -7074,7 +7074,7 @@ qk_useg0:
 qk_usegdone0:
 	ADDQ R14, R11
 	CMPL R15, $4
-	JLE  qk_ret
+	JLE  qk_done
 	VSUBPS Z24, Z8, Z8
 	VSUBPS Z24, Z9, Z9
 	VCVTPS2DQ Z8, Z8
@@ -7126,30 +7126,17 @@ qk_useg1:
 	JMP  qk_useg1
 qk_usegdone1:
 	ADDQ R14, R11
+qk_done:
 qk_ret:
 	VZEROUPPER
 	RET
 
-// func qepi8AVX512(acc *int32, ep *qEpilogue)
-TEXT ·qepi8AVX512(SB), NOSPLIT, $0-16
-	MOVQ acc+0(FP), AX
+// func qepi8AVX512(acc *int32, ep *qEpilogue, groups int)
+// groups of 8 rows (accumulators 1024 bytes apart), ep.rows rows in all.
+TEXT ·qepi8AVX512(SB), NOSPLIT, $0-24
+	MOVQ acc+0(FP), DI
 	MOVQ ep+8(FP), R8
-	VMOVDQU32 0(AX), Z0
-	VMOVDQU32 64(AX), Z1
-	VMOVDQU32 128(AX), Z2
-	VMOVDQU32 192(AX), Z3
-	VMOVDQU32 256(AX), Z4
-	VMOVDQU32 320(AX), Z5
-	VMOVDQU32 384(AX), Z6
-	VMOVDQU32 448(AX), Z7
-	VMOVDQU32 512(AX), Z8
-	VMOVDQU32 576(AX), Z9
-	VMOVDQU32 640(AX), Z10
-	VMOVDQU32 704(AX), Z11
-	VMOVDQU32 768(AX), Z12
-	VMOVDQU32 832(AX), Z13
-	VMOVDQU32 896(AX), Z14
-	VMOVDQU32 960(AX), Z15
+	MOVQ groups+16(FP), CX
 	MOVQ 0(R8), SI
 	MOVQ 8(R8), BX
 	MOVL 16(R8), R9
@@ -7169,6 +7156,23 @@ TEXT ·qepi8AVX512(SB), NOSPLIT, $0-16
 	MOVQ 56(R8), R12
 	MOVQ 64(R8), R14
 	MOVL 136(R8), R15
+qe_group:
+	VMOVDQU32 0(DI), Z0
+	VMOVDQU32 64(DI), Z1
+	VMOVDQU32 128(DI), Z2
+	VMOVDQU32 192(DI), Z3
+	VMOVDQU32 256(DI), Z4
+	VMOVDQU32 320(DI), Z5
+	VMOVDQU32 384(DI), Z6
+	VMOVDQU32 448(DI), Z7
+	VMOVDQU32 512(DI), Z8
+	VMOVDQU32 576(DI), Z9
+	VMOVDQU32 640(DI), Z10
+	VMOVDQU32 704(DI), Z11
+	VMOVDQU32 768(DI), Z12
+	VMOVDQU32 832(DI), Z13
+	VMOVDQU32 896(DI), Z14
+	VMOVDQU32 960(DI), Z15
 	CMPL R15, $0
 	JLE  qe_store
 	VPBROADCASTD 0(SI), Z18
@@ -7871,7 +7875,7 @@ qe_store:
 	TESTL $32, R9
 	JNZ  qe_u8
 	CMPL R15, $0
-	JLE  qe_ret
+	JLE  qe_done
 	XORQ R13, R13
 qe_seg0:
 	CMPQ R13, R10
@@ -7888,7 +7892,7 @@ qe_seg0:
 qe_segdone0:
 	ADDQ R14, R11
 	CMPL R15, $1
-	JLE  qe_ret
+	JLE  qe_done
 	XORQ R13, R13
 qe_seg1:
 	CMPQ R13, R10
@@ -7905,7 +7909,7 @@ qe_seg1:
 qe_segdone1:
 	ADDQ R14, R11
 	CMPL R15, $2
-	JLE  qe_ret
+	JLE  qe_done
 	XORQ R13, R13
 qe_seg2:
 	CMPQ R13, R10
@@ -7922,7 +7926,7 @@ qe_seg2:
 qe_segdone2:
 	ADDQ R14, R11
 	CMPL R15, $3
-	JLE  qe_ret
+	JLE  qe_done
 	XORQ R13, R13
 qe_seg3:
 	CMPQ R13, R10
@@ -7939,7 +7943,7 @@ qe_seg3:
 qe_segdone3:
 	ADDQ R14, R11
 	CMPL R15, $4
-	JLE  qe_ret
+	JLE  qe_done
 	XORQ R13, R13
 qe_seg4:
 	CMPQ R13, R10
@@ -7956,7 +7960,7 @@ qe_seg4:
 qe_segdone4:
 	ADDQ R14, R11
 	CMPL R15, $5
-	JLE  qe_ret
+	JLE  qe_done
 	XORQ R13, R13
 qe_seg5:
 	CMPQ R13, R10
@@ -7973,7 +7977,7 @@ qe_seg5:
 qe_segdone5:
 	ADDQ R14, R11
 	CMPL R15, $6
-	JLE  qe_ret
+	JLE  qe_done
 	XORQ R13, R13
 qe_seg6:
 	CMPQ R13, R10
@@ -7990,7 +7994,7 @@ qe_seg6:
 qe_segdone6:
 	ADDQ R14, R11
 	CMPL R15, $7
-	JLE  qe_ret
+	JLE  qe_done
 	XORQ R13, R13
 qe_seg7:
 	CMPQ R13, R10
@@ -8006,7 +8010,7 @@ qe_seg7:
 	JMP  qe_seg7
 qe_segdone7:
 	ADDQ R14, R11
-	JMP  qe_ret
+	JMP  qe_done
 qe_u8:
 	VMOVAPS Z21, Z24
 	TESTL $4, R9
@@ -8014,7 +8018,7 @@ qe_u8:
 	VMOVAPS Z27, Z24
 qe_u8lo:
 	CMPL R15, $0
-	JLE  qe_ret
+	JLE  qe_done
 	VSUBPS Z24, Z0, Z0
 	VSUBPS Z24, Z1, Z1
 	VCVTPS2DQ Z0, Z0
@@ -8067,7 +8071,7 @@ qe_useg0:
 qe_usegdone0:
 	ADDQ R14, R11
 	CMPL R15, $4
-	JLE  qe_ret
+	JLE  qe_done
 	VSUBPS Z24, Z8, Z8
 	VSUBPS Z24, Z9, Z9
 	VCVTPS2DQ Z8, Z8
@@ -8119,6 +8123,15 @@ qe_useg1:
 	JMP  qe_useg1
 qe_usegdone1:
 	ADDQ R14, R11
+qe_done:
+	DECQ CX
+	JZ   qe_ret
+	SUBL $8, R15
+	JLE  qe_ret
+	ADDQ $32, SI
+	ADDQ $32, BX
+	ADDQ $1024, DI
+	JMP  qe_group
 qe_ret:
 	VZEROUPPER
 	RET

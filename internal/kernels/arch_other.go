@@ -49,7 +49,7 @@ func hasAMX() bool { return false }
 func qamxTile(n int, a []int8, b []byte, boffs []int32, bstride int, acc []int32, cfg *[64]byte, nb int) {
 }
 
-func qepi8(acc []int32, ep *qEpilogue) {}
+func qepi8(acc []int32, ep *qEpilogue, groups int) {}
 
 func qamxTile16(n int, a []int8, b []byte, boffs []int32, bstride int, acc []int32, cfg *[64]byte, nb int) {
 }

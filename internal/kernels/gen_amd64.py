@@ -1720,9 +1720,11 @@ fq_done:
 with open(OUT, 'a') as f:
     f.write(''.join(Q_))
 
-def qepi(P):
+def qepi(P, loop=False):
     """The int8 tile epilogue (see qEpilogue in qconv.go): accumulators in
     Z0-Z15 (row r in Z(2r), Z(2r+1)), the qEpilogue pointer in R8; returns.
+    With loop, the accumulators are in memory at DI (rows 128 bytes
+    apart) and CX groups of 8 rows are done one after the other.
     Phase A computes each valid row's values (in registers), phase B
     stores them: floats row by row, or (flags&32) uint8 steps, four rows
     (channels) interleaved per 32-bit lane, a group of four rows at a time."""
@@ -1746,6 +1748,10 @@ def qepi(P):
 	MOVQ 64(R8), R14
 	MOVL 136(R8), R15
 ''']
+    if loop:
+        E.append(f'{P}_group:\n')
+        for r in range(8):
+            E.append(f'\tVMOVDQU32 {128*r}(DI), Z{2*r}\n\tVMOVDQU32 {128*r+64}(DI), Z{2*r+1}\n')
     for r in range(8):
         a_, b_ = 2*r, 2*r+1
         E.append(f'''	CMPL R15, ${r}
@@ -1844,7 +1850,7 @@ def qepi(P):
     for r in range(8):
         a_, b_ = 2*r, 2*r+1
         E.append(f'''	CMPL R15, ${r}
-	JLE  {P}_ret
+	JLE  {P}_done
 	XORQ R13, R13
 {P}_seg{r}:
 	CMPQ R13, R10
@@ -1861,7 +1867,7 @@ def qepi(P):
 {P}_segdone{r}:
 	ADDQ R14, R11
 ''')
-    E.append(f'''	JMP  {P}_ret
+    E.append(f'''	JMP  {P}_done
 {P}_u8:
 	VMOVAPS Z21, Z24
 	TESTL $4, R9
@@ -1872,7 +1878,7 @@ def qepi(P):
     for g in range(2):
         rows = range(4*g, 4*g+4)
         E.append(f'''	CMPL R15, ${4*g}
-	JLE  {P}_ret
+	JLE  {P}_done
 ''')
         for r in rows:
             a_, b_ = 2*r, 2*r+1
@@ -1905,6 +1911,10 @@ def qepi(P):
 {P}_usegdone{g}:
 	ADDQ R14, R11
 ''')
+    E.append(f'{P}_done:\n')
+    if loop:
+        # A whole group moved R11 (and R12) on to the next group's rows.
+        E.append(f'\tDECQ CX\n\tJZ   {P}_ret\n\tSUBL $8, R15\n\tJLE  {P}_ret\n\tADDQ $32, SI\n\tADDQ $32, BX\n\tADDQ $1024, DI\n\tJMP  {P}_group\n')
     E.append(f'''{P}_ret:
 	VZEROUPPER
 	RET
@@ -1958,16 +1968,14 @@ QK.append(qepi('qk'))
 # The epilogue alone, for accumulators in memory (the AMX path): 8 rows of
 # 32 int32 at acc + r*128.
 QK.append('''
-// func qepi8AVX512(acc *int32, ep *qEpilogue)
-TEXT ·qepi8AVX512(SB), NOSPLIT, $0-16
-	MOVQ acc+0(FP), AX
+// func qepi8AVX512(acc *int32, ep *qEpilogue, groups int)
+// groups of 8 rows (accumulators 1024 bytes apart), ep.rows rows in all.
+TEXT ·qepi8AVX512(SB), NOSPLIT, $0-24
+	MOVQ acc+0(FP), DI
 	MOVQ ep+8(FP), R8
+	MOVQ groups+16(FP), CX
 ''')
-for r in range(8):
-    QK.append(f'''	VMOVDQU32 {128*r}(AX), Z{2*r}
-	VMOVDQU32 {128*r+64}(AX), Z{2*r+1}
-''')
-QK.append(qepi('qe'))
+QK.append(qepi('qe', loop=True))
 
 # ---------------- int8 convolution (AMX) ----------------
 # Go's assembler has no AMX mnemonics: the instructions are written as

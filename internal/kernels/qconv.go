@@ -668,19 +668,13 @@ func (q *QConv) runAMX(t *qconvTask, b []byte, gi, chunk, chunks int, p *QPrepar
 		nb := min(qAMXBlocks, m1-b0)
 		qamxTile(q.nch, q.a32[(gi*q.m32+b0)*q.nch*2048:], b, boffs, bstride, t.acc[:], &q.cfg, nb)
 		for k := range nb {
-			blk := b0 + k
-			for rb := range 4 {
-				first := blk*32 + rb*8
-				if first >= q.mg {
-					break
-				}
-				base := gi*q.mg + first
-				ep.rows = int32(min(8, q.mg-first))
-				ci := gi*q.padRows() + first
-				ep.corr, ep.mult = &p.corr[ci], &p.mult[ci]
-				q.rowPointers(ep, p, out, res, base)
-				qepi8(t.acc[k*1024+rb*8*32:], ep)
-			}
+			first := (b0 + k) * 32
+			base := gi*q.mg + first
+			ep.rows = int32(min(32, q.mg-first))
+			ci := gi*q.padRows() + first
+			ep.corr, ep.mult = &p.corr[ci], &p.mult[ci]
+			q.rowPointers(ep, p, out, res, base)
+			qepi8(t.acc[k*1024:], ep, 4)
 		}
 	}
 }
@@ -702,18 +696,12 @@ func (q *QConv) runAMX16(t *qconvTask, t0, t1 int, p *QPrepared, out, res []floa
 					break
 				}
 				ep.segs, ep.nseg = q.segs[pi], q.nsegs[pi]
-				for rb := range 2 {
-					first := rb * 8
-					if first >= q.mg {
-						break
-					}
-					base := gi*q.mg + first
-					ep.rows = int32(min(8, q.mg-first))
-					ci := gi*q.padRows() + first
-					ep.corr, ep.mult = &p.corr[ci], &p.mult[ci]
-					q.rowPointers(ep, p, out, res, base)
-					qepi8(t.acc[k*1024+(h*16+rb*8)*32:], ep)
-				}
+				base := gi * q.mg
+				ep.rows = int32(q.mg)
+				ci := gi * q.padRows()
+				ep.corr, ep.mult = &p.corr[ci], &p.mult[ci]
+				q.rowPointers(ep, p, out, res, base)
+				qepi8(t.acc[k*1024+h*16*32:], ep, 2)
 			}
 		}
 		it += nb
