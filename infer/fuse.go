@@ -111,6 +111,28 @@ func fuse(m *model) {
 	if len(emitAt) == 0 {
 		return
 	}
+	reorder(m, removed, emitAt)
+	// Drop the data of constants nothing reads any more (the weights and
+	// statistics folded into new convolution weights).
+	read := make([]bool, len(m.values))
+	for _, n := range m.nodes {
+		for _, id := range n.in {
+			if id >= 0 {
+				read[id] = true
+			}
+		}
+	}
+	for _, v := range m.values {
+		if v.init != nil && !read[v.id] && !v.output {
+			v.init = nil
+		}
+	}
+}
+
+// reorder drops the removed nodes and moves each absorbing node (a key of
+// emitAt) to the position of the last node it absorbed, where every
+// operand is ready.
+func reorder(m *model, removed []bool, emitAt map[int]int) {
 	at := map[int]int{} // position → absorbing node emitted there
 	for n, pos := range emitAt {
 		at[pos] = n
@@ -130,21 +152,6 @@ func fuse(m *model) {
 	}
 	m.nodes = nodes
 	m.setProducers()
-	// Drop the data of constants nothing reads any more (the weights and
-	// statistics folded into new convolution weights).
-	read := make([]bool, len(m.values))
-	for _, n := range m.nodes {
-		for _, id := range n.in {
-			if id >= 0 {
-				read[id] = true
-			}
-		}
-	}
-	for _, v := range m.values {
-		if v.init != nil && !read[v.id] && !v.output {
-			v.init = nil
-		}
-	}
 }
 
 // foldBN folds bn into conv's weights and bias when all are constants,

@@ -265,26 +265,8 @@ func fuseQConv(m *model) {
 	if !changed {
 		return
 	}
-	defer packQConv(m)
-	at := map[int]int{} // position → fused node emitted there
-	for i, pos := range moveTo {
-		at[pos] = i
-	}
-	var nodes []*node
-	for i, n := range m.nodes {
-		if _, moved := moveTo[i]; moved {
-			continue
-		}
-		if f, ok := at[i]; ok {
-			nodes = append(nodes, m.nodes[f])
-			continue
-		}
-		if !removed[i] {
-			nodes = append(nodes, n)
-		}
-	}
-	m.nodes = nodes
-	m.setProducers()
+	reorder(m, removed, moveTo)
+	packQConv(m)
 }
 
 // packQConv keeps the tensors between int8 convolutions as packed uint8

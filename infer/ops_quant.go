@@ -100,6 +100,31 @@ func planQParam(what string, shape []int, axis int, scale, zp *pval) (qParam, er
 	return p, nil
 }
 
+// each checks the scales, then calls fn, in parallel, on each run of
+// elements [i0, i1) that shares a scale s and zero point z.
+func (p qParam) each(rc *runCtx, what string, size int, fn func(i0, i1 int, s float32, z int32)) error {
+	sc := rc.f32[p.scale]
+	if err := checkScales(what, sc); err != nil {
+		return err
+	}
+	var zs []int32
+	if p.zp >= 0 {
+		zs = rc.i32[p.zp]
+	}
+	if p.n == 1 {
+		s, z := sc[0], at(zs, 0, 0)
+		rc.parallel(size, 4, func(i0, i1 int) { fn(i0, i1, s, z) })
+		return nil
+	}
+	rc.parallel(size/p.inner, p.inner*4, func(b0, b1 int) {
+		for blk := b0; blk < b1; blk++ {
+			c := blk % p.n
+			fn(blk*p.inner, (blk+1)*p.inner, sc[min(c, len(sc)-1)], at(zs, c, 0))
+		}
+	})
+	return nil
+}
+
 // vectorParam checks a scale or zero point that is a scalar or a vector
 // of n values (one per row or column of a matrix product, one per output
 // channel of a convolution).
@@ -213,25 +238,12 @@ func (o *quantizeOp) plan(pc *planCtx, n *pnode) error {
 	xi, yi, size := x.id, n.out[0].id, x.size
 	n.kernel = func(rc *runCtx) func() error {
 		return func() error {
-			sc := rc.f32[p.scale]
-			if err := checkScales("y_scale", sc); err != nil {
-				return err
-			}
-			var zs []int32
-			if p.zp >= 0 {
-				zs = rc.i32[p.zp]
-			}
 			X, Y := rc.f32[xi], rc.i32[yi]
-			rc.parallel(size/p.inner, p.inner*4, func(b0, b1 int) {
-				for blk := b0; blk < b1; blk++ {
-					c := blk % p.n
-					s, z := sc[min(c, len(sc)-1)], at(zs, c, 0)
-					for i := blk * p.inner; i < (blk+1)*p.inner; i++ {
-						Y[i] = quantize(X[i], s, z, lo, hi)
-					}
+			return p.each(rc, "y_scale", size, func(i0, i1 int, s float32, z int32) {
+				for i := i0; i < i1; i++ {
+					Y[i] = quantize(X[i], s, z, lo, hi)
 				}
 			})
-			return nil
 		}
 	}
 	return nil
@@ -260,30 +272,10 @@ func (o *fakeQuantOp) plan(pc *planCtx, n *pnode) error {
 	xi, yi, size := x.id, n.out[0].id, x.size
 	n.kernel = func(rc *runCtx) func() error {
 		return func() error {
-			sc := rc.f32[p.scale]
-			if err := checkScales("y_scale", sc); err != nil {
-				return err
-			}
-			var zs []int32
-			if p.zp >= 0 {
-				zs = rc.i32[p.zp]
-			}
 			X, Y := rc.f32[xi], rc.f32[yi]
-			if p.n == 1 {
-				s, z := sc[0], at(zs, 0, 0)
-				rc.parallel(size, 4, func(i0, i1 int) {
-					kernels.FakeQuant(Y[i0:i1], X[i0:i1], s, float32(lo-z), float32(hi-z))
-				})
-				return nil
-			}
-			rc.parallel(size/p.inner, p.inner*4, func(b0, b1 int) {
-				for blk := b0; blk < b1; blk++ {
-					c := blk % p.n
-					s, z := sc[min(c, len(sc)-1)], at(zs, c, 0)
-					kernels.FakeQuant(Y[blk*p.inner:(blk+1)*p.inner], X[blk*p.inner:(blk+1)*p.inner], s, float32(lo-z), float32(hi-z))
-				}
+			return p.each(rc, "y_scale", size, func(i0, i1 int, s float32, z int32) {
+				kernels.FakeQuant(Y[i0:i1], X[i0:i1], s, float32(lo-z), float32(hi-z))
 			})
-			return nil
 		}
 	}
 	return nil
@@ -327,25 +319,12 @@ func (o *dequantizeOp) plan(pc *planCtx, n *pnode) error {
 	xi, yi, size := x.id, n.out[0].id, x.size
 	n.kernel = func(rc *runCtx) func() error {
 		return func() error {
-			sc := rc.f32[p.scale]
-			if err := checkScales("x_scale", sc); err != nil {
-				return err
-			}
-			var zs []int32
-			if p.zp >= 0 {
-				zs = rc.i32[p.zp]
-			}
 			X, Y := rc.i32[xi], rc.f32[yi]
-			rc.parallel(size/p.inner, p.inner*2, func(b0, b1 int) {
-				for blk := b0; blk < b1; blk++ {
-					c := blk % p.n
-					s, z := sc[min(c, len(sc)-1)], at(zs, c, 0)
-					for i := blk * p.inner; i < (blk+1)*p.inner; i++ {
-						Y[i] = float32(X[i]-z) * s
-					}
+			return p.each(rc, "x_scale", size, func(i0, i1 int, s float32, z int32) {
+				for i := i0; i < i1; i++ {
+					Y[i] = float32(X[i]-z) * s
 				}
 			})
-			return nil
 		}
 	}
 	return nil

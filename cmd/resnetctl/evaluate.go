@@ -9,7 +9,6 @@ import (
 
 	"github.com/resnetctl/resnetctl/cifar"
 	"github.com/resnetctl/resnetctl/classify"
-	"github.com/resnetctl/resnetctl/imgproc"
 	"github.com/resnetctl/resnetctl/internal/atomicfile"
 	"github.com/resnetctl/resnetctl/internal/printable"
 	"github.com/spf13/cobra"
@@ -87,7 +86,7 @@ The loss reported is the mean cross-entropy −log p(true class) of the probabil
 		},
 	}
 	fs := c.Flags()
-	fs.StringVar(&opts.Data, "data", "", "data set: CIFAR binary folder/archive/.bin, or image folders (folder or .tar.gz)")
+	fs.StringVar(&opts.Data, "data", "", `data set: CIFAR binary folder/archive/.bin, image folders (folder or .tar.gz), or "sample" (the embedded CIFAR-10 sample)`)
 	fs.StringVar(&opts.Split, "split", "test", `split to read ("" for class folders directly under --data)`)
 	fs.IntVar(&opts.Batch, "batch", 64, "images per inference batch")
 	fs.IntVar(&opts.Limit, "limit", 0, "evaluate N images only: a class-balanced random subset drawn from --seed, chosen before any image is decoded")
@@ -116,18 +115,9 @@ func evaluateRun(c *cobra.Command, opts *EvaluateOptions) error {
 	}
 	defer sess.Close()
 	weights := sess.NonFiniteWeights()
-	transform := func(img *imgproc.Image) (*imgproc.Image, error) {
-		if setup.Resize > 0 {
-			return imgproc.CenterCrop(imgproc.ResizeShorter(img, setup.Resize), setup.W, setup.H), nil
-		}
-		if img.W == setup.W && img.H == setup.H {
-			return img, nil
-		}
-		return imgproc.Resize(img, setup.W, setup.H), nil
-	}
 	bar := isTerminal(opts.Streams.ErrOut)
 	start := time.Now()
-	copts := cifar.Options{Split: opts.Split, Transform: transform}
+	copts := cifar.Options{Transform: imageTransform(setup)}
 	if bar {
 		copts.Progress = func(done, total int64) {
 			if done%256 == 0 || done == total {
@@ -136,13 +126,7 @@ func evaluateRun(c *cobra.Command, opts *EvaluateOptions) error {
 			}
 		}
 	}
-	src, err := cifar.Open(ctx, opts.Data, copts)
-	if err != nil && opts.AutoSplit {
-		copts.Split = ""
-		if s2, err2 := cifar.Open(ctx, opts.Data, copts); err2 == nil {
-			src, err = s2, nil
-		}
-	}
+	src, _, err := openLabelled(ctx, opts.Data, opts.Split, opts.AutoSplit, copts)
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/resnetctl/resnetctl/cifar"
 	"github.com/resnetctl/resnetctl/classify"
-	"github.com/resnetctl/resnetctl/imgproc"
 	"github.com/resnetctl/resnetctl/infer"
 	"github.com/resnetctl/resnetctl/internal/atomicfile"
 	"github.com/resnetctl/resnetctl/internal/printable"
@@ -146,39 +145,11 @@ func quantizeRun(c *cobra.Command, opts *QuantizeOptions) error {
 	}
 	defer cal.Close()
 
-	transform := func(img *imgproc.Image) (*imgproc.Image, error) {
-		if setup.Resize > 0 {
-			return imgproc.CenterCrop(imgproc.ResizeShorter(img, setup.Resize), setup.W, setup.H), nil
-		}
-		if img.W == setup.W && img.H == setup.H {
-			return img, nil
-		}
-		return imgproc.Resize(img, setup.W, setup.H), nil
-	}
-	copts := cifar.Options{Split: opts.Split, Transform: transform}
-	var src *cifar.Source
-	if opts.Data == "sample" { // the embedded CIFAR-10 sample, as train --data sample
-		split := opts.Split
-		if split == "" {
-			split = "train"
-		}
-		ds, serr := cifar.EmbeddedSample(split)
-		if serr != nil {
-			return serr
-		}
-		src = cifar.FromDataset(ds, "sample", copts)
-	} else {
-		src, err = cifar.Open(ctx, opts.Data, copts)
-	}
-	if err != nil && opts.AutoSplit {
-		copts.Split = ""
-		if s2, err2 := cifar.Open(ctx, opts.Data, copts); err2 == nil {
-			src, err, opts.Split = s2, nil, ""
-		}
-	}
+	src, split, err := openLabelled(ctx, opts.Data, opts.Split, opts.AutoSplit, cifar.Options{Transform: imageTransform(setup)})
 	if err != nil {
 		return err
 	}
+	opts.Split = split
 	if src.Len == 0 {
 		return fmt.Errorf("--calibrate %s: no images", printable.Name(opts.Data))
 	}
@@ -275,7 +246,6 @@ func quantizeRun(c *cobra.Command, opts *QuantizeOptions) error {
 	for _, k := range slices.Sorted(maps.Keys(rep.Ops)) {
 		ops = append(ops, fmt.Sprintf("%d %s", rep.Ops[k], k))
 	}
-	split := opts.Split
 	if split == "" {
 		split = "all"
 	}
