@@ -11,15 +11,14 @@
 package export
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 
 	"github.com/resnetctl/resnetctl/build"
 	"github.com/resnetctl/resnetctl/internal/atomicfile"
+	"github.com/resnetctl/resnetctl/internal/onnxmodel"
 	"github.com/resnetctl/resnetctl/internal/onnxpb"
 	"github.com/resnetctl/resnetctl/modelmeta"
 	"github.com/resnetctl/resnetctl/models"
@@ -281,17 +280,7 @@ func valueInfo(name string, dims ...int) *onnxpb.ValueInfoProto {
 }
 
 // floatTensor makes a float32 initializer with raw little-endian data.
-func floatTensor(name string, dims []int, data []float32) *onnxpb.TensorProto {
-	raw := make([]byte, 4*len(data))
-	for i, v := range data {
-		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(v))
-	}
-	t := &onnxpb.TensorProto{Name: name, DataType: int32(onnxpb.TensorProto_FLOAT), RawData: raw}
-	for _, d := range dims {
-		t.Dims = append(t.Dims, int64(d))
-	}
-	return t
-}
+var floatTensor = onnxmodel.FloatTensor
 
 // int64Tensor makes a 1-D int64 initializer.
 func int64Tensor(name string, data ...int64) *onnxpb.TensorProto {

@@ -700,17 +700,8 @@ func sanitize(s string) string {
 	return s
 }
 
-func floatTensor(name string, dims []int, data []float32) *onnxpb.TensorProto {
-	raw := make([]byte, 4*len(data))
-	for i, v := range data {
-		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(v))
-	}
-	t := &onnxpb.TensorProto{Name: name, DataType: int32(onnxpb.TensorProto_FLOAT), RawData: raw}
-	for _, d := range dims {
-		t.Dims = append(t.Dims, int64(d))
-	}
-	return t
-}
+// floatTensor makes a float32 initializer with raw little-endian data.
+var floatTensor = onnxmodel.FloatTensor
 
 func scalarFloat(name string, v float32) *onnxpb.TensorProto {
 	return floatTensor(name, nil, []float32{v})

@@ -351,3 +351,17 @@ func HalfToFloat(h uint16) float32 {
 	}
 	return math.Float32frombits(sign | (exp+127-15)<<23 | frac<<13)
 }
+
+// FloatTensor makes a float32 TensorProto (an initializer) with
+// little-endian raw_data, as exporters write them.
+func FloatTensor(name string, dims []int, data []float32) *onnxpb.TensorProto {
+	raw := make([]byte, 4*len(data))
+	for i, v := range data {
+		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(v))
+	}
+	t := &onnxpb.TensorProto{Name: name, DataType: int32(onnxpb.TensorProto_FLOAT), RawData: raw}
+	for _, d := range dims {
+		t.Dims = append(t.Dims, int64(d))
+	}
+	return t
+}
