@@ -400,6 +400,13 @@ func (q *QConv) Prepare(o *QOutput, zx int32) (*QPrepared, error) {
 			p.flags |= f.bit
 		}
 	}
+	// A ReLU before a quantization clamped at 0 or above does nothing.
+	if o.ReLU && o.Quantize && o.Lo >= 0 {
+		p.flags &^= 1
+	}
+	if o.Residual && o.ReLU2 && o.Quantize2 && o.Lo2 >= 0 {
+		p.flags &^= 8
+	}
 	if (o.PackedOut || o.Residual && o.PackedRes) && q.mg%4 != 0 && g > 1 {
 		return nil, fmt.Errorf("%w: packed outputs of %d channels per group", ErrQConvShape, q.mg)
 	}
