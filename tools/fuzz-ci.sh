@@ -25,6 +25,7 @@ targets=(
 	"./imgproc FuzzDecode"             # image decoding and preprocessing
 	"./train FuzzSafetensors"          # checkpoint tensor files
 	"./train FuzzLoadCheckpoint"       # checkpoint directories (trainer.json, state)
+	"./quantize FuzzPrepare"           # ONNX models to quantize: BatchNorm folding, QDQ rewriting
 )
 
 status=0
