@@ -78,7 +78,9 @@ func run(ctx context.Context, floatPath, int8Path, data, split string, limit, ba
 		return nil, err
 	}
 	defer qs.Close()
-	setup, err := classify.ResolveSession(fs, classify.Flags{})
+	// The int8 file's metadata: quantize records the preprocessing its
+	// flags gave for a float file that had none.
+	setup, err := classify.ResolveSession(qs, classify.Flags{})
 	if err != nil {
 		return nil, err
 	}
