@@ -385,3 +385,21 @@ func qamxTile16(n int, a []int8, b []byte, boffs []int32, bstride int, acc []int
 	_ = acc[nb*1024-1]
 	qamx16x64(n, &a[0], &b[0], &boffs[0], bstride, &acc[0], &cfg[0], nb)
 }
+
+//go:noescape
+func copyRowsAVX512(dst, src *byte, rows, n, dstStride, srcStride int)
+
+// copyRows copies rows rows of n bytes, src rows srcStride apart, dst
+// rows dstStride apart.
+func copyRows(dst, src []byte, rows, n, dstStride, srcStride int) {
+	if rows == 0 || n == 0 {
+		return
+	}
+	_ = dst[(rows-1)*dstStride+n-1]
+	_ = src[(rows-1)*srcStride+n-1]
+	if hasQConv() {
+		copyRowsAVX512(&dst[0], &src[0], rows, n, dstStride, srcStride)
+		return
+	}
+	copyRowsGo(dst, src, rows, n, dstStride, srcStride)
+}

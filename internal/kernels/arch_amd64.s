@@ -8351,3 +8351,42 @@ q4_body:
 q4_done:
 	VZEROUPPER
 	RET
+
+// func copyRowsAVX512(dst, src *byte, rows, n, dstStride, srcStride int)
+TEXT ·copyRowsAVX512(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ rows+16(FP), CX
+	MOVQ n+24(FP), R8
+	MOVQ dstStride+32(FP), R9
+	MOVQ srcStride+40(FP), R10
+	TESTQ CX, CX
+	JZ   cr_done
+cr_row:
+	XORQ DX, DX
+cr_chunk:
+	MOVQ R8, AX
+	SUBQ DX, AX
+	JLE  cr_next
+	CMPQ AX, $64
+	JGE  cr_full
+	MOVQ $-1, BX
+	SHLXQ AX, BX, BX
+	NOTQ BX
+	KMOVQ BX, K1
+	VMOVDQU8.Z (SI)(DX*1), K1, Z0
+	VMOVDQU8 Z0, K1, (DI)(DX*1)
+	JMP  cr_next
+cr_full:
+	VMOVDQU8 (SI)(DX*1), Z0
+	VMOVDQU8 Z0, (DI)(DX*1)
+	ADDQ $64, DX
+	JMP  cr_chunk
+cr_next:
+	ADDQ R9, DI
+	ADDQ R10, SI
+	DECQ CX
+	JNZ  cr_row
+cr_done:
+	VZEROUPPER
+	RET

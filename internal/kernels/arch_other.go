@@ -53,3 +53,7 @@ func qepi8(acc []int32, ep *qEpilogue, groups int) {}
 
 func qamxTile16(n int, a []int8, b []byte, boffs []int32, bstride int, acc []int32, cfg *[64]byte, nb int) {
 }
+
+func copyRows(dst, src []byte, rows, n, dstStride, srcStride int) {
+	copyRowsGo(dst, src, rows, n, dstStride, srcStride)
+}

@@ -559,9 +559,7 @@ func (q *QConv) copyPackedInput(pool *Pool, x []float32, zx int32, xq []byte) {
 				copy(pl[prm.PadTop*rowBytes:], src[g*prm.InH*inRow:(g+1)*prm.InH*inRow])
 				continue
 			}
-			for y := range prm.InH {
-				copy(pl[(y+prm.PadTop)*rowBytes+prm.PadLeft*4:], src[(g*prm.InH+y)*inRow:(g*prm.InH+y+1)*inRow])
-			}
+			copyRows(pl[prm.PadTop*rowBytes+prm.PadLeft*4:], src[g*prm.InH*inRow:], prm.InH, inRow, rowBytes, inRow)
 		}
 	}
 	if pool == nil || groups4 < 2 {
@@ -745,6 +743,12 @@ func (q *QConv) quantizeInput(pool *Pool, x []float32, sx float32, zx int32, xq 
 		return
 	}
 	pool.Parallel(groups4, work)
+}
+
+func copyRowsGo(dst, src []byte, rows, n, dstStride, srcStride int) {
+	for r := range rows {
+		copy(dst[r*dstStride:r*dstStride+n], src[r*srcStride:r*srcStride+n])
+	}
 }
 
 // fillBytes sets every byte of b to v.
