@@ -214,7 +214,11 @@ func fuseQConv(m *model) {
 		for i, v := range w.Int32 {
 			w8[i] = int8(v)
 		}
-		op := &qconvOp{kernel: kernels.QConvKernel(cin), conv: co, wShape: w.Shape, w: w8, wScale: ws, sx: sx, zx: zx, relu: co.relu}
+		strideH, strideW := int64(1), int64(1)
+		if len(co.strides) == 2 {
+			strideH, strideW = co.strides[0], co.strides[1]
+		}
+		op := &qconvOp{kernel: kernels.QConvKernel(kernels.ConvParams{InC: cin * co.group, OutC: oc, Group: co.group, StrideH: int(strideH), StrideW: int(strideW)}), conv: co, wShape: w.Shape, w: w8, wScale: ws, sx: sx, zx: zx, relu: co.relu}
 		// The bias: int32 at x_scale·w_scale (exact) or rounded to it.
 		var bdq *node
 		if len(n.in) > 2 && n.in[2] >= 0 {

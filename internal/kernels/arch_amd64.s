@@ -6208,8 +6208,10 @@ qk_norelu0:
 qk_noq0:
 	TESTL $4, R9
 	JZ   qk_rowdone0
-	VPXORD Z24, Z24, Z24
-	VPXORD Z25, Z25, Z25
+	TESTL $64, R9
+	JZ   qk_resfl0
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
 	XORQ R13, R13
 qk_rseg0:
 	CMPQ R13, R10
@@ -6219,15 +6221,13 @@ qk_rseg0:
 	SHRL $16, AX
 	KMOVW AX, K2
 	MOVLQSX 76(R8)(R13*8), DX
-	VMOVDQU32 (R12)(DX*1), K1, Z24
-	VMOVDQU32 64(R12)(DX*1), K2, Z25
+	VMOVDQU32 (R12)(DX*1), K1, Z16
+	VMOVDQU32 64(R12)(DX*1), K2, Z17
 	INCQ R13
 	JMP  qk_rseg0
 qk_rsegdone0:
-	TESTL $64, R9
-	JZ   qk_resf0
-	VPSRLD $0, Z24, Z24
-	VPSRLD $0, Z25, Z25
+	VPSRLD $0, Z16, Z24
+	VPSRLD $0, Z17, Z25
 	VPANDD Z31, Z24, Z24
 	VPANDD Z31, Z25, Z25
 	VCVTDQ2PS Z24, Z24
@@ -6237,7 +6237,23 @@ qk_rsegdone0:
 	VMULPS Z29, Z24, Z24
 	VMULPS Z29, Z25, Z25
 	JMP  qk_resadd0
-qk_resf0:
+qk_resfl0:
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+	XORQ R13, R13
+qk_fseg0:
+	CMPQ R13, R10
+	JGE  qk_fsegdone0
+	MOVL 72(R8)(R13*8), AX
+	KMOVW AX, K1
+	SHRL $16, AX
+	KMOVW AX, K2
+	MOVLQSX 76(R8)(R13*8), DX
+	VMOVDQU32 (R12)(DX*1), K1, Z24
+	VMOVDQU32 64(R12)(DX*1), K2, Z25
+	INCQ R13
+	JMP  qk_fseg0
+qk_fsegdone0:
 	ADDQ R14, R12
 qk_resadd0:
 	VADDPS Z24, Z0, Z0
@@ -6295,26 +6311,10 @@ qk_norelu1:
 qk_noq1:
 	TESTL $4, R9
 	JZ   qk_rowdone1
-	VPXORD Z24, Z24, Z24
-	VPXORD Z25, Z25, Z25
-	XORQ R13, R13
-qk_rseg1:
-	CMPQ R13, R10
-	JGE  qk_rsegdone1
-	MOVL 72(R8)(R13*8), AX
-	KMOVW AX, K1
-	SHRL $16, AX
-	KMOVW AX, K2
-	MOVLQSX 76(R8)(R13*8), DX
-	VMOVDQU32 (R12)(DX*1), K1, Z24
-	VMOVDQU32 64(R12)(DX*1), K2, Z25
-	INCQ R13
-	JMP  qk_rseg1
-qk_rsegdone1:
 	TESTL $64, R9
-	JZ   qk_resf1
-	VPSRLD $8, Z24, Z24
-	VPSRLD $8, Z25, Z25
+	JZ   qk_resfl1
+	VPSRLD $8, Z16, Z24
+	VPSRLD $8, Z17, Z25
 	VPANDD Z31, Z24, Z24
 	VPANDD Z31, Z25, Z25
 	VCVTDQ2PS Z24, Z24
@@ -6324,7 +6324,23 @@ qk_rsegdone1:
 	VMULPS Z29, Z24, Z24
 	VMULPS Z29, Z25, Z25
 	JMP  qk_resadd1
-qk_resf1:
+qk_resfl1:
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+	XORQ R13, R13
+qk_fseg1:
+	CMPQ R13, R10
+	JGE  qk_fsegdone1
+	MOVL 72(R8)(R13*8), AX
+	KMOVW AX, K1
+	SHRL $16, AX
+	KMOVW AX, K2
+	MOVLQSX 76(R8)(R13*8), DX
+	VMOVDQU32 (R12)(DX*1), K1, Z24
+	VMOVDQU32 64(R12)(DX*1), K2, Z25
+	INCQ R13
+	JMP  qk_fseg1
+qk_fsegdone1:
 	ADDQ R14, R12
 qk_resadd1:
 	VADDPS Z24, Z2, Z2
@@ -6382,26 +6398,10 @@ qk_norelu2:
 qk_noq2:
 	TESTL $4, R9
 	JZ   qk_rowdone2
-	VPXORD Z24, Z24, Z24
-	VPXORD Z25, Z25, Z25
-	XORQ R13, R13
-qk_rseg2:
-	CMPQ R13, R10
-	JGE  qk_rsegdone2
-	MOVL 72(R8)(R13*8), AX
-	KMOVW AX, K1
-	SHRL $16, AX
-	KMOVW AX, K2
-	MOVLQSX 76(R8)(R13*8), DX
-	VMOVDQU32 (R12)(DX*1), K1, Z24
-	VMOVDQU32 64(R12)(DX*1), K2, Z25
-	INCQ R13
-	JMP  qk_rseg2
-qk_rsegdone2:
 	TESTL $64, R9
-	JZ   qk_resf2
-	VPSRLD $16, Z24, Z24
-	VPSRLD $16, Z25, Z25
+	JZ   qk_resfl2
+	VPSRLD $16, Z16, Z24
+	VPSRLD $16, Z17, Z25
 	VPANDD Z31, Z24, Z24
 	VPANDD Z31, Z25, Z25
 	VCVTDQ2PS Z24, Z24
@@ -6411,7 +6411,23 @@ qk_rsegdone2:
 	VMULPS Z29, Z24, Z24
 	VMULPS Z29, Z25, Z25
 	JMP  qk_resadd2
-qk_resf2:
+qk_resfl2:
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+	XORQ R13, R13
+qk_fseg2:
+	CMPQ R13, R10
+	JGE  qk_fsegdone2
+	MOVL 72(R8)(R13*8), AX
+	KMOVW AX, K1
+	SHRL $16, AX
+	KMOVW AX, K2
+	MOVLQSX 76(R8)(R13*8), DX
+	VMOVDQU32 (R12)(DX*1), K1, Z24
+	VMOVDQU32 64(R12)(DX*1), K2, Z25
+	INCQ R13
+	JMP  qk_fseg2
+qk_fsegdone2:
 	ADDQ R14, R12
 qk_resadd2:
 	VADDPS Z24, Z4, Z4
@@ -6469,26 +6485,10 @@ qk_norelu3:
 qk_noq3:
 	TESTL $4, R9
 	JZ   qk_rowdone3
-	VPXORD Z24, Z24, Z24
-	VPXORD Z25, Z25, Z25
-	XORQ R13, R13
-qk_rseg3:
-	CMPQ R13, R10
-	JGE  qk_rsegdone3
-	MOVL 72(R8)(R13*8), AX
-	KMOVW AX, K1
-	SHRL $16, AX
-	KMOVW AX, K2
-	MOVLQSX 76(R8)(R13*8), DX
-	VMOVDQU32 (R12)(DX*1), K1, Z24
-	VMOVDQU32 64(R12)(DX*1), K2, Z25
-	INCQ R13
-	JMP  qk_rseg3
-qk_rsegdone3:
 	TESTL $64, R9
-	JZ   qk_resf3
-	VPSRLD $24, Z24, Z24
-	VPSRLD $24, Z25, Z25
+	JZ   qk_resfl3
+	VPSRLD $24, Z16, Z24
+	VPSRLD $24, Z17, Z25
 	VPANDD Z31, Z24, Z24
 	VPANDD Z31, Z25, Z25
 	VCVTDQ2PS Z24, Z24
@@ -6499,7 +6499,23 @@ qk_rsegdone3:
 	VMULPS Z29, Z25, Z25
 	ADDQ R14, R12
 	JMP  qk_resadd3
-qk_resf3:
+qk_resfl3:
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+	XORQ R13, R13
+qk_fseg3:
+	CMPQ R13, R10
+	JGE  qk_fsegdone3
+	MOVL 72(R8)(R13*8), AX
+	KMOVW AX, K1
+	SHRL $16, AX
+	KMOVW AX, K2
+	MOVLQSX 76(R8)(R13*8), DX
+	VMOVDQU32 (R12)(DX*1), K1, Z24
+	VMOVDQU32 64(R12)(DX*1), K2, Z25
+	INCQ R13
+	JMP  qk_fseg3
+qk_fsegdone3:
 	ADDQ R14, R12
 qk_resadd3:
 	VADDPS Z24, Z6, Z6
@@ -6557,8 +6573,10 @@ qk_norelu4:
 qk_noq4:
 	TESTL $4, R9
 	JZ   qk_rowdone4
-	VPXORD Z24, Z24, Z24
-	VPXORD Z25, Z25, Z25
+	TESTL $64, R9
+	JZ   qk_resfl4
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
 	XORQ R13, R13
 qk_rseg4:
 	CMPQ R13, R10
@@ -6568,15 +6586,13 @@ qk_rseg4:
 	SHRL $16, AX
 	KMOVW AX, K2
 	MOVLQSX 76(R8)(R13*8), DX
-	VMOVDQU32 (R12)(DX*1), K1, Z24
-	VMOVDQU32 64(R12)(DX*1), K2, Z25
+	VMOVDQU32 (R12)(DX*1), K1, Z16
+	VMOVDQU32 64(R12)(DX*1), K2, Z17
 	INCQ R13
 	JMP  qk_rseg4
 qk_rsegdone4:
-	TESTL $64, R9
-	JZ   qk_resf4
-	VPSRLD $0, Z24, Z24
-	VPSRLD $0, Z25, Z25
+	VPSRLD $0, Z16, Z24
+	VPSRLD $0, Z17, Z25
 	VPANDD Z31, Z24, Z24
 	VPANDD Z31, Z25, Z25
 	VCVTDQ2PS Z24, Z24
@@ -6586,7 +6602,23 @@ qk_rsegdone4:
 	VMULPS Z29, Z24, Z24
 	VMULPS Z29, Z25, Z25
 	JMP  qk_resadd4
-qk_resf4:
+qk_resfl4:
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+	XORQ R13, R13
+qk_fseg4:
+	CMPQ R13, R10
+	JGE  qk_fsegdone4
+	MOVL 72(R8)(R13*8), AX
+	KMOVW AX, K1
+	SHRL $16, AX
+	KMOVW AX, K2
+	MOVLQSX 76(R8)(R13*8), DX
+	VMOVDQU32 (R12)(DX*1), K1, Z24
+	VMOVDQU32 64(R12)(DX*1), K2, Z25
+	INCQ R13
+	JMP  qk_fseg4
+qk_fsegdone4:
 	ADDQ R14, R12
 qk_resadd4:
 	VADDPS Z24, Z8, Z8
@@ -6644,26 +6676,10 @@ qk_norelu5:
 qk_noq5:
 	TESTL $4, R9
 	JZ   qk_rowdone5
-	VPXORD Z24, Z24, Z24
-	VPXORD Z25, Z25, Z25
-	XORQ R13, R13
-qk_rseg5:
-	CMPQ R13, R10
-	JGE  qk_rsegdone5
-	MOVL 72(R8)(R13*8), AX
-	KMOVW AX, K1
-	SHRL $16, AX
-	KMOVW AX, K2
-	MOVLQSX 76(R8)(R13*8), DX
-	VMOVDQU32 (R12)(DX*1), K1, Z24
-	VMOVDQU32 64(R12)(DX*1), K2, Z25
-	INCQ R13
-	JMP  qk_rseg5
-qk_rsegdone5:
 	TESTL $64, R9
-	JZ   qk_resf5
-	VPSRLD $8, Z24, Z24
-	VPSRLD $8, Z25, Z25
+	JZ   qk_resfl5
+	VPSRLD $8, Z16, Z24
+	VPSRLD $8, Z17, Z25
 	VPANDD Z31, Z24, Z24
 	VPANDD Z31, Z25, Z25
 	VCVTDQ2PS Z24, Z24
@@ -6673,7 +6689,23 @@ qk_rsegdone5:
 	VMULPS Z29, Z24, Z24
 	VMULPS Z29, Z25, Z25
 	JMP  qk_resadd5
-qk_resf5:
+qk_resfl5:
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+	XORQ R13, R13
+qk_fseg5:
+	CMPQ R13, R10
+	JGE  qk_fsegdone5
+	MOVL 72(R8)(R13*8), AX
+	KMOVW AX, K1
+	SHRL $16, AX
+	KMOVW AX, K2
+	MOVLQSX 76(R8)(R13*8), DX
+	VMOVDQU32 (R12)(DX*1), K1, Z24
+	VMOVDQU32 64(R12)(DX*1), K2, Z25
+	INCQ R13
+	JMP  qk_fseg5
+qk_fsegdone5:
 	ADDQ R14, R12
 qk_resadd5:
 	VADDPS Z24, Z10, Z10
@@ -6731,26 +6763,10 @@ qk_norelu6:
 qk_noq6:
 	TESTL $4, R9
 	JZ   qk_rowdone6
-	VPXORD Z24, Z24, Z24
-	VPXORD Z25, Z25, Z25
-	XORQ R13, R13
-qk_rseg6:
-	CMPQ R13, R10
-	JGE  qk_rsegdone6
-	MOVL 72(R8)(R13*8), AX
-	KMOVW AX, K1
-	SHRL $16, AX
-	KMOVW AX, K2
-	MOVLQSX 76(R8)(R13*8), DX
-	VMOVDQU32 (R12)(DX*1), K1, Z24
-	VMOVDQU32 64(R12)(DX*1), K2, Z25
-	INCQ R13
-	JMP  qk_rseg6
-qk_rsegdone6:
 	TESTL $64, R9
-	JZ   qk_resf6
-	VPSRLD $16, Z24, Z24
-	VPSRLD $16, Z25, Z25
+	JZ   qk_resfl6
+	VPSRLD $16, Z16, Z24
+	VPSRLD $16, Z17, Z25
 	VPANDD Z31, Z24, Z24
 	VPANDD Z31, Z25, Z25
 	VCVTDQ2PS Z24, Z24
@@ -6760,7 +6776,23 @@ qk_rsegdone6:
 	VMULPS Z29, Z24, Z24
 	VMULPS Z29, Z25, Z25
 	JMP  qk_resadd6
-qk_resf6:
+qk_resfl6:
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+	XORQ R13, R13
+qk_fseg6:
+	CMPQ R13, R10
+	JGE  qk_fsegdone6
+	MOVL 72(R8)(R13*8), AX
+	KMOVW AX, K1
+	SHRL $16, AX
+	KMOVW AX, K2
+	MOVLQSX 76(R8)(R13*8), DX
+	VMOVDQU32 (R12)(DX*1), K1, Z24
+	VMOVDQU32 64(R12)(DX*1), K2, Z25
+	INCQ R13
+	JMP  qk_fseg6
+qk_fsegdone6:
 	ADDQ R14, R12
 qk_resadd6:
 	VADDPS Z24, Z12, Z12
@@ -6818,26 +6850,10 @@ qk_norelu7:
 qk_noq7:
 	TESTL $4, R9
 	JZ   qk_rowdone7
-	VPXORD Z24, Z24, Z24
-	VPXORD Z25, Z25, Z25
-	XORQ R13, R13
-qk_rseg7:
-	CMPQ R13, R10
-	JGE  qk_rsegdone7
-	MOVL 72(R8)(R13*8), AX
-	KMOVW AX, K1
-	SHRL $16, AX
-	KMOVW AX, K2
-	MOVLQSX 76(R8)(R13*8), DX
-	VMOVDQU32 (R12)(DX*1), K1, Z24
-	VMOVDQU32 64(R12)(DX*1), K2, Z25
-	INCQ R13
-	JMP  qk_rseg7
-qk_rsegdone7:
 	TESTL $64, R9
-	JZ   qk_resf7
-	VPSRLD $24, Z24, Z24
-	VPSRLD $24, Z25, Z25
+	JZ   qk_resfl7
+	VPSRLD $24, Z16, Z24
+	VPSRLD $24, Z17, Z25
 	VPANDD Z31, Z24, Z24
 	VPANDD Z31, Z25, Z25
 	VCVTDQ2PS Z24, Z24
@@ -6848,7 +6864,23 @@ qk_rsegdone7:
 	VMULPS Z29, Z25, Z25
 	ADDQ R14, R12
 	JMP  qk_resadd7
-qk_resf7:
+qk_resfl7:
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+	XORQ R13, R13
+qk_fseg7:
+	CMPQ R13, R10
+	JGE  qk_fsegdone7
+	MOVL 72(R8)(R13*8), AX
+	KMOVW AX, K1
+	SHRL $16, AX
+	KMOVW AX, K2
+	MOVLQSX 76(R8)(R13*8), DX
+	VMOVDQU32 (R12)(DX*1), K1, Z24
+	VMOVDQU32 64(R12)(DX*1), K2, Z25
+	INCQ R13
+	JMP  qk_fseg7
+qk_fsegdone7:
 	ADDQ R14, R12
 qk_resadd7:
 	VADDPS Z24, Z14, Z14
@@ -7205,8 +7237,10 @@ qe_norelu0:
 qe_noq0:
 	TESTL $4, R9
 	JZ   qe_rowdone0
-	VPXORD Z24, Z24, Z24
-	VPXORD Z25, Z25, Z25
+	TESTL $64, R9
+	JZ   qe_resfl0
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
 	XORQ R13, R13
 qe_rseg0:
 	CMPQ R13, R10
@@ -7216,15 +7250,13 @@ qe_rseg0:
 	SHRL $16, AX
 	KMOVW AX, K2
 	MOVLQSX 76(R8)(R13*8), DX
-	VMOVDQU32 (R12)(DX*1), K1, Z24
-	VMOVDQU32 64(R12)(DX*1), K2, Z25
+	VMOVDQU32 (R12)(DX*1), K1, Z16
+	VMOVDQU32 64(R12)(DX*1), K2, Z17
 	INCQ R13
 	JMP  qe_rseg0
 qe_rsegdone0:
-	TESTL $64, R9
-	JZ   qe_resf0
-	VPSRLD $0, Z24, Z24
-	VPSRLD $0, Z25, Z25
+	VPSRLD $0, Z16, Z24
+	VPSRLD $0, Z17, Z25
 	VPANDD Z31, Z24, Z24
 	VPANDD Z31, Z25, Z25
 	VCVTDQ2PS Z24, Z24
@@ -7234,7 +7266,23 @@ qe_rsegdone0:
 	VMULPS Z29, Z24, Z24
 	VMULPS Z29, Z25, Z25
 	JMP  qe_resadd0
-qe_resf0:
+qe_resfl0:
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+	XORQ R13, R13
+qe_fseg0:
+	CMPQ R13, R10
+	JGE  qe_fsegdone0
+	MOVL 72(R8)(R13*8), AX
+	KMOVW AX, K1
+	SHRL $16, AX
+	KMOVW AX, K2
+	MOVLQSX 76(R8)(R13*8), DX
+	VMOVDQU32 (R12)(DX*1), K1, Z24
+	VMOVDQU32 64(R12)(DX*1), K2, Z25
+	INCQ R13
+	JMP  qe_fseg0
+qe_fsegdone0:
 	ADDQ R14, R12
 qe_resadd0:
 	VADDPS Z24, Z0, Z0
@@ -7292,26 +7340,10 @@ qe_norelu1:
 qe_noq1:
 	TESTL $4, R9
 	JZ   qe_rowdone1
-	VPXORD Z24, Z24, Z24
-	VPXORD Z25, Z25, Z25
-	XORQ R13, R13
-qe_rseg1:
-	CMPQ R13, R10
-	JGE  qe_rsegdone1
-	MOVL 72(R8)(R13*8), AX
-	KMOVW AX, K1
-	SHRL $16, AX
-	KMOVW AX, K2
-	MOVLQSX 76(R8)(R13*8), DX
-	VMOVDQU32 (R12)(DX*1), K1, Z24
-	VMOVDQU32 64(R12)(DX*1), K2, Z25
-	INCQ R13
-	JMP  qe_rseg1
-qe_rsegdone1:
 	TESTL $64, R9
-	JZ   qe_resf1
-	VPSRLD $8, Z24, Z24
-	VPSRLD $8, Z25, Z25
+	JZ   qe_resfl1
+	VPSRLD $8, Z16, Z24
+	VPSRLD $8, Z17, Z25
 	VPANDD Z31, Z24, Z24
 	VPANDD Z31, Z25, Z25
 	VCVTDQ2PS Z24, Z24
@@ -7321,7 +7353,23 @@ qe_rsegdone1:
 	VMULPS Z29, Z24, Z24
 	VMULPS Z29, Z25, Z25
 	JMP  qe_resadd1
-qe_resf1:
+qe_resfl1:
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+	XORQ R13, R13
+qe_fseg1:
+	CMPQ R13, R10
+	JGE  qe_fsegdone1
+	MOVL 72(R8)(R13*8), AX
+	KMOVW AX, K1
+	SHRL $16, AX
+	KMOVW AX, K2
+	MOVLQSX 76(R8)(R13*8), DX
+	VMOVDQU32 (R12)(DX*1), K1, Z24
+	VMOVDQU32 64(R12)(DX*1), K2, Z25
+	INCQ R13
+	JMP  qe_fseg1
+qe_fsegdone1:
 	ADDQ R14, R12
 qe_resadd1:
 	VADDPS Z24, Z2, Z2
@@ -7379,26 +7427,10 @@ qe_norelu2:
 qe_noq2:
 	TESTL $4, R9
 	JZ   qe_rowdone2
-	VPXORD Z24, Z24, Z24
-	VPXORD Z25, Z25, Z25
-	XORQ R13, R13
-qe_rseg2:
-	CMPQ R13, R10
-	JGE  qe_rsegdone2
-	MOVL 72(R8)(R13*8), AX
-	KMOVW AX, K1
-	SHRL $16, AX
-	KMOVW AX, K2
-	MOVLQSX 76(R8)(R13*8), DX
-	VMOVDQU32 (R12)(DX*1), K1, Z24
-	VMOVDQU32 64(R12)(DX*1), K2, Z25
-	INCQ R13
-	JMP  qe_rseg2
-qe_rsegdone2:
 	TESTL $64, R9
-	JZ   qe_resf2
-	VPSRLD $16, Z24, Z24
-	VPSRLD $16, Z25, Z25
+	JZ   qe_resfl2
+	VPSRLD $16, Z16, Z24
+	VPSRLD $16, Z17, Z25
 	VPANDD Z31, Z24, Z24
 	VPANDD Z31, Z25, Z25
 	VCVTDQ2PS Z24, Z24
@@ -7408,7 +7440,23 @@ qe_rsegdone2:
 	VMULPS Z29, Z24, Z24
 	VMULPS Z29, Z25, Z25
 	JMP  qe_resadd2
-qe_resf2:
+qe_resfl2:
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+	XORQ R13, R13
+qe_fseg2:
+	CMPQ R13, R10
+	JGE  qe_fsegdone2
+	MOVL 72(R8)(R13*8), AX
+	KMOVW AX, K1
+	SHRL $16, AX
+	KMOVW AX, K2
+	MOVLQSX 76(R8)(R13*8), DX
+	VMOVDQU32 (R12)(DX*1), K1, Z24
+	VMOVDQU32 64(R12)(DX*1), K2, Z25
+	INCQ R13
+	JMP  qe_fseg2
+qe_fsegdone2:
 	ADDQ R14, R12
 qe_resadd2:
 	VADDPS Z24, Z4, Z4
@@ -7466,26 +7514,10 @@ qe_norelu3:
 qe_noq3:
 	TESTL $4, R9
 	JZ   qe_rowdone3
-	VPXORD Z24, Z24, Z24
-	VPXORD Z25, Z25, Z25
-	XORQ R13, R13
-qe_rseg3:
-	CMPQ R13, R10
-	JGE  qe_rsegdone3
-	MOVL 72(R8)(R13*8), AX
-	KMOVW AX, K1
-	SHRL $16, AX
-	KMOVW AX, K2
-	MOVLQSX 76(R8)(R13*8), DX
-	VMOVDQU32 (R12)(DX*1), K1, Z24
-	VMOVDQU32 64(R12)(DX*1), K2, Z25
-	INCQ R13
-	JMP  qe_rseg3
-qe_rsegdone3:
 	TESTL $64, R9
-	JZ   qe_resf3
-	VPSRLD $24, Z24, Z24
-	VPSRLD $24, Z25, Z25
+	JZ   qe_resfl3
+	VPSRLD $24, Z16, Z24
+	VPSRLD $24, Z17, Z25
 	VPANDD Z31, Z24, Z24
 	VPANDD Z31, Z25, Z25
 	VCVTDQ2PS Z24, Z24
@@ -7496,7 +7528,23 @@ qe_rsegdone3:
 	VMULPS Z29, Z25, Z25
 	ADDQ R14, R12
 	JMP  qe_resadd3
-qe_resf3:
+qe_resfl3:
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+	XORQ R13, R13
+qe_fseg3:
+	CMPQ R13, R10
+	JGE  qe_fsegdone3
+	MOVL 72(R8)(R13*8), AX
+	KMOVW AX, K1
+	SHRL $16, AX
+	KMOVW AX, K2
+	MOVLQSX 76(R8)(R13*8), DX
+	VMOVDQU32 (R12)(DX*1), K1, Z24
+	VMOVDQU32 64(R12)(DX*1), K2, Z25
+	INCQ R13
+	JMP  qe_fseg3
+qe_fsegdone3:
 	ADDQ R14, R12
 qe_resadd3:
 	VADDPS Z24, Z6, Z6
@@ -7554,8 +7602,10 @@ qe_norelu4:
 qe_noq4:
 	TESTL $4, R9
 	JZ   qe_rowdone4
-	VPXORD Z24, Z24, Z24
-	VPXORD Z25, Z25, Z25
+	TESTL $64, R9
+	JZ   qe_resfl4
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
 	XORQ R13, R13
 qe_rseg4:
 	CMPQ R13, R10
@@ -7565,15 +7615,13 @@ qe_rseg4:
 	SHRL $16, AX
 	KMOVW AX, K2
 	MOVLQSX 76(R8)(R13*8), DX
-	VMOVDQU32 (R12)(DX*1), K1, Z24
-	VMOVDQU32 64(R12)(DX*1), K2, Z25
+	VMOVDQU32 (R12)(DX*1), K1, Z16
+	VMOVDQU32 64(R12)(DX*1), K2, Z17
 	INCQ R13
 	JMP  qe_rseg4
 qe_rsegdone4:
-	TESTL $64, R9
-	JZ   qe_resf4
-	VPSRLD $0, Z24, Z24
-	VPSRLD $0, Z25, Z25
+	VPSRLD $0, Z16, Z24
+	VPSRLD $0, Z17, Z25
 	VPANDD Z31, Z24, Z24
 	VPANDD Z31, Z25, Z25
 	VCVTDQ2PS Z24, Z24
@@ -7583,7 +7631,23 @@ qe_rsegdone4:
 	VMULPS Z29, Z24, Z24
 	VMULPS Z29, Z25, Z25
 	JMP  qe_resadd4
-qe_resf4:
+qe_resfl4:
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+	XORQ R13, R13
+qe_fseg4:
+	CMPQ R13, R10
+	JGE  qe_fsegdone4
+	MOVL 72(R8)(R13*8), AX
+	KMOVW AX, K1
+	SHRL $16, AX
+	KMOVW AX, K2
+	MOVLQSX 76(R8)(R13*8), DX
+	VMOVDQU32 (R12)(DX*1), K1, Z24
+	VMOVDQU32 64(R12)(DX*1), K2, Z25
+	INCQ R13
+	JMP  qe_fseg4
+qe_fsegdone4:
 	ADDQ R14, R12
 qe_resadd4:
 	VADDPS Z24, Z8, Z8
@@ -7641,26 +7705,10 @@ qe_norelu5:
 qe_noq5:
 	TESTL $4, R9
 	JZ   qe_rowdone5
-	VPXORD Z24, Z24, Z24
-	VPXORD Z25, Z25, Z25
-	XORQ R13, R13
-qe_rseg5:
-	CMPQ R13, R10
-	JGE  qe_rsegdone5
-	MOVL 72(R8)(R13*8), AX
-	KMOVW AX, K1
-	SHRL $16, AX
-	KMOVW AX, K2
-	MOVLQSX 76(R8)(R13*8), DX
-	VMOVDQU32 (R12)(DX*1), K1, Z24
-	VMOVDQU32 64(R12)(DX*1), K2, Z25
-	INCQ R13
-	JMP  qe_rseg5
-qe_rsegdone5:
 	TESTL $64, R9
-	JZ   qe_resf5
-	VPSRLD $8, Z24, Z24
-	VPSRLD $8, Z25, Z25
+	JZ   qe_resfl5
+	VPSRLD $8, Z16, Z24
+	VPSRLD $8, Z17, Z25
 	VPANDD Z31, Z24, Z24
 	VPANDD Z31, Z25, Z25
 	VCVTDQ2PS Z24, Z24
@@ -7670,7 +7718,23 @@ qe_rsegdone5:
 	VMULPS Z29, Z24, Z24
 	VMULPS Z29, Z25, Z25
 	JMP  qe_resadd5
-qe_resf5:
+qe_resfl5:
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+	XORQ R13, R13
+qe_fseg5:
+	CMPQ R13, R10
+	JGE  qe_fsegdone5
+	MOVL 72(R8)(R13*8), AX
+	KMOVW AX, K1
+	SHRL $16, AX
+	KMOVW AX, K2
+	MOVLQSX 76(R8)(R13*8), DX
+	VMOVDQU32 (R12)(DX*1), K1, Z24
+	VMOVDQU32 64(R12)(DX*1), K2, Z25
+	INCQ R13
+	JMP  qe_fseg5
+qe_fsegdone5:
 	ADDQ R14, R12
 qe_resadd5:
 	VADDPS Z24, Z10, Z10
@@ -7728,26 +7792,10 @@ qe_norelu6:
 qe_noq6:
 	TESTL $4, R9
 	JZ   qe_rowdone6
-	VPXORD Z24, Z24, Z24
-	VPXORD Z25, Z25, Z25
-	XORQ R13, R13
-qe_rseg6:
-	CMPQ R13, R10
-	JGE  qe_rsegdone6
-	MOVL 72(R8)(R13*8), AX
-	KMOVW AX, K1
-	SHRL $16, AX
-	KMOVW AX, K2
-	MOVLQSX 76(R8)(R13*8), DX
-	VMOVDQU32 (R12)(DX*1), K1, Z24
-	VMOVDQU32 64(R12)(DX*1), K2, Z25
-	INCQ R13
-	JMP  qe_rseg6
-qe_rsegdone6:
 	TESTL $64, R9
-	JZ   qe_resf6
-	VPSRLD $16, Z24, Z24
-	VPSRLD $16, Z25, Z25
+	JZ   qe_resfl6
+	VPSRLD $16, Z16, Z24
+	VPSRLD $16, Z17, Z25
 	VPANDD Z31, Z24, Z24
 	VPANDD Z31, Z25, Z25
 	VCVTDQ2PS Z24, Z24
@@ -7757,7 +7805,23 @@ qe_rsegdone6:
 	VMULPS Z29, Z24, Z24
 	VMULPS Z29, Z25, Z25
 	JMP  qe_resadd6
-qe_resf6:
+qe_resfl6:
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+	XORQ R13, R13
+qe_fseg6:
+	CMPQ R13, R10
+	JGE  qe_fsegdone6
+	MOVL 72(R8)(R13*8), AX
+	KMOVW AX, K1
+	SHRL $16, AX
+	KMOVW AX, K2
+	MOVLQSX 76(R8)(R13*8), DX
+	VMOVDQU32 (R12)(DX*1), K1, Z24
+	VMOVDQU32 64(R12)(DX*1), K2, Z25
+	INCQ R13
+	JMP  qe_fseg6
+qe_fsegdone6:
 	ADDQ R14, R12
 qe_resadd6:
 	VADDPS Z24, Z12, Z12
@@ -7815,26 +7879,10 @@ qe_norelu7:
 qe_noq7:
 	TESTL $4, R9
 	JZ   qe_rowdone7
-	VPXORD Z24, Z24, Z24
-	VPXORD Z25, Z25, Z25
-	XORQ R13, R13
-qe_rseg7:
-	CMPQ R13, R10
-	JGE  qe_rsegdone7
-	MOVL 72(R8)(R13*8), AX
-	KMOVW AX, K1
-	SHRL $16, AX
-	KMOVW AX, K2
-	MOVLQSX 76(R8)(R13*8), DX
-	VMOVDQU32 (R12)(DX*1), K1, Z24
-	VMOVDQU32 64(R12)(DX*1), K2, Z25
-	INCQ R13
-	JMP  qe_rseg7
-qe_rsegdone7:
 	TESTL $64, R9
-	JZ   qe_resf7
-	VPSRLD $24, Z24, Z24
-	VPSRLD $24, Z25, Z25
+	JZ   qe_resfl7
+	VPSRLD $24, Z16, Z24
+	VPSRLD $24, Z17, Z25
 	VPANDD Z31, Z24, Z24
 	VPANDD Z31, Z25, Z25
 	VCVTDQ2PS Z24, Z24
@@ -7845,7 +7893,23 @@ qe_rsegdone7:
 	VMULPS Z29, Z25, Z25
 	ADDQ R14, R12
 	JMP  qe_resadd7
-qe_resf7:
+qe_resfl7:
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+	XORQ R13, R13
+qe_fseg7:
+	CMPQ R13, R10
+	JGE  qe_fsegdone7
+	MOVL 72(R8)(R13*8), AX
+	KMOVW AX, K1
+	SHRL $16, AX
+	KMOVW AX, K2
+	MOVLQSX 76(R8)(R13*8), DX
+	VMOVDQU32 (R12)(DX*1), K1, Z24
+	VMOVDQU32 64(R12)(DX*1), K2, Z25
+	INCQ R13
+	JMP  qe_fseg7
+qe_fsegdone7:
 	ADDQ R14, R12
 qe_resadd7:
 	VADDPS Z24, Z14, Z14

@@ -1786,8 +1786,10 @@ def qepi(P, loop=False):
 {P}_noq{r}:
 	TESTL $4, R9
 	JZ   {P}_rowdone{r}
-	VPXORD Z24, Z24, Z24
-	VPXORD Z25, Z25, Z25
+	TESTL $64, R9
+	JZ   {P}_resfl{r}
+''' + ((f'''	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
 	XORQ R13, R13
 {P}_rseg{r}:
 	CMPQ R13, R10
@@ -1797,15 +1799,13 @@ def qepi(P, loop=False):
 	SHRL $16, AX
 	KMOVW AX, K2
 	MOVLQSX 76(R8)(R13*8), DX
-	VMOVDQU32 (R12)(DX*1), K1, Z24
-	VMOVDQU32 64(R12)(DX*1), K2, Z25
+	VMOVDQU32 (R12)(DX*1), K1, Z16
+	VMOVDQU32 64(R12)(DX*1), K2, Z17
 	INCQ R13
 	JMP  {P}_rseg{r}
 {P}_rsegdone{r}:
-	TESTL $64, R9
-	JZ   {P}_resf{r}
-	VPSRLD ${8*(r % 4)}, Z24, Z24
-	VPSRLD ${8*(r % 4)}, Z25, Z25
+''') if r % 4 == 0 else '') + f'''	VPSRLD ${8*(r % 4)}, Z16, Z24
+	VPSRLD ${8*(r % 4)}, Z17, Z25
 	VPANDD Z31, Z24, Z24
 	VPANDD Z31, Z25, Z25
 	VCVTDQ2PS Z24, Z24
@@ -1816,7 +1816,23 @@ def qepi(P, loop=False):
 	VMULPS Z29, Z25, Z25
 ''' + ('''	ADDQ R14, R12
 ''' if r % 4 == 3 else '') + f'''	JMP  {P}_resadd{r}
-{P}_resf{r}:
+{P}_resfl{r}:
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+	XORQ R13, R13
+{P}_fseg{r}:
+	CMPQ R13, R10
+	JGE  {P}_fsegdone{r}
+	MOVL 72(R8)(R13*8), AX
+	KMOVW AX, K1
+	SHRL $16, AX
+	KMOVW AX, K2
+	MOVLQSX 76(R8)(R13*8), DX
+	VMOVDQU32 (R12)(DX*1), K1, Z24
+	VMOVDQU32 64(R12)(DX*1), K2, Z25
+	INCQ R13
+	JMP  {P}_fseg{r}
+{P}_fsegdone{r}:
 	ADDQ R14, R12
 {P}_resadd{r}:
 	VADDPS Z24, Z{a_}, Z{a_}

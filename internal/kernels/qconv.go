@@ -159,11 +159,11 @@ var ErrQConvShape = errors.New("kernels: convolution shape not supported by the 
 // AVX-512 VNNI, else Go.
 func NewQConv(prm ConvParams, w []int8) (*QConv, error) { return newQConv(prm, w, hasAMX()) }
 
-// QConvKernel names the kernel QConv runs for cin input channels per
-// group on this machine: "amx", "avx512-vnni" or "go".
-func QConvKernel(cin int) string {
+// QConvKernel names the kernel QConv runs for prm on this machine:
+// "amx", "avx512-vnni" or "go".
+func QConvKernel(prm ConvParams) string {
 	switch {
-	case hasAMX() && cin >= 32:
+	case hasAMX() && useAMX(prm) && (prm.StrideH == 1 && prm.StrideW == 1 || prm.InC/prm.Group >= 32):
 		return "amx"
 	case hasQConv():
 		return "avx512-vnni"
@@ -243,12 +243,13 @@ func newQConv(prm ConvParams, w []int8, amx bool) (*QConv, error) {
 
 // useAMX reports whether AMX tiles pay off for prm: AMX multiplies 16
 // rows at a time whatever the depth, so a chunk of fewer than 64 input
-// channels wastes part of each multiply; with 32 channels or more, or
-// with 16 output channels in blocks of 64 pixels (no wasted rows), it
-// still beats VNNI (BenchmarkQConv).
+// channels wastes part of each multiply. With 32 channels or more it
+// beats VNNI; with 16 output channels (blocks of 64 pixels, no wasted
+// rows) and at least 16 input channels it matches it; below that (a
+// 3-channel stem) VNNI wins (BenchmarkQConv: 0.61 against 0.88 ms).
 func useAMX(prm ConvParams) bool {
 	cin, mg := prm.InC/prm.Group, prm.OutC/prm.Group
-	return cin >= 32 || mg <= 16 && prm.StrideH == 1 && prm.StrideW == 1
+	return cin >= 32 || cin >= 16 && mg <= 16 && prm.StrideH == 1 && prm.StrideW == 1
 }
 
 // packAMX lays out the weights for qamx32x32: per group, per block of 32

@@ -198,6 +198,7 @@ func BenchmarkQConv(b *testing.B) {
 		prm   ConvParams
 		batch int
 	}{
+		{"r20-stem-3x32x32-b128", sq(3, 32, 16, 3, 1), 128},
 		{"r20-16x32x32-b128", sq(16, 32, 16, 3, 1), 128},
 		{"r20-32x16x16-b128", sq(32, 16, 32, 3, 1), 128},
 		{"r20-64x8x8-b128", sq(64, 8, 64, 3, 1), 128},
