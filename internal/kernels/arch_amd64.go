@@ -341,7 +341,7 @@ func qpack32(panel, src []byte, offs []int32, pix *[32]int32) bool {
 func qepi8AVX512(acc *int32, ep *qEpilogue, groups int)
 
 //go:noescape
-func qamx32x32(n int, a *int8, b *uint8, boffs *int32, bstride int, acc *int32, cfg *byte, nb int)
+func qamx32x32(n int, a *int8, b *uint8, boffs *int32, bstride int, acc *int32, cfg *byte, nb, astep, bstep int)
 
 // hasAMX reports whether QConv may use AMX tiles (AMX-INT8 and the
 // kernel's permission for the tile data, asked once).
@@ -363,11 +363,13 @@ var (
 	amxOK   bool
 )
 
-// qamxTile runs qamx32x32 over nb consecutive blocks of 32 channels.
-func qamxTile(n int, a []int8, b []byte, boffs []int32, bstride int, acc []int32, cfg *[64]byte, nb int) {
-	_ = a[nb*n*2048-1]
+// qamxTile runs qamx32x32 over nb blocks: weights astep bytes apart,
+// inputs bstep bytes apart (consecutive blocks of 32 channels: astep
+// n*2048, bstep 0; of 32 pixels: astep 0, bstep 128).
+func qamxTile(n int, a []int8, b []byte, boffs []int32, bstride int, acc []int32, cfg *[64]byte, nb, astep, bstep int) {
+	_ = a[(nb-1)*astep+n*2048-1]
 	_ = acc[nb*1024-1]
-	qamx32x32(n, &a[0], &b[0], &boffs[0], bstride, &acc[0], &cfg[0], nb)
+	qamx32x32(n, &a[0], &b[0], &boffs[0], bstride, &acc[0], &cfg[0], nb, astep, bstep)
 }
 
 // qepi8 runs the epilogue over groups groups of 8 rows of acc (see

@@ -2018,15 +2018,16 @@ LDTILECFG_AX = '\tBYTE $0xC4; BYTE $0xE2; BYTE $0x78; BYTE $0x49; BYTE $0x00\n'
 TILERELEASE = '\tBYTE $0xC4; BYTE $0xE2; BYTE $0x78; BYTE $0x49; BYTE $0xC0\n'
 
 QK.append('''
-// func qamx32x32(n int, a *int8, b *uint8, boffs *int32, bstride int, acc *int32, cfg *byte, nb int)
-// For each of nb blocks of 32 output channels (weights n*2048 bytes apart,
-// accumulators 4096): acc[32][32] (row stride 128 bytes) = sum over n
-// chunks of the 32 x 64 weight block (two 16 x 64 tiles, rows 64 bytes
-// apart, 2048 bytes a chunk) times the input tiles at b + boffs[i] and +64
-// (rows bstride apart). One tile configuration for all blocks.
-TEXT ·qamx32x32(SB), NOSPLIT, $0-64
+// func qamx32x32(n int, a *int8, b *uint8, boffs *int32, bstride int, acc *int32, cfg *byte, nb, astep, bstep int)
+// For each of nb blocks (block i: weights at a + i*astep, inputs at b +
+// i*bstep, accumulators at acc + i*4096 — blocks of 32 output channels,
+// or of 32 pixels): acc[32][32] (row stride 128 bytes) = sum over n chunks
+// of the 32 x 64 weight block (two 16 x 64 tiles, rows 64 bytes apart,
+// 2048 bytes a chunk) times the input tiles at b + boffs[i] and +64 (rows
+// bstride apart). One tile configuration for all blocks.
+TEXT ·qamx32x32(SB), NOSPLIT, $0-80
 	MOVQ cfg+48(FP), AX
-''' + LDTILECFG_AX + '''	MOVQ a+8(FP), SI
+''' + LDTILECFG_AX + '''	MOVQ a+8(FP), R13
 	MOVQ acc+40(FP), R11
 	MOVQ nb+56(FP), R12
 	MOVQ b+16(FP), R9
@@ -2034,6 +2035,7 @@ TEXT ·qamx32x32(SB), NOSPLIT, $0-64
 	MOVQ $64, CX
 qa_block:
 ''' + tilezero(0) + tilezero(1) + tilezero(2) + tilezero(3) + '''	MOVQ n+0(FP), R8
+	MOVQ R13, SI
 	MOVQ boffs+24(FP), R10
 	TESTQ R8, R8
 	JZ   qa_store
@@ -2054,6 +2056,8 @@ qa_store:
 ''' + tilestored(2, 'BX', 'CX') + '''	LEAQ 2112(AX), BX
 ''' + tilestored(3, 'BX', 'CX') + '''	MOVQ $64, CX
 	ADDQ $4096, R11
+	ADDQ astep+64(FP), R13
+	ADDQ bstep+72(FP), R9
 	DECQ R12
 	JNZ  qa_block
 ''' + TILERELEASE + '''	RET

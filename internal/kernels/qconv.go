@@ -609,6 +609,10 @@ func (q *QConv) run(t *qconvTask, t0, t1 int, p *QPrepared, out, res []float32) 
 		q.runAMX16(t, t0, t1, p, out, res)
 		return
 	}
+	if q.amx && q.implicit && q.m32 == 1 && chunks == 1 {
+		q.runAMXPixels(t, t0, t1, p, out, res)
+		return
+	}
 	for it := t0; it < t1; it++ {
 		pi := it % pt
 		rest := it / pt
@@ -672,7 +676,7 @@ func (q *QConv) runAMX(t *qconvTask, b []byte, gi, chunk, chunks int, p *QPrepar
 	m0, m1 := chunk*q.m32/chunks, (chunk+1)*q.m32/chunks
 	for b0 := m0; b0 < m1; b0 += qAMXBlocks {
 		nb := min(qAMXBlocks, m1-b0)
-		qamxTile(q.nch, q.a32[(gi*q.m32+b0)*q.nch*2048:], b, boffs, bstride, t.acc[:], &q.cfg, nb)
+		qamxTile(q.nch, q.a32[(gi*q.m32+b0)*q.nch*2048:], b, boffs, bstride, t.acc[:], &q.cfg, nb, q.nch*2048, 0)
 		for k := range nb {
 			first := (b0 + k) * 32
 			base := gi*q.mg + first
@@ -682,6 +686,30 @@ func (q *QConv) runAMX(t *qconvTask, b []byte, gi, chunk, chunks int, p *QPrepar
 			q.rowPointers(ep, p, out, res, base)
 			qepi8(t.acc[k*1024:], ep, 4)
 		}
+	}
+}
+
+// runAMXPixels computes work items [t0, t1) of one image for a group of
+// at most 32 output channels (one weight block), stride 1: up to
+// qAMXBlocks consecutive pixel tiles a call, under one tile
+// configuration.
+func (q *QConv) runAMXPixels(t *qconvTask, t0, t1 int, p *QPrepared, out, res []float32) {
+	pt := len(q.segs)
+	ep := &t.ep
+	for it := t0; it < t1; {
+		pi, gi := it%pt, it/pt
+		nb := min(qAMXBlocks, pt-pi, t1-it)
+		src := t.xq[gi*q.cg*q.hp*q.wp*4:]
+		qamxTile(q.nch, q.a32[gi*q.m32*q.nch*2048:], src[pi*32*4:], q.boffs, q.bstride, t.acc[:], &q.cfg, nb, 0, 128)
+		for k := range nb {
+			ep.segs, ep.nseg = q.segs[pi+k], q.nsegs[pi+k]
+			ep.rows = int32(min(32, q.mg))
+			ci := gi * q.padRows()
+			ep.corr, ep.mult = &p.corr[ci], &p.mult[ci]
+			q.rowPointers(ep, p, out, res, gi*q.mg)
+			qepi8(t.acc[k*1024:], ep, 4)
+		}
+		it += nb
 	}
 }
 
