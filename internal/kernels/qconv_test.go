@@ -112,6 +112,10 @@ func testQConv(t *testing.T) {
 			{Mult: make([]float32, prm.OutC), Bias: make([]int32, prm.OutC), Quantize: true, S: 0.1, Lo: -128, Hi: 127, PackedIn: true,
 				Residual: true, PackedRes: true, ResS: rs, ResZ: rz, ReLU2: true, Quantize2: true, S2: 0.05, Lo2: -20, Hi2: 235, PackedOut: true},
 			{Mult: make([]float32, prm.OutC), Quantize: true, S: 0.1, Lo: -7, Hi: 248, Residual: true, PackedRes: true, ResS: rs, ResZ: rz},
+			// The flag sets with their own epilogue copies: 34 and 118.
+			{Mult: make([]float32, prm.OutC), Bias: make([]int32, prm.OutC), Quantize: true, S: 0.1, Lo: -3, Hi: 252, PackedIn: true, PackedOut: true},
+			{Mult: make([]float32, prm.OutC), Bias: make([]int32, prm.OutC), Quantize: true, S: 0.1, Lo: -128, Hi: 127, PackedIn: true,
+				Residual: true, PackedRes: true, ResS: rs, ResZ: rz, ReLU2: true, Quantize2: true, S2: 0.05, Lo2: 0, Hi2: 255, PackedOut: true},
 			{Mult: make([]float32, prm.OutC)},
 			{Mult: make([]float32, prm.OutC), Bias: make([]int32, prm.OutC), ReLU: true, Quantize: true, S: 0.1, Lo: -3, Hi: 252},
 			{Mult: make([]float32, prm.OutC), Bias: make([]int32, prm.OutC), Quantize: true, S: 0.1, Lo: -128, Hi: 127,
