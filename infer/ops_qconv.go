@@ -270,8 +270,18 @@ func fuseQConv(m *model) {
 		return
 	}
 	reorder(m, removed, moveTo)
+	fuseShortcuts(m)
 	packQConv(m)
 }
+
+// packableOut reports whether the op's output can be packed (and its
+// residual read packed): whole groups of four channels per group.
+func (o *qconvOp) packableOut() bool {
+	return o.conv.group == 1 || (o.wShape[0]/o.conv.group)%4 == 0
+}
+
+// packableIn reports whether the op can read a packed input.
+func (o *qconvOp) packableIn() bool { return o.packableOut() }
 
 // packQConv keeps the tensors between int8 convolutions as packed uint8
 // (a quarter of the float traffic, and no quantization pass): a fused
@@ -286,20 +296,31 @@ func packQConv(m *model) {
 			}
 		}
 	}
-	packable := func(o *qconvOp) bool { return o.conv.group == 1 || (o.wShape[0]/o.conv.group)%4 == 0 }
 	for _, n := range m.nodes {
-		p, ok := n.op.(*qconvOp)
-		if !ok || !packable(p) {
+		var s float32
+		var z int32
+		switch p := n.op.(type) {
+		case *qconvOp:
+			var ok bool
+			if s, z, ok = p.outParams(); !ok || !p.packableOut() {
+				continue
+			}
+		case *qshortcutOp:
+			s, z = p.sr, p.zr
+		default:
 			continue
 		}
-		s, z, ok := p.outParams()
 		v := n.out[0]
-		if !ok || m.values[v].output || len(readers[v]) == 0 {
+		if m.values[v].output || len(readers[v]) == 0 {
 			continue
 		}
+		ok := true
 		for _, c := range readers[v] {
+			if _, isShort := c.op.(*qshortcutOp); isShort && c.in[0] == v {
+				continue // its table was built for v's scale (fuseShortcuts)
+			}
 			cq, isQ := c.op.(*qconvOp)
-			if !isQ || !packable(cq) {
+			if !isQ || !cq.packableIn() {
 				ok = false
 				break
 			}
@@ -312,8 +333,17 @@ func packQConv(m *model) {
 		if !ok {
 			continue
 		}
-		p.outPacked = true
+		switch p := n.op.(type) {
+		case *qconvOp:
+			p.outPacked = true
+		case *qshortcutOp:
+			p.outPacked = true
+		}
 		for _, c := range readers[v] {
+			if sc, isShort := c.op.(*qshortcutOp); isShort {
+				sc.inPacked = true
+				continue
+			}
 			cq := c.op.(*qconvOp)
 			if c.in[0] == v {
 				cq.inPacked = true

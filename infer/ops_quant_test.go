@@ -8,7 +8,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/resnetctl/resnetctl/build"
+	"github.com/resnetctl/resnetctl/export"
 	"github.com/resnetctl/resnetctl/internal/kernels"
+	"github.com/resnetctl/resnetctl/models"
+	quantizepkg "github.com/resnetctl/resnetctl/quantize"
 )
 
 // qdqBlock builds a residual block in the QDQ form quantizers write:
@@ -189,4 +193,114 @@ func TestQDQBadParameters(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestQDQResNetInt8 quantizes a ResNet-8 (option-A shortcuts) with the
+// quantize package and runs it on the int8 kernels and as written: the
+// int8 path fuses every convolution and both shortcuts (packed uint8
+// between them), and its logits agree with the float path's up to the
+// rounding-boundary steps TestQDQInt8KernelsMatchFloat describes.
+func TestQDQResNetInt8(t *testing.T) {
+	spec, err := models.Lookup("resnet8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := build.New(spec, build.Options{Seed: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	float, err := export.Marshal(g, export.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	qm, err := quantizepkg.Prepare(float)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cal, err := qm.CalibrationModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := LoadBytes(cal, Options{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	r := rand.New(rand.NewPCG(8, 8))
+	images := func(n int) *Tensor {
+		x := make([]float32, n*3*32*32)
+		for i := range x {
+			x[i] = float32(r.NormFloat64())
+		}
+		return f32(sh(n, 3, 32, 32), x...)
+	}
+	stats := map[string]*quantizepkg.Stats{}
+	for _, a := range qm.Activations() {
+		stats[a] = quantizepkg.NewStats()
+	}
+	for range 4 {
+		out, err := cs.Run(context.Background(), map[string]*Tensor{"input": images(16)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range qm.Activations() {
+			if err := stats[a].Add(out[a].Float32); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	q, _, err := qm.Quantize(stats, quantizepkg.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast, err := LoadBytes(q, Options{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fast.Close()
+	slow, err := LoadBytes(q, Options{Threads: 2, NoInt8Kernels: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	if kernels.QConvSupported() {
+		// 7 convolutions; packed: the outputs of all but the last (read
+		// by GlobalAveragePool) and of the 2 shortcuts.
+		if info := fast.Int8(); info.Convolutions != 7 || info.Packed != 8 {
+			t.Fatalf("Int8() = %+v, want 7 convolutions and 8 packed tensors (both shortcuts fused)", info)
+		}
+	}
+	x := images(32)
+	a, err := fast.Run(context.Background(), map[string]*Tensor{"input": x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := slow.Run(context.Background(), map[string]*Tensor{"input": x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ya, yb := a["logits"].Float32, b["logits"].Float32
+	var spread, worst float64
+	agree := 0
+	for i := range 32 {
+		ra, rb := ya[i*10:(i+1)*10], yb[i*10:(i+1)*10]
+		ba, bb := 0, 0
+		for j := range ra {
+			spread = max(spread, math.Abs(float64(rb[j])))
+			worst = max(worst, math.Abs(float64(ra[j]-rb[j])))
+			if ra[j] > ra[ba] {
+				ba = j
+			}
+			if rb[j] > rb[bb] {
+				bb = j
+			}
+		}
+		if ba == bb {
+			agree++
+		}
+	}
+	if worst > 0.05*spread || agree < 31 {
+		t.Fatalf("int8 kernels against the graph as written: worst logit difference %g (spread %g), top-1 agrees on %d of 32", worst, spread, agree)
+	}
+	t.Logf("worst logit difference %g of spread %g; top-1 agrees on %d of 32", worst, spread, agree)
 }

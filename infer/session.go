@@ -174,6 +174,8 @@ func (s *Session) Int8() Int8Info {
 			}
 		case *fakeQuantOp:
 			info.FloatQDQ++
+		case *qshortcutOp:
+			info.Packed++
 		}
 	}
 	return info
