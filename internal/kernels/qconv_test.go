@@ -227,26 +227,21 @@ func BenchmarkQConv(b *testing.B) {
 		out := make([]float32, tc.batch*prm.OutC*prm.OutH()*prm.OutW())
 		pool := NewPool(2)
 		macs := float64(tc.batch) * float64(prm.OutC*prm.OutH()*prm.OutW()) * float64(prm.InC*prm.KH*prm.KW)
-		b.Run(tc.name+"/int8-vnni", func(b *testing.B) {
-			q, _ := newQConv(prm, w8, false)
-			o := &QOutput{Mult: make([]float32, prm.OutC), Quantize: true, S: 0.1, Lo: 0, Hi: 255}
-			p, _ := q.Prepare(o, 0)
-			ws := q.NewWorkspace(2, 0)
-			for b.Loop() {
-				q.Forward(pool, tc.batch, x, 0.02, 0, p, nil, out, ws)
-			}
-			b.ReportMetric(macs*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
-		})
-		b.Run(tc.name+"/int8", func(b *testing.B) {
-			q, _ := NewQConv(prm, w8)
-			o := &QOutput{Mult: make([]float32, prm.OutC), Quantize: true, S: 0.1, Lo: 0, Hi: 255}
-			p, _ := q.Prepare(o, 0)
-			ws := q.NewWorkspace(2, 0)
-			for b.Loop() {
-				q.Forward(pool, tc.batch, x, 0.02, 0, p, nil, out, ws)
-			}
-			b.ReportMetric(macs*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
-		})
+		for _, v := range []struct {
+			name string
+			amx  bool
+		}{{"int8-vnni", false}, {"int8", true}} { // int8: AMX where useAMX says so
+			b.Run(tc.name+"/"+v.name, func(b *testing.B) {
+				q, _ := newQConv(prm, w8, v.amx)
+				o := &QOutput{Mult: make([]float32, prm.OutC), Quantize: true, S: 0.1, Lo: 0, Hi: 255}
+				p, _ := q.Prepare(o, 0)
+				ws := q.NewWorkspace(2, 0)
+				for b.Loop() {
+					q.Forward(pool, tc.batch, x, 0.02, 0, p, nil, out, ws)
+				}
+				b.ReportMetric(macs*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
+			})
+		}
 		b.Run(tc.name+"/float32", func(b *testing.B) {
 			c, _ := NewConv(prm, wf, nil)
 			ws := make([]float32, c.WorkspaceSize(tc.batch, 2))
