@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -140,7 +141,7 @@ func inspectRun(opts *InspectOptions) error {
 		macs := g.Counts().MACs
 		r.MACs = &macs
 	} else {
-		r.MACsNote = "the graph is not one resnetctl can read as a network: " + firstLine(err.Error())
+		r.MACsNote = "the graph is not one resnetctl can read as a network: " + blockedSummary(err)
 	}
 	// Whether the runtime runs it: its load lists every blocking problem.
 	if sess, err := infer.LoadBytes(b, infer.Options{ExternalDataDir: filepath.Dir(file), Threads: 1}); err == nil {
@@ -365,4 +366,21 @@ func nonEmptyText(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// blockedSummary is the first line of an import error, or for nodes the
+// builder has no equivalent of, their count and op types (a quantized
+// file's QuantizeLinear and DequantizeLinear, say).
+func blockedSummary(err error) string {
+	var be *onnximport.BlockedError
+	if !errors.As(err, &be) || len(be.Nodes) < 2 {
+		return firstLine(err.Error())
+	}
+	var ops []string
+	for _, n := range be.Nodes {
+		if !slices.Contains(ops, n.OpType) {
+			ops = append(ops, n.OpType)
+		}
+	}
+	return fmt.Sprintf("%d nodes have no build.Graph equivalent (%s)", len(be.Nodes), strings.Join(ops, ", "))
 }
