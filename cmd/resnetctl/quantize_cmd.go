@@ -20,6 +20,10 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// calibrationBudget bounds the activations one calibration batch
+// returns (the batch shrinks to fit).
+const calibrationBudget = 256 << 20
+
 // QuantizeOptions are the inputs of `resnetctl quantize`.
 type QuantizeOptions struct {
 	Streams    *Streams
@@ -106,7 +110,7 @@ report accuracy on: --split defaults to train.`,
 	fs.StringVar(&opts.Split, "split", "train", `split of --calibrate to draw images from ("" for class folders directly under it)`)
 	fs.IntVar(&opts.Images, "images", 500, "calibration images: a class-balanced random subset drawn from --seed")
 	fs.Uint64Var(&opts.Seed, "seed", 1, "seed of the calibration subset")
-	fs.IntVar(&opts.Batch, "batch", 50, "images per calibration batch")
+	fs.IntVar(&opts.Batch, "batch", 50, "images per calibration batch at most (fewer when their activations would pass 256 MiB)")
 	fs.StringVar(&opts.Method, "method", quantize.Percentile, "calibration method: percentile (the default: |x| clipped at --percentile), minmax or entropy")
 	fs.Float64Var(&opts.Percentile, "percentile", 99.99, "percentile of |x| the percentile method clips at")
 	fs.BoolVar(&opts.PerChannel, "per-channel", true, "one weight scale per output channel (false: one per tensor)")
@@ -158,11 +162,30 @@ func quantizeRun(c *cobra.Command, opts *QuantizeOptions) error {
 			return err
 		}
 	}
+	acts := qm.Activations()
 	batchSize := opts.Batch
 	if setup.Batch > 0 {
 		batchSize = setup.Batch // a fixed-batch model: whole batches, the padding ignored
+	} else {
+		// Every activation of a batch comes out of the calibration run at
+		// once: a ResNet-50 image's are 40 MB, so 50 images would hold 2 GB
+		// (and the process 4 GB). A probe image measures them; batches keep
+		// them under calibrationBudget.
+		per := setup.C * setup.H * setup.W
+		out, err := cal.Run(ctx, map[string]*infer.Tensor{setup.Input: setup.Tensor(1, make([]float32, per))})
+		if err != nil {
+			return fmt.Errorf("%s: calibration: %w", printable.Name(opts.Model), err)
+		}
+		var bytes int64
+		for _, a := range acts {
+			if t := out[a]; t != nil {
+				bytes += int64(len(t.Float32)) * 4
+			}
+		}
+		if bytes > 0 {
+			batchSize = int(max(1, min(int64(batchSize), calibrationBudget/bytes)))
+		}
 	}
-	acts := qm.Activations()
 	stats := map[string]*quantize.Stats{}
 	for _, a := range acts {
 		stats[a] = quantize.NewStats()
