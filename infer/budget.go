@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/resnetctl/resnetctl/internal/checked"
+	"github.com/resnetctl/resnetctl/internal/numfmt"
 )
 
 // The memory budget of a plan (Options.MaxMemory). A file of a few
@@ -195,18 +196,4 @@ func (m *model) checkDeclaredInputs(budget int64) error {
 func shapeList(s []int) string { return listText(s) }
 
 // byteText renders a byte count with a binary unit.
-func byteText(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	f, u := float64(n), 0
-	for f >= unit && u < 5 {
-		f /= unit
-		u++
-	}
-	if n == math.MaxInt64 {
-		return "more than 8 EiB"
-	}
-	return fmt.Sprintf("%.1f %s", f, []string{"", "KiB", "MiB", "GiB", "TiB", "PiB"}[u])
-}
+func byteText(n int64) string { return numfmt.Bytes(n) }

@@ -205,7 +205,7 @@ func fuseQConv(m *model) {
 			continue
 		}
 		if len(ws) == 1 {
-			ws = repeat(ws[0], oc)
+			ws = slices.Repeat(ws[:1], oc)
 		}
 		if len(ws) != oc {
 			continue
@@ -525,12 +525,4 @@ func qBias(m *model, id int, p *node, sx float32, ws []float32) (bias []int32, d
 		bias[c] = int32(r)
 	}
 	return bias, dq, true
-}
-
-func repeat(v float32, n int) []float32 {
-	s := make([]float32, n)
-	for i := range s {
-		s[i] = v
-	}
-	return s
 }

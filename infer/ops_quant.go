@@ -100,6 +100,23 @@ func planQParam(what string, shape []int, axis int, scale, zp *pval) (qParam, er
 	return p, nil
 }
 
+// planElementwiseQ plans what QuantizeLinear, DequantizeLinear and their
+// fused pair share: the scale (named what) and optional zero point of
+// inputs 1 and 2 against input 0 along axis, and an output shaped like
+// input 0.
+func planElementwiseQ(pc *planCtx, n *pnode, what string, axis int) (qParam, error) {
+	x := n.in[0]
+	var zp *pval
+	if len(n.in) > 2 {
+		zp = n.in[2]
+	}
+	p, err := planQParam(what, x.shape, axis, n.in[1], zp)
+	if err != nil {
+		return p, err
+	}
+	return p, n.setShape(pc, 0, x.shape)
+}
+
 // each checks the scales, then calls fn, in parallel, on each run of
 // elements [i0, i1) that shares a scale s and zero point z.
 func (p qParam) each(rc *runCtx, what string, size int, fn func(i0, i1 int, s float32, z int32)) error {
@@ -223,15 +240,8 @@ func newQuantizeLinear(b *nodeBuilder) op {
 
 func (o *quantizeOp) plan(pc *planCtx, n *pnode) error {
 	x := n.in[0]
-	var zp *pval
-	if len(n.in) > 2 {
-		zp = n.in[2]
-	}
-	p, err := planQParam("y_scale", x.shape, o.axis, n.in[1], zp)
+	p, err := planElementwiseQ(pc, n, "y_scale", o.axis)
 	if err != nil {
-		return err
-	}
-	if err := n.setShape(pc, 0, x.shape); err != nil {
 		return err
 	}
 	lo, hi := qRange(o.to)
@@ -256,15 +266,8 @@ type fakeQuantOp struct{ q quantizeOp }
 
 func (o *fakeQuantOp) plan(pc *planCtx, n *pnode) error {
 	x := n.in[0]
-	var zp *pval
-	if len(n.in) > 2 {
-		zp = n.in[2]
-	}
-	p, err := planQParam("y_scale", x.shape, o.q.axis, n.in[1], zp)
+	p, err := planElementwiseQ(pc, n, "y_scale", o.q.axis)
 	if err != nil {
-		return err
-	}
-	if err := n.setShape(pc, 0, x.shape); err != nil {
 		return err
 	}
 	n.inplace = 0
@@ -305,15 +308,8 @@ func newDequantizeLinear(b *nodeBuilder) op {
 
 func (o *dequantizeOp) plan(pc *planCtx, n *pnode) error {
 	x := n.in[0]
-	var zp *pval
-	if len(n.in) > 2 {
-		zp = n.in[2]
-	}
-	p, err := planQParam("x_scale", x.shape, o.axis, n.in[1], zp)
+	p, err := planElementwiseQ(pc, n, "x_scale", o.axis)
 	if err != nil {
-		return err
-	}
-	if err := n.setShape(pc, 0, x.shape); err != nil {
 		return err
 	}
 	xi, yi, size := x.id, n.out[0].id, x.size
@@ -524,6 +520,7 @@ func (o *intConvOp) plan(pc *planCtx, n *pnode) error {
 	lo, hi := qRange(o.to)
 	n.kernel = func(rc *runCtx) func() error {
 		col := make([]int32, kk*pp)
+		multBuf := make([]float32, m) // QLinearConv's multipliers, refilled each run
 		var acc []int32
 		if o.q {
 			acc = make([]int32, m*pp)
@@ -537,7 +534,7 @@ func (o *intConvOp) plan(pc *planCtx, n *pnode) error {
 			if wzi >= 0 {
 				wzs = rc.i32[wzi]
 			}
-			var mult []float32
+			mult := multBuf
 			var yzv int32
 			var bs []int32
 			if o.q {
@@ -550,7 +547,6 @@ func (o *intConvOp) plan(pc *planCtx, n *pnode) error {
 						return err
 					}
 				}
-				mult = make([]float32, m)
 				for c := range mult {
 					mult[c] = xsc[0] * at(wsc, c, 0) / ysc[0]
 				}

@@ -504,7 +504,7 @@ func (m *Model) Quantize(stats map[string]*Stats, opts Options) ([]byte, Report,
 	for _, wu := range m.weights {
 		i := nodeAt[wu.node.GetOutput()[0]]
 		n := work.g.GetNode()[i]
-		x := m.weightInput(wu)
+		x := wu.node.GetInput()[0] // the activation input, as m names it
 		wq, err := work.quantizeWeight(n, wu.axis, opts.PerTensor)
 		if err != nil {
 			return nil, rep, err
@@ -535,9 +535,6 @@ func (m *Model) Quantize(stats map[string]*Stats, opts Options) ([]byte, Report,
 	b, err := proto.Marshal(work.mp)
 	return b, rep, err
 }
-
-// weightInput is the activation input of a weighted node in m.
-func (m *Model) weightInput(wu weightUse) string { return wu.node.GetInput()[0] }
 
 // quantizedWeight is a weight's int8 form.
 type quantizedWeight struct {

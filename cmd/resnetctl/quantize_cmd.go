@@ -14,6 +14,7 @@ import (
 	"github.com/resnetctl/resnetctl/classify"
 	"github.com/resnetctl/resnetctl/infer"
 	"github.com/resnetctl/resnetctl/internal/atomicfile"
+	"github.com/resnetctl/resnetctl/internal/numfmt"
 	"github.com/resnetctl/resnetctl/internal/printable"
 	"github.com/resnetctl/resnetctl/modelmeta"
 	"github.com/resnetctl/resnetctl/quantize"
@@ -275,18 +276,8 @@ func quantizeRun(c *cobra.Command, opts *QuantizeOptions) error {
 	fmt.Fprintf(opts.Streams.Out, "quantized %s: %d weights (%s) int8 %s, %d int32 biases, %d activations %s\ncalibrated (%s) on %d images of %s (split %s, seed %d)\nwrote %s (%s)\n",
 		printable.Name(opts.Model), rep.Weights, strings.Join(ops, ", "), map[bool]string{true: "per channel", false: "per tensor"}[opts.PerChannel],
 		rep.Biases, rep.Activations, opts.Activation, opts.Method, seen, printable.Name(opts.Data), split, opts.Seed,
-		printable.Name(opts.Out), sizeText(int64(len(out))))
+		printable.Name(opts.Out), numfmt.Bytes(int64(len(out))))
 	return nil
-}
-
-func sizeText(n int64) string {
-	switch {
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d bytes", n)
 }
 
 // preprocessMetadata records, for a model that did not say, the

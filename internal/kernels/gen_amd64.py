@@ -1720,6 +1720,25 @@ fq_done:
 with open(OUT, 'a') as f:
     f.write(''.join(Q_))
 
+def segloop(loop, done, body):
+    """A loop over the epilogue's segments (qEpilogue.segs, count in R10):
+    K1, K2 the low and high 16 columns of the mask, DX the byte offset;
+    body (two lines) stores or loads with them."""
+    return f'''	XORQ R13, R13
+{loop}:
+	CMPQ R13, R10
+	JGE  {done}
+	MOVL 72(R8)(R13*8), AX
+	KMOVW AX, K1
+	SHRL $16, AX
+	KMOVW AX, K2
+	MOVLQSX 76(R8)(R13*8), DX
+{body}	INCQ R13
+	JMP  {loop}
+{done}:
+'''
+
+
 def qepi(P, loop=False):
     """The int8 tile epilogue (see qEpilogue in qconv.go): accumulators in
     Z0-Z15 (row r in Z(2r), Z(2r+1)), the qEpilogue pointer in R8; returns.
@@ -1790,21 +1809,9 @@ def qepi(P, loop=False):
 	JZ   {P}_resfl{r}
 ''' + ((f'''	VPXORD Z16, Z16, Z16
 	VPXORD Z17, Z17, Z17
-	XORQ R13, R13
-{P}_rseg{r}:
-	CMPQ R13, R10
-	JGE  {P}_rsegdone{r}
-	MOVL 72(R8)(R13*8), AX
-	KMOVW AX, K1
-	SHRL $16, AX
-	KMOVW AX, K2
-	MOVLQSX 76(R8)(R13*8), DX
-	VMOVDQU32 (R12)(DX*1), K1, Z16
+''' + segloop(f'{P}_rseg{r}', f'{P}_rsegdone{r}', f'''	VMOVDQU32 (R12)(DX*1), K1, Z16
 	VMOVDQU32 64(R12)(DX*1), K2, Z17
-	INCQ R13
-	JMP  {P}_rseg{r}
-{P}_rsegdone{r}:
-''') if r % 4 == 0 else '') + f'''	VPSRLD ${8*(r % 4)}, Z16, Z24
+''')) if r % 4 == 0 else '') + f'''	VPSRLD ${8*(r % 4)}, Z16, Z24
 	VPSRLD ${8*(r % 4)}, Z17, Z25
 	VPANDD Z31, Z24, Z24
 	VPANDD Z31, Z25, Z25
@@ -1819,21 +1826,9 @@ def qepi(P, loop=False):
 {P}_resfl{r}:
 	VPXORD Z24, Z24, Z24
 	VPXORD Z25, Z25, Z25
-	XORQ R13, R13
-{P}_fseg{r}:
-	CMPQ R13, R10
-	JGE  {P}_fsegdone{r}
-	MOVL 72(R8)(R13*8), AX
-	KMOVW AX, K1
-	SHRL $16, AX
-	KMOVW AX, K2
-	MOVLQSX 76(R8)(R13*8), DX
-	VMOVDQU32 (R12)(DX*1), K1, Z24
+''' + segloop(f'{P}_fseg{r}', f'{P}_fsegdone{r}', f'''	VMOVDQU32 (R12)(DX*1), K1, Z24
 	VMOVDQU32 64(R12)(DX*1), K2, Z25
-	INCQ R13
-	JMP  {P}_fseg{r}
-{P}_fsegdone{r}:
-	ADDQ R14, R12
+''') + f'''	ADDQ R14, R12
 {P}_resadd{r}:
 	VADDPS Z24, Z{a_}, Z{a_}
 	VADDPS Z25, Z{b_}, Z{b_}
@@ -1867,21 +1862,9 @@ def qepi(P, loop=False):
         a_, b_ = 2*r, 2*r+1
         E.append(f'''	CMPL R15, ${r}
 	JLE  {P}_done
-	XORQ R13, R13
-{P}_seg{r}:
-	CMPQ R13, R10
-	JGE  {P}_segdone{r}
-	MOVL 72(R8)(R13*8), AX
-	KMOVW AX, K1
-	SHRL $16, AX
-	KMOVW AX, K2
-	MOVLQSX 76(R8)(R13*8), DX
-	VMOVUPS Z{a_}, K1, (R11)(DX*1)
+''' + segloop(f'{P}_seg{r}', f'{P}_segdone{r}', f'''	VMOVUPS Z{a_}, K1, (R11)(DX*1)
 	VMOVUPS Z{b_}, K2, 64(R11)(DX*1)
-	INCQ R13
-	JMP  {P}_seg{r}
-{P}_segdone{r}:
-	ADDQ R14, R11
+''') + f'''	ADDQ R14, R11
 ''')
     E.append(f'''	JMP  {P}_done
 {P}_u8:
@@ -1911,21 +1894,9 @@ def qepi(P, loop=False):
 	VPORD Z{a_}, Z{8*g}, Z{8*g}
 	VPORD Z{b_}, Z{8*g+1}, Z{8*g+1}
 ''')
-        E.append(f'''	XORQ R13, R13
-{P}_useg{g}:
-	CMPQ R13, R10
-	JGE  {P}_usegdone{g}
-	MOVL 72(R8)(R13*8), AX
-	KMOVW AX, K1
-	SHRL $16, AX
-	KMOVW AX, K2
-	MOVLQSX 76(R8)(R13*8), DX
-	VMOVDQU32 Z{8*g}, K1, (R11)(DX*1)
+        E.append(segloop(f'{P}_useg{g}', f'{P}_usegdone{g}', f'''	VMOVDQU32 Z{8*g}, K1, (R11)(DX*1)
 	VMOVDQU32 Z{8*g+1}, K2, 64(R11)(DX*1)
-	INCQ R13
-	JMP  {P}_useg{g}
-{P}_usegdone{g}:
-	ADDQ R14, R11
+''') + f'''	ADDQ R14, R11
 ''')
     E.append(f'{P}_done:\n')
     if loop:

@@ -428,18 +428,31 @@ func (q *QConv) inputBytes() int {
 	return prm.Group*q.cg*q.hp*q.wp*4 + (64+(prm.KH*prm.DilationH+1)*q.wp+prm.KW*prm.DilationW)*4
 }
 
-// WorkspaceBytes is the workspace Forward needs.
+// WorkspaceBytes is the size of a workspace for threads threads.
 func (q *QConv) WorkspaceBytes(threads int) int {
-	return threads * (q.inputBytes() + q.kg*128 + 64)
+	return threads * (q.inputBytes() + q.kg*128 + 64 + int(unsafe.Sizeof(qconvTask{})))
+}
+
+// QWorkspace is Forward's scratch for up to its number of threads: each
+// thread's quantized input, panel, epilogue block and accumulators,
+// allocated once (a run allocates nothing).
+type QWorkspace struct {
+	tasks []qconvTask
 }
 
 // NewWorkspace returns a workspace for Forward on up to threads threads
 // with input zero point zx. The padding of the quantized input (and the
 // channel groups the kernels pad with) is filled with zx here, once:
 // Forward writes only the interior.
-func (q *QConv) NewWorkspace(threads int, zx int32) []byte {
-	ws := make([]byte, q.WorkspaceBytes(threads))
-	fillBytes(ws, byte(min(max(zx, 0), 255)))
+func (q *QConv) NewWorkspace(threads int, zx int32) *QWorkspace {
+	per := q.inputBytes() + q.kg*128 + 64
+	buf := make([]byte, threads*per)
+	fillBytes(buf, byte(min(max(zx, 0), 255)))
+	ws := &QWorkspace{tasks: make([]qconvTask, threads)}
+	for w := range ws.tasks {
+		b := buf[w*per : (w+1)*per]
+		ws.tasks[w].xq, ws.tasks[w].panel = b[:q.inputBytes()], b[q.inputBytes():][:q.kg*128]
+	}
 	return ws
 }
 
@@ -447,7 +460,8 @@ func (q *QConv) NewWorkspace(threads int, zx int32) []byte {
 // (one tile configuration for all).
 const qAMXBlocks = 8
 
-// qconvTask is one thread's scratch.
+// qconvTask is one thread's scratch: xq its quantized input (the image
+// the thread computes, or with an image's tiles shared, task 0's).
 type qconvTask struct {
 	xq, panel []byte
 	ep        qEpilogue
@@ -460,7 +474,7 @@ type qconvTask struct {
 // the packed layout); res is the residual, shaped like out, when p's
 // output has one. With at least as many images as threads, each thread
 // takes whole images; otherwise each image's tiles are shared.
-func (q *QConv) Forward(pool *Pool, batch int, x []float32, sx float32, zx int32, p *QPrepared, res, out []float32, ws []byte) {
+func (q *QConv) Forward(pool *Pool, batch int, x []float32, sx float32, zx int32, p *QPrepared, res, out []float32, ws *QWorkspace) {
 	prm := q.prm
 	oP := prm.OutH() * prm.OutW()
 	inPer := prm.InC * prm.InH * prm.InW
@@ -484,14 +498,10 @@ func (q *QConv) Forward(pool *Pool, batch int, x []float32, sx float32, zx int32
 	if pool != nil {
 		threads = pool.Threads()
 	}
-	per := q.inputBytes() + q.kg*128 + 64
-	task := func(w int) *qconvTask {
-		b := ws[w*per : (w+1)*per]
-		return &qconvTask{xq: b[:q.inputBytes()], panel: b[q.inputBytes():][:q.kg*128]}
-	}
+	task := func(w int) *qconvTask { return &ws.tasks[w] }
 	prep := func(pool *Pool, img int, xq []byte) {
 		if p.o.PackedIn {
-			q.copyPackedInput(pool, x[img*inPer:(img+1)*inPer], zx, xq)
+			q.copyPackedInput(pool, x[img*inPer:(img+1)*inPer], xq)
 		} else {
 			q.quantizeInput(pool, x[img*inPer:], sx, zx, xq)
 		}
@@ -511,7 +521,7 @@ func (q *QConv) Forward(pool *Pool, batch int, x []float32, sx float32, zx int32
 				i0, i1 := splitRange(batch, parts, part)
 				for img := i0; img < i1; img++ {
 					prep(nil, img, t.xq)
-					q.run(t, 0, items, p, out[img*outPer:(img+1)*outPer], resOf(img))
+					q.run(t, t.xq, 0, items, p, out[img*outPer:(img+1)*outPer], resOf(img))
 				}
 			}
 		}
@@ -529,10 +539,8 @@ func (q *QConv) Forward(pool *Pool, batch int, x []float32, sx float32, zx int32
 		o, r := out[img*outPer:(img+1)*outPer], resOf(img)
 		pool.Parallel(parts, func(lo, hi int) {
 			for part := lo; part < hi; part++ {
-				t := task(part)
-				t.xq = t0.xq
 				a, b := splitRange(items, parts, part)
-				q.run(t, a, b, p, o, r)
+				q.run(task(part), t0.xq, a, b, p, o, r)
 			}
 		})
 	}
@@ -541,33 +549,35 @@ func (q *QConv) Forward(pool *Pool, batch int, x []float32, sx float32, zx int32
 // copyPackedInput lays one image's packed input (see QOutput.PackedIn)
 // out in the padded buffer, as quantizeInput does from floats (the
 // padding is NewWorkspace's).
-func (q *QConv) copyPackedInput(pool *Pool, x []float32, zx int32, xq []byte) {
+func (q *QConv) copyPackedInput(pool *Pool, x []float32, xq []byte) {
+	groups4 := q.prm.Group * q.cg
+	if pool == nil || groups4 < 2 {
+		q.copyPackedGroups(0, groups4, x, xq) // no closure: nothing allocated
+		return
+	}
+	pool.Parallel(groups4, func(lo, hi int) { q.copyPackedGroups(lo, hi, x, xq) })
+}
+
+// copyPackedGroups is copyPackedInput for channel groups [lo, hi).
+func (q *QConv) copyPackedGroups(lo, hi int, x []float32, xq []byte) {
 	prm := q.prm
 	src := unsafe.Slice((*byte)(unsafe.Pointer(&x[0])), len(x)*4)
 	cin := prm.InC / prm.Group
-	groups4 := prm.Group * q.cg
 	rowBytes := q.wp * 4
 	inRow := prm.InW * 4
-	work := func(lo, hi int) {
-		for c4g := lo; c4g < hi; c4g++ {
-			gi, c4 := c4g/q.cg, c4g%q.cg
-			if c4*4 >= cin { // padded channel groups: weights 0, left at zx
-				continue
-			}
-			pl := xq[c4g*q.hp*rowBytes : (c4g+1)*q.hp*rowBytes]
-			g := gi*cin/4 + c4                         // the producer's group
-			if prm.PadLeft == 0 && prm.PadRight == 0 { // whole rows at once
-				copy(pl[prm.PadTop*rowBytes:], src[g*prm.InH*inRow:(g+1)*prm.InH*inRow])
-				continue
-			}
-			copyRows(pl[prm.PadTop*rowBytes+prm.PadLeft*4:], src[g*prm.InH*inRow:], prm.InH, inRow, rowBytes, inRow)
+	for c4g := lo; c4g < hi; c4g++ {
+		gi, c4 := c4g/q.cg, c4g%q.cg
+		if c4*4 >= cin { // padded channel groups: weights 0, left at zx
+			continue
 		}
+		pl := xq[c4g*q.hp*rowBytes : (c4g+1)*q.hp*rowBytes]
+		g := gi*cin/4 + c4                         // the producer's group
+		if prm.PadLeft == 0 && prm.PadRight == 0 { // whole rows at once
+			copy(pl[prm.PadTop*rowBytes:], src[g*prm.InH*inRow:(g+1)*prm.InH*inRow])
+			continue
+		}
+		copyRows(pl[prm.PadTop*rowBytes+prm.PadLeft*4:], src[g*prm.InH*inRow:], prm.InH, inRow, rowBytes, inRow)
 	}
-	if pool == nil || groups4 < 2 {
-		work(0, groups4)
-		return
-	}
-	pool.Parallel(groups4, work)
 }
 
 // items is the number of work items of one image: p tiles x groups x
@@ -591,8 +601,8 @@ func (q *QConv) chunks() int {
 }
 
 // run computes work items [t0, t1) of one image whose quantized input is
-// in t.xq, into out (and with res) — the image's tensors.
-func (q *QConv) run(t *qconvTask, t0, t1 int, p *QPrepared, out, res []float32) {
+// in xq, into out (and with res) — the image's tensors.
+func (q *QConv) run(t *qconvTask, xq []byte, t0, t1 int, p *QPrepared, out, res []float32) {
 	prm := q.prm
 	outPlane := q.oplane
 	pt, g, chunks := len(q.segs), prm.Group, q.chunks()
@@ -606,11 +616,11 @@ func (q *QConv) run(t *qconvTask, t0, t1 int, p *QPrepared, out, res []float32) 
 	ep.ldd = int64(outPlane * 4) // a float row, or a packed group of four
 	ep.rs, ep.rz = p.o.ResS, p.o.ResZ
 	if q.amx16 {
-		q.runAMX16(t, t0, t1, p, out, res)
+		q.runAMX16(t, xq, t0, t1, p, out, res)
 		return
 	}
 	if q.amx && q.implicit && q.m32 == 1 && chunks == 1 {
-		q.runAMXPixels(t, t0, t1, p, out, res)
+		q.runAMXPixels(t, xq, t0, t1, p, out, res)
 		return
 	}
 	for it := t0; it < t1; it++ {
@@ -618,7 +628,7 @@ func (q *QConv) run(t *qconvTask, t0, t1 int, p *QPrepared, out, res []float32) 
 		rest := it / pt
 		gi, chunk := rest%g, rest/g
 		m0, m1 := chunk*q.mt/chunks, (chunk+1)*q.mt/chunks
-		src := t.xq[gi*q.cg*q.hp*q.wp*4:]
+		src := xq[gi*q.cg*q.hp*q.wp*4:]
 		var b []byte
 		var offs []int32
 		if q.implicit {
@@ -693,13 +703,13 @@ func (q *QConv) runAMX(t *qconvTask, b []byte, gi, chunk, chunks int, p *QPrepar
 // at most 32 output channels (one weight block), stride 1: up to
 // qAMXBlocks consecutive pixel tiles a call, under one tile
 // configuration.
-func (q *QConv) runAMXPixels(t *qconvTask, t0, t1 int, p *QPrepared, out, res []float32) {
+func (q *QConv) runAMXPixels(t *qconvTask, xq []byte, t0, t1 int, p *QPrepared, out, res []float32) {
 	pt := len(q.segs)
 	ep := &t.ep
 	for it := t0; it < t1; {
 		pi, gi := it%pt, it/pt
 		nb := min(qAMXBlocks, pt-pi, t1-it)
-		src := t.xq[gi*q.cg*q.hp*q.wp*4:]
+		src := xq[gi*q.cg*q.hp*q.wp*4:]
 		qamxTile(q.nch, q.a32[gi*q.m32*q.nch*2048:], src[pi*32*4:], q.boffs, q.bstride, t.acc[:], &q.cfg, nb, 0, 128)
 		for k := range nb {
 			ep.segs, ep.nseg = q.segs[pi+k], q.nsegs[pi+k]
@@ -715,13 +725,13 @@ func (q *QConv) runAMXPixels(t *qconvTask, t0, t1 int, p *QPrepared, out, res []
 
 // runAMX16 computes work items [t0, t1) of one image, each a pair of
 // pixel tiles of a group's 16 or fewer output channels, with qamx16x64.
-func (q *QConv) runAMX16(t *qconvTask, t0, t1 int, p *QPrepared, out, res []float32) {
+func (q *QConv) runAMX16(t *qconvTask, xq []byte, t0, t1 int, p *QPrepared, out, res []float32) {
 	pt, pairs := len(q.segs), (len(q.segs)+1)/2
 	ep := &t.ep
 	for it := t0; it < t1; {
 		pair, gi := it%pairs, it/pairs
 		nb := min(qAMXBlocks, pairs-pair, t1-it) // consecutive pairs of one group
-		src := t.xq[gi*q.cg*q.hp*q.wp*4:]
+		src := xq[gi*q.cg*q.hp*q.wp*4:]
 		qamxTile16(q.nch, q.a32[gi*q.m32*q.nch*2048:], src[pair*64*4:], q.boffs, q.bstride, t.acc[:], &q.cfg16, nb)
 		for k := range nb {
 			for h := range 2 {
@@ -746,32 +756,33 @@ func (q *QConv) runAMX16(t *qconvTask, t0, t1 int, p *QPrepared, out, res []floa
 // saturated), channels interleaved by 4, into the padded buffer (padding
 // filled with zx by NewWorkspace): byte ((c4·hp + y)·wp + x)·4 + c%4.
 func (q *QConv) quantizeInput(pool *Pool, x []float32, sx float32, zx int32, xq []byte) {
-	prm := q.prm
-	inv := 1 / sx
-	cin := prm.InC / prm.Group
-	plane := prm.InH * prm.InW
-	groups4 := prm.Group * q.cg
-	rowBytes := q.wp * 4
-	work := func(lo, hi int) {
-		for c4g := lo; c4g < hi; c4g++ {
-			gi, c4 := c4g/q.cg, c4g%q.cg
-			var src [4][]float32
-			for t := range 4 {
-				c := min(c4*4+t, cin-1) // missing channels: any values (their weights are 0)
-				src[t] = x[(gi*cin+c)*plane:][:plane]
-			}
-			pl := xq[c4g*q.hp*rowBytes : (c4g+1)*q.hp*rowBytes]
-			for y := range prm.InH {
-				row := pl[(y+prm.PadTop)*rowBytes : (y+prm.PadTop+1)*rowBytes]
-				quant4(row[prm.PadLeft*4:], src[0][y*prm.InW:], src[1][y*prm.InW:], src[2][y*prm.InW:], src[3][y*prm.InW:], prm.InW, inv, zx)
-			}
-		}
-	}
+	groups4 := q.prm.Group * q.cg
 	if pool == nil || groups4 < 2 {
-		work(0, groups4)
+		q.quantizeGroups(0, groups4, x, 1/sx, zx, xq) // no closure: nothing allocated
 		return
 	}
-	pool.Parallel(groups4, work)
+	pool.Parallel(groups4, func(lo, hi int) { q.quantizeGroups(lo, hi, x, 1/sx, zx, xq) })
+}
+
+// quantizeGroups is quantizeInput for channel groups [lo, hi), inv = 1/sx.
+func (q *QConv) quantizeGroups(lo, hi int, x []float32, inv float32, zx int32, xq []byte) {
+	prm := q.prm
+	cin := prm.InC / prm.Group
+	plane := prm.InH * prm.InW
+	rowBytes := q.wp * 4
+	for c4g := lo; c4g < hi; c4g++ {
+		gi, c4 := c4g/q.cg, c4g%q.cg
+		var src [4][]float32
+		for t := range 4 {
+			c := min(c4*4+t, cin-1) // missing channels: any values (their weights are 0)
+			src[t] = x[(gi*cin+c)*plane:][:plane]
+		}
+		pl := xq[c4g*q.hp*rowBytes : (c4g+1)*q.hp*rowBytes]
+		for y := range prm.InH {
+			row := pl[(y+prm.PadTop)*rowBytes : (y+prm.PadTop+1)*rowBytes]
+			quant4(row[prm.PadLeft*4:], src[0][y*prm.InW:], src[1][y*prm.InW:], src[2][y*prm.InW:], src[3][y*prm.InW:], prm.InW, inv, zx)
+		}
+	}
 }
 
 func copyRowsGo(dst, src []byte, rows, n, dstStride, srcStride int) {

@@ -2,6 +2,8 @@
 package numfmt
 
 import (
+	"fmt"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -23,4 +25,22 @@ func Commas(n int64) string {
 		return "-" + b.String()
 	}
 	return b.String()
+}
+
+// Bytes formats a byte count in binary units: "512 B", "306.7 KiB",
+// "24.9 MiB", "8.0 GiB"; math.MaxInt64 as "more than 8 EiB".
+func Bytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	if n == math.MaxInt64 {
+		return "more than 8 EiB"
+	}
+	f, u := float64(n), 0
+	for f >= unit && u < 5 {
+		f /= unit
+		u++
+	}
+	return fmt.Sprintf("%.1f %s", f, []string{"", "KiB", "MiB", "GiB", "TiB", "PiB"}[u])
 }

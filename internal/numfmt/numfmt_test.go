@@ -15,3 +15,14 @@ func TestCommas(t *testing.T) {
 		}
 	}
 }
+
+func TestBytes(t *testing.T) {
+	for _, c := range []struct {
+		n    int64
+		want string
+	}{{0, "0 B"}, {1023, "1023 B"}, {1024, "1.0 KiB"}, {314065, "306.7 KiB"}, {26109747, "24.9 MiB"}, {8 << 30, "8.0 GiB"}, {math.MaxInt64, "more than 8 EiB"}} {
+		if got := Bytes(c.n); got != c.want {
+			t.Errorf("Bytes(%d) = %q, want %q", c.n, got, c.want)
+		}
+	}
+}
